@@ -1,0 +1,17 @@
+"""The HTTP + WebSocket API (FastAPI routers) mounted on NiceGUI's app. Both doors call the same services."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.api import accounts, auth, health
+from app.api.errors import BodySizeLimit, install_error_handlers
+
+
+def mount_api(app: FastAPI) -> None:
+    """Add every API route, the error mapping and the body-size limit to `app`."""
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(accounts.router)

@@ -1,0 +1,32 @@
+"""Request dependencies, declared once as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.auth import AuthenticatedUser
+from app.errors import NotAuthenticated
+
+if TYPE_CHECKING:
+    from app.services import Services
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from /auth/login or /auth/register")
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def get_current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> AuthenticatedUser:
+    if credentials is None:
+        raise NotAuthenticated("Send 'Authorization: Bearer <token>'.", code="NOT_AUTHENTICATED")
+    return await get_services(request).auth.user_from_token(credentials.credentials)
+
+
+ServicesDep = Annotated["Services", Depends(get_services)]
+CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]

@@ -1,0 +1,28 @@
+"""GET /health (no auth)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from app import __version__
+from app.api.deps import ServicesDep
+from app.api.schemas import Health
+
+router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+
+@router.get("/health")
+async def health(services: ServicesDep) -> Health:
+    """Liveness of the database and freshness of market data."""
+    try:
+        await services.db.read(lambda s: s.execute(text("SELECT 1")).scalar_one())
+        db = "ok"
+    except Exception:  # the health check reports failures, it does not raise them
+        log.exception("database health check failed")
+        db = "error"
+    status = "ok" if db == "ok" else "degraded"
+    return Health(status=status, db=db, market_data=services.market_data_status(), version=__version__)

@@ -1,0 +1,222 @@
+"""Pure trading domain: enums, the order state machine, symbol rules and decimal helpers. No I/O."""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from enum import StrEnum
+
+from app.errors import ValidationFailed
+
+
+class Venue(StrEnum):
+    PAPER = "paper"
+    BINANCE_TESTNET = "binance-testnet"
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP_MARKET = "STOP_MARKET"
+    STOP_LIMIT = "STOP_LIMIT"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+
+    @property
+    def has_limit_price(self) -> bool:
+        return self in {OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
+
+    @property
+    def is_triggered(self) -> bool:
+        return self not in {OrderType.MARKET, OrderType.LIMIT}
+
+    @property
+    def is_stop(self) -> bool:
+        return self in {OrderType.STOP_MARKET, OrderType.STOP_LIMIT}
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "PENDING"
+    OPEN = "OPEN"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_open(self) -> bool:
+        return not self.is_terminal
+
+
+class Liquidity(StrEnum):
+    MAKER = "MAKER"
+    TAKER = "TAKER"
+
+
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+# The one table of allowed transitions. A partial fill may repeat (PARTIALLY_FILLED -> PARTIALLY_FILLED).
+# PENDING may jump straight to a fill state: a market order fills in the same venue call that accepts it.
+ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset(
+        {
+            OrderStatus.OPEN,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
+    ),
+    OrderStatus.OPEN: frozenset(
+        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
+    ),
+    OrderStatus.PARTIALLY_FILLED: frozenset(
+        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
+    ),
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine forbids; a bug or a stale venue report, never applied."""
+
+
+def check_transition(current: OrderStatus, new: OrderStatus) -> None:
+    """Raise IllegalTransition unless `current -> new` is in the table."""
+    if new not in ALLOWED_TRANSITIONS[current]:
+        raise IllegalTransition(f"{current} -> {new} is not allowed")
+
+
+# ---- decimals -------------------------------------------------------------------------------------------
+
+# Money carries up to 38 significant digits (20 integer + 18 fractional); the default context (28) would round
+# products such as price x quantity. Threads started later copy DefaultContext, so set both.
+MONEY_PRECISION = 60
+decimal.DefaultContext.prec = MONEY_PRECISION
+decimal.getcontext().prec = MONEY_PRECISION
+
+MAX_DECIMAL_PLACES = 18
+MAX_MAGNITUDE = Decimal("1e20")
+
+
+def parse_decimal(value: object, field: str) -> Decimal:
+    """Turn a decimal string or JSON number into a finite Decimal, or raise ValidationFailed naming `field`.
+
+    JSON numbers arrive as int/float; floats are converted through their shortest repr so "0.1" stays 0.1.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValidationFailed(f"{field} must be a decimal number", field=field)
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValidationFailed(f"{field} must be a decimal number", field=field) from None
+    if not number.is_finite():
+        raise ValidationFailed(f"{field} must be a finite number", field=field)
+    if abs(number) >= MAX_MAGNITUDE:
+        raise ValidationFailed(f"{field} is too large", field=field)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
+        raise ValidationFailed(f"{field} has more than {MAX_DECIMAL_PLACES} decimal places", field=field)
+    return number
+
+
+def fmt(value: Decimal | None) -> str | None:
+    """Canonical wire form: plain notation, no exponent, no trailing zeros ("0.01", "10000")."""
+    if value is None:
+        return None
+    if value == 0:
+        return "0"
+    return format(value.normalize(decimal.Context(prec=MONEY_PRECISION)), "f")
+
+
+def on_grid(value: Decimal, step: Decimal) -> bool:
+    """True when `value` is a whole multiple of `step` (a zero step means no grid)."""
+    return step == 0 or value % step == 0
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Round down onto the grid: the most one may buy or sell without breaking LOT_SIZE."""
+    if step == 0:
+        return value
+    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
+    """Nearest price on the tick grid (banker's rounding, so simulated prices carry no drift)."""
+    if tick == 0:
+        return value
+    return (value / tick).to_integral_value(rounding=ROUND_HALF_EVEN) * tick
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    """A symbol's trading filters (Binance PRICE_FILTER, LOT_SIZE, NOTIONAL)."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    min_notional: Decimal
+    max_qty: Decimal = Decimal("9000000")
+
+    def check_price(self, price: Decimal, field: str = "price") -> None:
+        if price <= 0:
+            raise ValidationFailed(f"{field} must be greater than 0", field=field)
+        if not on_grid(price, self.tick_size):
+            raise ValidationFailed(
+                f"{field} must be a multiple of the tick size {fmt(self.tick_size)}", field=field
+            )
+
+    def check_quantity(self, quantity: Decimal, field: str = "quantity") -> None:
+        if quantity <= 0:
+            raise ValidationFailed(f"{field} must be greater than 0", field=field)
+        if not on_grid(quantity, self.step_size):
+            raise ValidationFailed(
+                f"{field} must be a multiple of the step size {fmt(self.step_size)}", field=field
+            )
+        if quantity < self.min_qty:
+            raise ValidationFailed(f"{field} is below the minimum {fmt(self.min_qty)}", field=field)
+        if quantity > self.max_qty:
+            raise ValidationFailed(f"{field} is above the maximum {fmt(self.max_qty)}", field=field)
+
+    def check_notional(self, notional: Decimal, field: str = "quantity") -> None:
+        if notional < self.min_notional:
+            raise ValidationFailed(
+                f"order value {fmt(notional)} {self.quote} is below the minimum {fmt(self.min_notional)} "
+                f"{self.quote}",
+                field=field,
+            )
+
+
+def normalize_symbol(raw: str) -> str:
+    """`BTC/USDT`, `btcusdt` -> `BTCUSDT`."""
+    return raw.replace("/", "").replace("-", "").strip().upper()

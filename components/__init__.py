@@ -1,0 +1,1 @@
+"""NiceGUI UI pieces. Components call app/ services; they never touch storage/."""

@@ -1,0 +1,17 @@
+"""Page registration: main.py calls `register_pages(services)`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from components import session
+from components.pages import home, login
+
+if TYPE_CHECKING:
+    from app.services import Services
+
+
+def register_pages(services: Services) -> None:
+    session.install(services)
+    login.register(services)
+    home.register(services)

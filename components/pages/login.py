@@ -1,0 +1,82 @@
+"""/login, /register and /logout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nicegui import ui
+
+from app.errors import TradewindError
+from components import session, theme
+
+if TYPE_CHECKING:
+    from app.services import Services
+
+
+def register(services: Services) -> None:
+    @ui.page("/login")
+    async def login_page(redirect_to: str = "/") -> None:
+        target = session.safe_redirect(redirect_to)
+        if await session.current_user(services):
+            ui.navigate.to(target)
+            return
+        with theme.public_frame("Log in"):
+            email, password, error = _credential_fields()
+
+            async def submit() -> None:
+                try:
+                    user = await services.auth.login(email.value, password.value)
+                except TradewindError as exc:
+                    error.set_text(exc.message)
+                    error.set_visibility(True)
+                    return
+                session.log_in(user, await services.auth.token_version(user.id) or 0)
+                ui.navigate.to(target)
+
+            password.on("keydown.enter", submit)
+            ui.button("Log in", on_click=submit).classes("w-full").mark("submit")
+            with ui.row().classes("text-sm gap-1"):
+                ui.label("New here?")
+                ui.link("Create an account", "/register").mark("to-register")
+
+    @ui.page("/register")
+    async def register_page() -> None:
+        with theme.public_frame("Create account"):
+            email, password, error = _credential_fields(new=True)
+
+            async def submit() -> None:
+                try:
+                    user = await services.auth.register(email.value, password.value)
+                except TradewindError as exc:
+                    error.set_text(exc.message)
+                    error.set_visibility(True)
+                    return
+                session.log_in(user, await services.auth.token_version(user.id) or 0)
+                ui.navigate.to("/")
+
+            password.on("keydown.enter", submit)
+            ui.button("Create account", on_click=submit).classes("w-full").mark("submit")
+            with ui.row().classes("text-sm gap-1"):
+                ui.label("Already registered?")
+                ui.link("Log in", "/login").mark("to-login")
+
+    @ui.page("/logout")
+    def logout_page() -> None:
+        session.log_out()
+        ui.navigate.to("/login")
+
+
+def _credential_fields(new: bool = False) -> tuple[ui.input, ui.input, ui.label]:
+    email = ui.input("Email").props("type=email autocomplete=email").classes("w-full").mark("email")
+    hint = "At least 8 characters" if new else None
+    password = (
+        ui.input("Password", password=True, password_toggle_button=True)
+        .props(f"autocomplete={'new-password' if new else 'current-password'}")
+        .classes("w-full")
+        .mark("password")
+    )
+    if hint:
+        password.props(f'hint="{hint}"')
+    error = ui.label().classes("text-negative text-sm").mark("error")
+    error.set_visibility(False)
+    return email, password, error

@@ -1,0 +1,48 @@
+"""Tradewind's composition root: settings -> services -> API routes and pages -> ui.run. No logic here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from nicegui import app, ui
+from nicegui.storage import Storage
+
+from app.api import mount_api
+from app.config import SettingsError, load_settings
+from app.services import build_services
+from components.pages import register_pages
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.stderr.write(f"tradewind: {exc}\n")
+        raise SystemExit(2) from None
+    if "NICEGUI_STORAGE_PATH" not in os.environ:
+        Storage.path = (settings.data_dir / "nicegui").resolve()
+    services = build_services(settings)
+    app.state.services = services
+    mount_api(app)
+    register_pages(services)
+    app.on_startup(services.start)
+    app.on_shutdown(services.stop)
+    ui.run(
+        host=settings.host,
+        port=settings.port,
+        title="Tradewind",
+        storage_secret=settings.storage_secret,
+        reload=False,
+        show=False,
+        fastapi_docs=True,
+        reconnect_timeout=10,
+        uvicorn_logging_level="warning",
+        show_welcome_message=False,
+    )
+
+
+if __name__ in {"__main__", "__mp_main__"}:
+    main()

@@ -1,0 +1,87 @@
+"""Engine and sessions. Sessions are synchronous; async callers hop onto a small thread pool so the event loop
+never blocks on I/O. SQLite gets exactly one writer thread (its single-writer rule, without busy retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine with the project's connection settings (SQLite: WAL, NORMAL sync, busy timeout, FKs)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            from pathlib import Path
+
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """Runs session work off the event loop. `write` serialises on SQLite; `read` may run in parallel."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._writer = ThreadPoolExecutor(
+            max_workers=1 if self.is_sqlite else 8, thread_name_prefix="db-write"
+        )
+        self._reader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose work is committed on success and rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def run_sync(self, work: Callable[[Session], T]) -> T:
+        with self.session() as session:
+            return work(session)
+
+    async def write(self, work: Callable[[Session], T]) -> T:
+        """Run `work(session)` in one transaction on the writer pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, functools.partial(self.run_sync, work))
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Run read-only `work(session)` on the reader pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, functools.partial(self.run_sync, work))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
+        self.engine.dispose()

@@ -1,0 +1,165 @@
+"""SQLModel tables. Money columns use ExactDecimal; times are integer milliseconds (UTC); ids are ULID strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import ExactDecimal
+
+
+def millis(nullable: bool = False) -> int:
+    """Milliseconds since the epoch: BIGINT, because they overflow PostgreSQL's 32-bit INTEGER."""
+    return Field(  # type: ignore[no-any-return]
+        default=None if nullable else ..., sa_type=BigInteger, nullable=nullable
+    )
+
+
+def money(default: Decimal | None = None, nullable: bool = False) -> Decimal:
+    """A Decimal column that stays exact on SQLite and PostgreSQL."""
+    return Field(  # type: ignore[no-any-return]
+        default=default, sa_column=Column(ExactDecimal(), nullable=nullable)
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=26)
+    email: str = Field(index=True, unique=True, max_length=254)
+    password_hash: str = Field(max_length=255)
+    created_at: int = millis()
+    # Bumped by "log out everywhere" and password changes: older tokens and sessions stop working.
+    token_version: int = 0
+    # The last event sequence number handed out; incremented in the same transaction as the event row.
+    last_seq: int = 0
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: str = Field(primary_key=True, max_length=26)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=26)
+    venue: str = Field(max_length=32)
+    label: str = Field(max_length=64)
+    created_at: int = millis()
+    api_key_hint: str | None = Field(default=None, max_length=16)
+    # AES-GCM ciphertexts (base64 of nonce + ciphertext) and the id of the key that sealed them.
+    api_key_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    api_secret_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    key_id: str | None = Field(default=None, max_length=16)
+    deleted_at: int | None = millis(nullable=True)
+
+
+class Balance(SQLModel, table=True):
+    __tablename__ = "balances"
+
+    account_id: str = Field(foreign_key="accounts.id", primary_key=True, max_length=26)
+    asset: str = Field(primary_key=True, max_length=16)
+    free: Decimal = money(Decimal(0))
+    locked: Decimal = money(Decimal(0))
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
+        Index("ix_orders_user_status", "user_id", "status"),
+        Index("ix_orders_account_status", "account_id", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=26)
+    user_id: str = Field(foreign_key="users.id", max_length=26)
+    account_id: str = Field(foreign_key="accounts.id", max_length=26)
+    client_order_id: str = Field(max_length=36)
+    symbol: str = Field(max_length=20)
+    side: str = Field(max_length=4)
+    type: str = Field(max_length=20)
+    time_in_force: str | None = Field(default=None, max_length=3)
+    quantity: Decimal | None = money(nullable=True)
+    quote_quantity: Decimal | None = money(nullable=True)
+    price: Decimal | None = money(nullable=True)
+    stop_price: Decimal | None = money(nullable=True)
+    status: str = Field(max_length=20)
+    filled_quantity: Decimal = money(Decimal(0))
+    filled_quote: Decimal = money(Decimal(0))
+    fee: Decimal = money(Decimal(0))
+    fee_asset: str | None = Field(default=None, max_length=16)
+    reject_reason: str | None = Field(default=None, max_length=500)
+    parent_id: str | None = Field(default=None, max_length=26, index=True)
+    # Bracket legs share an oco_group: when one fills the other is canceled.
+    oco_group: str | None = Field(default=None, max_length=26)
+    take_profit_price: Decimal | None = money(nullable=True)
+    stop_loss_price: Decimal | None = money(nullable=True)
+    # Funds reserved while the order rests (paper venue): asset and remaining amount.
+    locked_asset: str | None = Field(default=None, max_length=16)
+    locked_amount: Decimal = money(Decimal(0))
+    venue_order_id: str | None = Field(default=None, max_length=64)
+    # Set, and committed, before the venue call: an order with sent_at and no venue answer is "in flight".
+    sent_at: int | None = millis(nullable=True)
+    cancel_requested_at: int | None = millis(nullable=True)
+    external: bool = False
+    created_at: int = millis()
+    updated_at: int = millis()
+
+
+class Fill(SQLModel, table=True):
+    __tablename__ = "fills"
+    __table_args__ = (
+        UniqueConstraint("account_id", "venue_trade_id", name="uq_fills_account_venue_trade"),
+        Index("ix_fills_user_ts", "user_id", "ts"),
+    )
+
+    id: str = Field(primary_key=True, max_length=26)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=26)
+    user_id: str = Field(foreign_key="users.id", max_length=26)
+    account_id: str = Field(foreign_key="accounts.id", max_length=26)
+    symbol: str = Field(max_length=20)
+    side: str = Field(max_length=4)
+    price: Decimal = money()
+    quantity: Decimal = money()
+    fee: Decimal = money(Decimal(0))
+    fee_asset: str = Field(max_length=16)
+    liquidity: str = Field(max_length=5)
+    venue_trade_id: str | None = Field(default=None, max_length=64)
+    ts: int = millis()
+
+
+class Position(SQLModel, table=True):
+    __tablename__ = "positions"
+
+    account_id: str = Field(foreign_key="accounts.id", primary_key=True, max_length=26)
+    symbol: str = Field(primary_key=True, max_length=20)
+    quantity: Decimal = money(Decimal(0))
+    # Total cost of the quantity held, fees included; avg entry = cost / quantity.
+    cost: Decimal = money(Decimal(0))
+    realized_pnl: Decimal = money(Decimal(0))
+
+
+class Event(SQLModel, table=True):
+    """The append-only account-event log: the WebSocket's RESUME reads it, nothing ever updates it."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("user_id", "seq", name="uq_events_user_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="users.id", max_length=26)
+    seq: int
+    type: str = Field(max_length=32)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    ts: int = millis()
+
+
+class PriceAlert(SQLModel, table=True):
+    __tablename__ = "price_alerts"
+
+    id: str = Field(primary_key=True, max_length=26)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=26)
+    symbol: str = Field(max_length=20)
+    price: Decimal = money()
+    # ABOVE fires when the price rises to or through `price`, BELOW when it falls to or through it.
+    direction: str = Field(max_length=5)
+    created_at: int = millis()
+    triggered_at: int | None = millis(nullable=True)

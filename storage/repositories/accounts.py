@@ -1,0 +1,70 @@
+"""Trading accounts and their balances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from sqlmodel import Session, col, select
+
+from storage.models import Account, Balance
+
+
+def list_for_user(session: Session, user_id: str) -> list[Account]:
+    query = (
+        select(Account)
+        .where(Account.user_id == user_id, col(Account.deleted_at).is_(None))
+        .order_by(col(Account.created_at), col(Account.id))
+    )
+    return list(session.exec(query))
+
+
+def get_owned(session: Session, user_id: str, account_id: str) -> Account | None:
+    account = session.get(Account, account_id)
+    if account is None or account.user_id != user_id or account.deleted_at is not None:
+        return None
+    return account
+
+
+def get(session: Session, account_id: str) -> Account | None:
+    return session.get(Account, account_id)
+
+
+def paper_account(session: Session, user_id: str) -> Account | None:
+    query = select(Account).where(
+        Account.user_id == user_id, Account.venue == "paper", col(Account.deleted_at).is_(None)
+    )
+    return session.exec(query.order_by(col(Account.created_at))).first()
+
+
+def add(session: Session, account: Account) -> Account:
+    session.add(account)
+    session.flush()
+    return account
+
+
+def balances(session: Session, account_id: str) -> list[Balance]:
+    query = select(Balance).where(Balance.account_id == account_id).order_by(col(Balance.asset))
+    return list(session.exec(query))
+
+
+def balance_for_update(session: Session, account_id: str, asset: str) -> Balance:
+    """The balance row (created at zero if absent), locked for the rest of the transaction on PostgreSQL."""
+    row = session.get(Balance, (account_id, asset), with_for_update=True)
+    if row is None:
+        row = Balance(account_id=account_id, asset=asset, free=Decimal(0), locked=Decimal(0))
+        session.add(row)
+        session.flush()
+    return row
+
+
+def set_balances(session: Session, account_id: str, amounts: Mapping[str, Decimal]) -> None:
+    """Replace every balance of the account: listed assets get `free`, the others go to zero."""
+    for row in balances(session, account_id):
+        if row.asset not in amounts:
+            session.delete(row)
+    for asset, amount in amounts.items():
+        row = balance_for_update(session, account_id, asset)
+        row.free, row.locked = amount, Decimal(0)
+        session.add(row)
+    session.flush()

@@ -1,0 +1,95 @@
+"""Test-wide set-up: one database per test session (SQLite by default, PostgreSQL with TW_TEST_DB=postgres),
+migrated once, emptied after every test that used it. Environment variables point main.py (run by NiceGUI's
+`user` fixture) at the same database."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401
+from storage.db import create_db_engine
+from storage.migrate import upgrade_to_head
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+BACKEND = os.environ.get("TW_TEST_DB", "sqlite")
+_DATA_DIR = Path(tempfile.mkdtemp(prefix="tradewind-test-"))
+_PG_NAME = f"tradewind_test_{os.getpid()}"
+
+
+def _test_database_url() -> str:
+    if BACKEND == "postgres":
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{_PG_NAME}"
+    if BACKEND != "sqlite":
+        raise pytest.UsageError(f"TW_TEST_DB must be sqlite or postgres, not {BACKEND!r}")
+    return f"sqlite:///{_DATA_DIR / 'test.db'}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if BACKEND == "postgres":
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_PG_NAME}"')
+            conn.execute(f'CREATE DATABASE "{_PG_NAME}"')
+    url = _test_database_url()
+    os.environ.update(
+        DATABASE_URL=url,
+        DATA_DIR=str(_DATA_DIR),
+        MARKET_FEED_ENABLED="false",
+        NICEGUI_STORAGE_PATH=str(_DATA_DIR / "nicegui"),
+    )
+    engine = create_db_engine(url)
+    upgrade_to_head(engine)
+    engine.dispose()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if BACKEND == "postgres":
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{_PG_NAME}" WITH (FORCE)')
+
+
+def empty_all_tables(url: str) -> None:
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(text(f'DELETE FROM "{table.name}"'))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """The session's migrated test database; emptied after the test."""
+    url = os.environ["DATABASE_URL"]
+    yield url
+    empty_all_tables(url)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return _DATA_DIR
+
+
+@pytest.fixture
+async def services(database_url: str) -> AsyncIterator[object]:
+    """A fully wired service container on the test database (background tasks not started)."""
+    from app.config import load_settings
+    from app.services import build_services
+
+    built = build_services(load_settings(), migrate=False)
+    yield built
+    await built.stop()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables_after_ui_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """UI tests run main.py against the shared database: leave it empty for the next test."""
+    yield
+    if "user" in request.fixturenames or "create_user" in request.fixturenames:
+        empty_all_tables(os.environ["DATABASE_URL"])
