@@ -104,18 +104,14 @@ class AuthService:
 
         def store(session: Session) -> None:
             if users.get_by_email(session, email) is not None:
-                raise Conflict(
-                    "An account with this email already exists.", code="EMAIL_TAKEN", field="email"
-                )
+                raise Conflict("An account with this email already exists.", code="EMAIL_TAKEN", field="email")
             users.add(session, user)
             create_paper_account(session, user.id, balances)
 
         try:
             await self.db.write(store)
         except IntegrityError:  # lost a race with a concurrent registration of the same email
-            raise Conflict(
-                "An account with this email already exists.", code="EMAIL_TAKEN", field="email"
-            ) from None
+            raise Conflict("An account with this email already exists.", code="EMAIL_TAKEN", field="email") from None
         return AuthenticatedUser(user.id, user.email)
 
     async def login(self, email: str, password: str) -> AuthenticatedUser:

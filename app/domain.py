@@ -74,9 +74,7 @@ class Liquidity(StrEnum):
     TAKER = "TAKER"
 
 
-TERMINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
+TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
 # The one table of allowed transitions. A partial fill may repeat (PARTIALLY_FILLED -> PARTIALLY_FILLED).
 # PENDING may jump straight to a fill state: a market order fills in the same venue call that accepts it.
@@ -192,17 +190,13 @@ class SymbolRules:
         if price <= 0:
             raise ValidationFailed(f"{field} must be greater than 0", field=field)
         if not on_grid(price, self.tick_size):
-            raise ValidationFailed(
-                f"{field} must be a multiple of the tick size {fmt(self.tick_size)}", field=field
-            )
+            raise ValidationFailed(f"{field} must be a multiple of the tick size {fmt(self.tick_size)}", field=field)
 
     def check_quantity(self, quantity: Decimal, field: str = "quantity") -> None:
         if quantity <= 0:
             raise ValidationFailed(f"{field} must be greater than 0", field=field)
         if not on_grid(quantity, self.step_size):
-            raise ValidationFailed(
-                f"{field} must be a multiple of the step size {fmt(self.step_size)}", field=field
-            )
+            raise ValidationFailed(f"{field} must be a multiple of the step size {fmt(self.step_size)}", field=field)
         if quantity < self.min_qty:
             raise ValidationFailed(f"{field} is below the minimum {fmt(self.min_qty)}", field=field)
         if quantity > self.max_qty:
@@ -211,8 +205,7 @@ class SymbolRules:
     def check_notional(self, notional: Decimal, field: str = "quantity") -> None:
         if notional < self.min_notional:
             raise ValidationFailed(
-                f"order value {fmt(notional)} {self.quote} is below the minimum {fmt(self.min_notional)} "
-                f"{self.quote}",
+                f"order value {fmt(notional)} {self.quote} is below the minimum {fmt(self.min_notional)} {self.quote}",
                 field=field,
             )
 

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from app.accounts import AccountService
 from app.auth import AuthService
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
+from app.domain import SymbolRules
+from app.events import EventBus
+from app.execution import ExecutionEngine
+from app.ids import now_ms
+from app.market.simulated import SimulatedMarket
+from app.market.state import MarketState
+from app.market.symbols import simulated_rules
+from app.orders import OrderService
+from app.portfolio_service import PortfolioService
+from app.venues.directory import VenueDirectory
+from app.venues.paper import PaperVenue
 from storage.db import Database
 from storage.migrate import upgrade_to_head
 
@@ -17,25 +32,69 @@ log = logging.getLogger(__name__)
 STALE_AFTER_MS = 10_000
 
 
+class PricePublisher:
+    """Turns MarketState changes into at most one PRICE_UPDATE per symbol per event-loop turn (a feed step
+    applies several trades and a depth snapshot; subscribers need only the result)."""
+
+    def __init__(self, state: MarketState, bus: EventBus) -> None:
+        self.state = state
+        self.bus = bus
+        self._dirty: set[str] = set()
+        self._scheduled = False
+
+    def on_change(self, symbol: str) -> None:
+        self._dirty.add(symbol)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (synchronous tests): publish at once
+                self.flush()
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for symbol in sorted(dirty):
+            ticker = self.state.ticker(symbol)
+            if ticker is not None:
+                self.bus.publish_price(ticker)
+
+
 @dataclass
 class Services:
     settings: Settings
     db: Database
     keybox: KeyBox
+    bus: EventBus
+    market: MarketState
+    rules: Mapping[str, SymbolRules]
+    venues: VenueDirectory
     auth: AuthService
     accounts: AccountService
-    started: bool = field(default=False, init=False)
+    engine: ExecutionEngine
+    orders: OrderService
+    portfolio: PortfolioService
+    simulator: SimulatedMarket | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
-        """Start background work (market feed, execution engine, jobs)."""
-        self.started = True
+        """Start background work: the market feed and the execution engine (after its recovery)."""
+        await self.engine.start()
+        if self.simulator is not None and self.settings.market_feed_enabled:
+            self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
 
     async def stop(self) -> None:
-        self.started = False
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.engine.stop()
         self.db.close()
 
     def market_data_status(self) -> str:
-        return "stale"
+        last = self.market.last_update_ms()
+        return "ok" if last is not None and now_ms() - last <= STALE_AFTER_MS else "stale"
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -44,10 +103,39 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if migrate:
         upgrade_to_head(db.engine)
     keybox = KeyBox(decode_key(settings.encryption_key))
+    bus = EventBus()
+    market = MarketState(settings.symbols)
+    rules = simulated_rules(settings.symbols)
+    simulator = None
+    if settings.market_data == "simulated":
+        simulator = SimulatedMarket(market, rules, seed=settings.sim_seed)
+        simulator.backfill()
+    publisher = PricePublisher(market, bus)
+    market.subscribe(publisher.on_change)
+    paper = PaperVenue(market, rules, seed=settings.sim_seed)
+    engine = ExecutionEngine(
+        db, paper, bus.publish_user, maker_fee=settings.paper_maker_fee, taker_fee=settings.paper_taker_fee
+    )
+    market.subscribe_trades(engine.on_market_trade)
+    accounts = AccountService(db)
+    venues = VenueDirectory(rules)
+
+    def last_price(symbol: str) -> Decimal | None:
+        ticker = market.ticker(symbol)
+        return ticker.price if ticker else None
+
     return Services(
         settings=settings,
         db=db,
         keybox=keybox,
+        bus=bus,
+        market=market,
+        rules=rules,
+        venues=venues,
         auth=AuthService(db, settings),
-        accounts=AccountService(db),
+        accounts=accounts,
+        engine=engine,
+        orders=OrderService(db, accounts, venues.rules_for, last_price, engine, bus.publish_user),
+        portfolio=PortfolioService(db, accounts, market, engine, settings),
+        simulator=simulator,
     )

@@ -100,6 +100,8 @@ class Order(SQLModel, table=True):
     # Set, and committed, before the venue call: an order with sent_at and no venue answer is "in flight".
     sent_at: int | None = millis(nullable=True)
     cancel_requested_at: int | None = millis(nullable=True)
+    # When a STOP/TAKE_PROFIT order's trigger fired (a triggered *_LIMIT order rests as a plain limit).
+    triggered_at: int | None = millis(nullable=True)
     external: bool = False
     created_at: int = millis()
     updated_at: int = millis()

@@ -16,9 +16,7 @@ def unique_email(prefix: str = "trader") -> str:
 
 async def register(client: httpx.AsyncClient, email: str | None = None) -> tuple[str, dict[str, str]]:
     """Register a user over the API; returns (user id, auth headers)."""
-    response = await client.post(
-        "/auth/register", json={"email": email or unique_email(), "password": PASSWORD}
-    )
+    response = await client.post("/auth/register", json={"email": email or unique_email(), "password": PASSWORD})
     assert response.status_code == 201, response.text
     body = response.json()
     return body["user"]["id"], {"Authorization": f"Bearer {body['token']}"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api import accounts, auth, health
+from app.api import accounts, auth, health, market, trading, ws
 from app.api.errors import BodySizeLimit, install_error_handlers
 
 
@@ -15,3 +15,6 @@ def mount_api(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(accounts.router)
+    app.include_router(market.router)
+    app.include_router(trading.router)
+    app.include_router(ws.router)

@@ -37,9 +37,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": {"code": code, "message": message, "field": field}}
 
 
-def error_response(
-    status: int, code: str, message: str, field: str | None = None, **headers: str
-) -> JSONResponse:
+def error_response(status: int, code: str, message: str, field: str | None = None, **headers: str) -> JSONResponse:
     return JSONResponse(error_body(code, message, field), status_code=status, headers=headers or None)
 
 

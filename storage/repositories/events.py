@@ -15,10 +15,7 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int) ->
     and the sequence stays gap-free (a rolled-back transaction gives its number back).
     """
     seq = session.execute(
-        update(User)
-        .where(col(User.id) == user_id)
-        .values(last_seq=User.last_seq + 1)
-        .returning(col(User.last_seq))
+        update(User).where(col(User.id) == user_id).values(last_seq=User.last_seq + 1).returning(col(User.last_seq))
     ).scalar_one()
     event = Event(user_id=user_id, seq=seq, type=type_, payload=payload, ts=ts)
     session.add(event)
@@ -26,12 +23,7 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int) ->
 
 
 def since(session: Session, user_id: str, since_seq: int, limit: int = 10_000) -> list[Event]:
-    query = (
-        select(Event)
-        .where(Event.user_id == user_id, Event.seq > since_seq)
-        .order_by(col(Event.seq))
-        .limit(limit)
-    )
+    query = select(Event).where(Event.user_id == user_id, Event.seq > since_seq).order_by(col(Event.seq)).limit(limit)
     return list(session.exec(query))
 
 

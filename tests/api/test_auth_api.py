@@ -43,15 +43,11 @@ async def test_register_creates_user_token_and_funded_paper_account(
     assert accounts.status_code == 200
     [paper] = accounts.json()
     assert paper["venue"] == "paper" and paper["api_key_hint"] is None
-    balances = services.db.run_sync(
-        lambda s: list(s.exec(select(Balance).where(Balance.account_id == paper["id"])))
-    )
+    balances = services.db.run_sync(lambda s: list(s.exec(select(Balance).where(Balance.account_id == paper["id"]))))
     assert [(b.asset, fmt(b.free), fmt(b.locked)) for b in balances] == [("USDT", "10000", "0")]
 
 
-async def test_password_is_stored_only_as_an_argon2_hash(
-    client: httpx.AsyncClient, services: Services
-) -> None:
+async def test_password_is_stored_only_as_an_argon2_hash(client: httpx.AsyncClient, services: Services) -> None:
     email = unique_email()
     await register(client, email)
     user = services.db.run_sync(lambda s: s.exec(select(User).where(User.email == email)).one())
@@ -104,9 +100,7 @@ async def test_malformed_bodies_get_4xx_in_the_error_shape(
     client: httpx.AsyncClient, services: Services, content: bytes, status: int, code: str | None
 ) -> None:
     before = count_users(services)
-    response = await client.post(
-        "/auth/register", content=content, headers={"Content-Type": "application/json"}
-    )
+    response = await client.post("/auth/register", content=content, headers={"Content-Type": "application/json"})
     assert_error(response, status, code)
     assert count_users(services) == before
 
@@ -117,9 +111,7 @@ async def test_login_returns_a_working_token(client: httpx.AsyncClient) -> None:
     response = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200
     token = response.json()["token"]
-    assert (
-        await client.get("/api/accounts", headers={"Authorization": f"Bearer {token}"})
-    ).status_code == 200
+    assert (await client.get("/api/accounts", headers={"Authorization": f"Bearer {token}"})).status_code == 200
 
 
 async def test_wrong_password_and_unknown_email_get_the_same_answer(client: httpx.AsyncClient) -> None:
@@ -135,9 +127,7 @@ async def test_five_failures_throttle_the_email_with_retry_after(client: httpx.A
     email = unique_email()
     await register(client, email)
     for _ in range(5):
-        assert (
-            await client.post("/auth/login", json={"email": email, "password": "nope-nope"})
-        ).status_code == 401
+        assert (await client.post("/auth/login", json={"email": email, "password": "nope-nope"})).status_code == 401
     throttled = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert_error(throttled, 429, "TOO_MANY_ATTEMPTS")
     assert 0 < int(throttled.headers["Retry-After"]) <= 15 * 60
@@ -155,14 +145,16 @@ async def test_missing_or_malformed_tokens_are_401(client: httpx.AsyncClient, he
 async def test_forged_and_expired_tokens_are_401(client: httpx.AsyncClient, services: Services) -> None:
     user_id, _ = await register(client)
     now = int(time.time())
-    forged = jwt.encode({"sub": user_id, "ver": 0, "iat": now, "exp": now + 600}, "guessed-secret", "HS256")
+    forged = jwt.encode(
+        {"sub": user_id, "ver": 0, "iat": now, "exp": now + 600},
+        "a-guessed-secret-that-is-long-enough-for-hs256",
+        "HS256",
+    )
     expired = jwt.encode(
         {"sub": user_id, "ver": 0, "iat": now - 7200, "exp": now - 60}, services.settings.jwt_secret, "HS256"
     )
     assert_error(await client.get("/api/accounts", headers={"Authorization": f"Bearer {forged}"}), 401)
-    error = assert_error(
-        await client.get("/api/accounts", headers={"Authorization": f"Bearer {expired}"}), 401
-    )
+    error = assert_error(await client.get("/api/accounts", headers={"Authorization": f"Bearer {expired}"}), 401)
     assert error["code"] == "TOKEN_EXPIRED"
 
 

@@ -1,0 +1,90 @@
+"""/api/trading: orders, fills, positions, balances."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.api.deps import CurrentUser, ServicesDep
+from app.api.schemas import (
+    ERROR_RESPONSES,
+    BalancePublic,
+    CancelAllResult,
+    FillPublic,
+    OrderCreate,
+    OrderPublic,
+    OrderWithFills,
+    PositionPublic,
+)
+from app.domain import fmt
+from app.orders import OrderRequest
+
+router = APIRouter(prefix="/api/trading", tags=["trading"], responses=ERROR_RESPONSES)
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Text = Annotated[str | None, Query(max_length=40)]
+
+
+@router.post("/orders", status_code=status.HTTP_202_ACCEPTED, responses={200: {"model": OrderPublic}})
+async def place_order(body: OrderCreate, user: CurrentUser, services: ServicesDep, response: Response) -> Any:
+    """Store the order (PENDING) and queue it for execution; 200 with the existing order for a repeated
+    client_order_id."""
+    submitted = await services.orders.submit(user.id, OrderRequest(**body.model_dump()))
+    if not submitted.created:
+        response.status_code = status.HTTP_200_OK
+    return OrderPublic(**submitted.order)
+
+
+@router.get("/orders")
+async def list_orders(
+    user: CurrentUser,
+    services: ServicesDep,
+    status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "all",
+    symbol: Text = None,
+    account_id: Text = None,
+    limit: Limit = 100,
+    before: Text = None,
+) -> list[OrderPublic]:
+    """Newest first; `before=<order id>` pages backwards."""
+    rows = await services.orders.list_orders(
+        user.id, status=status, symbol=symbol, account_id=account_id, limit=limit, before=before
+    )
+    return [OrderPublic(**row) for row in rows]
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, user: CurrentUser, services: ServicesDep) -> OrderWithFills:
+    return OrderWithFills(**await services.orders.get(user.id, order_id))
+
+
+@router.delete("/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_order(order_id: str, user: CurrentUser, services: ServicesDep) -> OrderPublic:
+    """Request the cancel; CANCELED follows asynchronously. 409 ORDER_NOT_OPEN for a terminal order."""
+    return OrderPublic(**await services.orders.cancel(user.id, order_id))
+
+
+@router.delete("/orders", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_all_orders(
+    user: CurrentUser, services: ServicesDep, symbol: Text = None, account_id: Text = None
+) -> CancelAllResult:
+    return CancelAllResult(canceled=await services.orders.cancel_all(user.id, account_id, symbol))
+
+
+@router.get("/fills")
+async def list_fills(
+    user: CurrentUser, services: ServicesDep, symbol: Text = None, account_id: Text = None, limit: Limit = 100
+) -> list[FillPublic]:
+    rows = await services.orders.fills(user.id, account_id=account_id, symbol=symbol, limit=limit)
+    return [FillPublic(**row) for row in rows]
+
+
+@router.get("/positions")
+async def list_positions(user: CurrentUser, services: ServicesDep, account_id: Text = None) -> list[PositionPublic]:
+    return [PositionPublic(**row) for row in await services.portfolio.positions(user.id, account_id)]
+
+
+@router.get("/balances")
+async def list_balances(user: CurrentUser, services: ServicesDep, account_id: Text = None) -> list[BalancePublic]:
+    rows = await services.portfolio.balances(user.id, account_id)
+    return [BalancePublic(asset=row.asset, free=fmt(row.free) or "0", locked=fmt(row.locked) or "0") for row in rows]

@@ -1,0 +1,190 @@
+"""GET /ws?token=<JWT>: prices and the user's order/fill/balance events on one socket.
+
+Per socket, memory is bounded whatever the client does: prices keep only the newest message per symbol, user
+events wait in a bounded buffer, and when that overflows (or a seq gap shows up) the socket re-reads the durable
+event log from its last sent seq. So a slow client gets the latest prices and still every order event, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlmodel import Session
+
+from app.domain import normalize_symbol
+from app.errors import NotAuthenticated
+from app.events import PriceUpdate, UserEvent
+from app.services import Services
+from storage.repositories import events
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+
+MAX_BUFFERED_EVENTS = 1000
+REPLAY_PAGE = 500
+MAX_MESSAGE_BYTES = 64 * 1024
+POLICY_VIOLATION = 1008
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket, token: str | None = None) -> None:
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    try:
+        user = await services.auth.user_from_token(token or "")
+    except NotAuthenticated as exc:
+        await websocket.close(code=POLICY_VIOLATION, reason=exc.message[:120])
+        return
+    await SocketSession(websocket, user.id, services).run()
+
+
+class SocketSession:
+    def __init__(self, websocket: WebSocket, user_id: str, services: Services) -> None:
+        self.websocket = websocket
+        self.user_id = user_id
+        self.services = services
+        self.symbols: set[str] = set(services.market.symbols)
+        self.prices: dict[str, str] = {}
+        self.events: deque[UserEvent] = deque()
+        self.control: deque[str] = deque(maxlen=100)
+        self.last_seq = 0
+        self.replay_needed = False
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        # Subscribe before reading the latest seq, so nothing falls between the two.
+        unsubscribe_user = self.services.bus.subscribe_user(self.user_id, self._on_event)
+        unsubscribe_prices = self.services.bus.subscribe_prices(self._on_price)
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            self.last_seq = await self.services.db.read(lambda s: events.latest_seq(s, self.user_id))
+            await self.websocket.send_text(
+                json.dumps({"type": "CONNECTED", "data": {"user_id": self.user_id, "seq": self.last_seq}})
+            )
+            for update in self.services.bus.latest_prices.values():
+                self._on_price(update)
+            await self._receive_loop()
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            unsubscribe_user()
+            unsubscribe_prices()
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    # ---- inbound ----------------------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            raw = await self.websocket.receive_text()
+            if len(raw) > MAX_MESSAGE_BYTES:
+                self._error("MESSAGE_TOO_LARGE", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
+                continue
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                self._error("MALFORMED_MESSAGE", "messages must be JSON objects")
+                continue
+            if not isinstance(message, dict):
+                self._error("MALFORMED_MESSAGE", "messages must be JSON objects")
+                continue
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "PING":
+            self._queue_control({"type": "PONG"})
+        elif kind in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            symbols = message.get("symbols")
+            if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+                self._error("INVALID_SYMBOLS", "symbols must be a list of strings like BTCUSDT")
+                return
+            wanted = {normalize_symbol(s) for s in symbols}
+            unknown = wanted - set(self.services.market.symbols)
+            if unknown:
+                self._error("UNKNOWN_SYMBOL", f"unknown symbols: {', '.join(sorted(unknown))}")
+                return
+            if kind == "SUBSCRIBE":
+                self.symbols |= wanted
+            else:
+                self.symbols -= wanted
+                for symbol in wanted:
+                    self.prices.pop(symbol, None)
+        elif kind == "RESUME":
+            since = message.get("since_seq")
+            if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+                self._error("INVALID_SEQ", "since_seq must be a non-negative integer")
+                return
+            self.last_seq = min(self.last_seq, since) if since <= self.last_seq else self.last_seq
+            self.replay_needed = True
+            self.wake.set()
+        else:
+            self._error("UNKNOWN_TYPE", "type must be SUBSCRIBE, UNSUBSCRIBE, RESUME or PING")
+
+    def _error(self, code: str, message: str) -> None:
+        self._queue_control({"type": "ERROR", "data": {"code": code, "message": message}})
+
+    def _queue_control(self, message: dict[str, Any]) -> None:
+        self.control.append(json.dumps(message))
+        self.wake.set()
+
+    # ---- outbound ---------------------------------------------------------------------------------------------
+
+    def _on_event(self, event: UserEvent) -> None:
+        if len(self.events) >= MAX_BUFFERED_EVENTS:
+            self.events.clear()  # the log has them all: re-read from last_seq instead of buffering without end
+            self.replay_needed = True
+        else:
+            self.events.append(event)
+        self.wake.set()
+
+    def _on_price(self, update: PriceUpdate) -> None:
+        if update.symbol in self.symbols:
+            self.prices[update.symbol] = update.message
+            self.wake.set()
+
+    async def _send_loop(self) -> None:
+        send = self.websocket.send_text
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.control:
+                await send(self.control.popleft())
+            if self.replay_needed:
+                await self._replay()
+            while self.events:
+                event = self.events.popleft()
+                if event.seq <= self.last_seq:
+                    continue
+                if event.seq != self.last_seq + 1:  # published out of order or missed: the log is the truth
+                    self.events.appendleft(event)
+                    await self._replay()
+                    continue
+                await send(event.message())
+                self.last_seq = event.seq
+            while self.prices:
+                _, message = self.prices.popitem()
+                await send(message)
+
+    async def _replay(self) -> None:
+        self.replay_needed = False
+        while True:
+            since = self.last_seq
+
+            def page(session: Session, since: int = since) -> list[UserEvent]:
+                rows = events.since(session, self.user_id, since, limit=REPLAY_PAGE)
+                return [UserEvent(r.user_id, r.seq, r.type, json.loads(r.payload)) for r in rows]
+
+            rows = await self.services.db.read(page)
+            for event in rows:
+                await self.websocket.send_text(event.message())
+                self.last_seq = event.seq
+            if len(rows) < REPLAY_PAGE:
+                return

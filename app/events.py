@@ -1,0 +1,108 @@
+"""In-process pub/sub.
+
+- User events (durable): every order/fill/balance change is first stored in the events table with the user's next
+  `seq`, then published here *after commit*. Subscribers are filtered by user id, so nobody sees another user's
+  events. A subscriber that falls behind can always re-read the log from its last seq (no event is ever lost).
+- Prices (latest-value): one pre-serialised PRICE_UPDATE per symbol change; subscribers keep only the newest per
+  symbol, so a slow consumer gets the latest price, never a backlog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.domain import fmt
+from app.market.models import Ticker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent:
+    user_id: str
+    seq: int
+    type: str
+    data: dict[str, Any]
+
+    def message(self) -> str:
+        """The WebSocket message: {"type", "seq", "data"}."""
+        return json.dumps({"type": self.type, "seq": self.seq, "data": self.data}, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    symbol: str
+    ticker: Ticker
+    message: str  # serialised once per change, shared by every socket
+
+
+UserCallback = Callable[[UserEvent], None]
+PriceCallback = Callable[[PriceUpdate], None]
+
+
+def ticker_message(ticker: Ticker) -> str:
+    data = {
+        "symbol": ticker.symbol,
+        "price": fmt(ticker.price),
+        "bid": fmt(ticker.bid),
+        "ask": fmt(ticker.ask),
+        "change_24h_pct": fmt(ticker.change_24h_pct),
+        "ts": ticker.ts,
+    }
+    return json.dumps({"type": "PRICE_UPDATE", "data": data}, separators=(",", ":"))
+
+
+class EventBus:
+    """Synchronous fan-out; callbacks must be cheap and must not raise (errors are logged, not propagated)."""
+
+    def __init__(self) -> None:
+        self._user_subscribers: dict[str, list[UserCallback]] = defaultdict(list)
+        self._price_subscribers: list[PriceCallback] = []
+        self.latest_prices: dict[str, PriceUpdate] = {}
+
+    def subscribe_user(self, user_id: str, callback: UserCallback) -> Callable[[], None]:
+        self._user_subscribers[user_id].append(callback)
+
+        def unsubscribe() -> None:
+            callbacks = self._user_subscribers.get(user_id)
+            if callbacks and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._user_subscribers[user_id]
+
+        return unsubscribe
+
+    def publish_user(self, event: UserEvent) -> None:
+        for callback in tuple(self._user_subscribers.get(event.user_id, ())):
+            _safely(callback, event)
+
+    def subscribe_prices(self, callback: PriceCallback) -> Callable[[], None]:
+        self._price_subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._price_subscribers:
+                self._price_subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish_price(self, ticker: Ticker) -> None:
+        update = PriceUpdate(ticker.symbol, ticker, ticker_message(ticker))
+        self.latest_prices[ticker.symbol] = update
+        for callback in tuple(self._price_subscribers):
+            _safely(callback, update)
+
+    def subscriber_counts(self) -> tuple[int, int]:
+        """(user callbacks, price callbacks): tests use it to prove nothing leaks."""
+        return sum(len(v) for v in self._user_subscribers.values()), len(self._price_subscribers)
+
+
+def _safely(callback: Callable[[Any], None], argument: Any) -> None:
+    try:
+        callback(argument)
+    except Exception:
+        log.exception("event subscriber failed")

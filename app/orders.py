@@ -1,0 +1,325 @@
+"""Order intake, shared by the REST API and the UI: validate, de-duplicate by client order id, store the order and
+its PENDING event in one transaction, then hand the id to the execution engine. Intake never waits for a venue."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from json import dumps
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.domain import OrderStatus, OrderType, Side, SymbolRules, TimeInForce, normalize_symbol, parse_decimal
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.events import UserEvent
+from app.ids import new_id, now_ms, venue_client_order_id
+from app.views import fill_data, order_data
+from storage.db import Database
+from storage.models import Account, Order
+from storage.repositories import events, orders
+
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+MAX_LIST_LIMIT = 1000
+CLOSED_STATUSES = tuple(s.value for s in OrderStatus if s.is_terminal)
+OPEN_STATUSES = tuple(s.value for s in OrderStatus if not s.is_terminal)
+
+
+class ExecutionQueue(Protocol):
+    def submit(self, order_id: str) -> None: ...
+    def cancel(self, order_id: str) -> None: ...
+
+
+class AccountResolver(Protocol):
+    async def resolve(self, user_id: str, account_id: str | None) -> Account: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """Raw fields as they arrive (strings, JSON numbers or None); `OrderService.submit` validates them."""
+
+    symbol: Any
+    side: Any
+    type: Any
+    quantity: Any = None
+    quote_quantity: Any = None
+    price: Any = None
+    stop_price: Any = None
+    time_in_force: Any = None
+    take_profit_price: Any = None
+    stop_loss_price: Any = None
+    account_id: str | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    order: dict[str, Any]
+    created: bool  # False: an order with this client_order_id already existed and is returned as it is
+
+
+def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
+    """Append to the durable event log (same transaction as the change it describes)."""
+    row = events.append(session, user_id, type_, dumps(data, separators=(",", ":")), ts)
+    return UserEvent(user_id, row.seq, type_, data)
+
+
+class OrderService:
+    def __init__(
+        self,
+        db: Database,
+        accounts: AccountResolver,
+        rules_for: Callable[[Account], Mapping[str, SymbolRules]],
+        last_price: Callable[[str], Decimal | None],
+        queue: ExecutionQueue,
+        publish: Callable[[UserEvent], None],
+    ) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.rules_for = rules_for
+        self.last_price = last_price
+        self.queue = queue
+        self.publish = publish
+
+    # ---- intake ---------------------------------------------------------------------------------------------
+
+    async def submit(self, user_id: str, request: OrderRequest) -> Submitted:
+        """Validate and store a new order (PENDING), enqueue it, and return it. 422 on bad input, nothing stored."""
+        account = await self.accounts.resolve(user_id, request.account_id)
+        client_order_id = request.client_order_id
+        if client_order_id is not None and (
+            not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)
+        ):
+            raise ValidationFailed(
+                "client_order_id must be 1-32 characters of A-Z, a-z, 0-9, _ or -", field="client_order_id"
+            )
+        if client_order_id is not None:
+            existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
+            if existing is not None:
+                return Submitted(order_data(existing), created=False)
+        order = self._build(user_id, account, request)
+
+        def store(session: Session) -> UserEvent:
+            orders.add(session, order)
+            return store_event(session, user_id, "ORDER_UPDATE", order_data(order), order.created_at)
+
+        try:
+            event = await self.db.write(store)
+        except IntegrityError:
+            # A concurrent request with the same client_order_id won the race: answer with its order.
+            assert client_order_id is not None
+            existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
+            if existing is None:
+                raise
+            return Submitted(order_data(existing), created=False)
+        self.publish(event)
+        self.queue.submit(order.id)
+        return Submitted(order_data(order), created=True)
+
+    def _build(self, user_id: str, account: Account, request: OrderRequest) -> Order:
+        rules_by_symbol = self.rules_for(account)
+        if not isinstance(request.symbol, str) or not request.symbol.strip():
+            raise ValidationFailed("symbol is required", field="symbol")
+        symbol = normalize_symbol(request.symbol)
+        rules = rules_by_symbol.get(symbol)
+        if rules is None:
+            raise ValidationFailed(f"unknown symbol {symbol}", code="UNKNOWN_SYMBOL", field="symbol")
+        side = _enum(Side, request.side, "side")
+        kind = _enum(OrderType, request.type, "type")
+        tif = self._time_in_force(kind, request.time_in_force)
+        quantity, quote_quantity = self._sizes(kind, request, rules)
+        price = self._price(kind, request.price, rules, "price", required=kind.has_limit_price)
+        stop_price = self._price(kind, request.stop_price, rules, "stop_price", required=kind.is_triggered)
+        reference = price or stop_price or self.last_price(symbol)
+        if quantity is not None and reference is not None:
+            rules.check_notional(quantity * reference)
+        if quote_quantity is not None:
+            rules.check_notional(quote_quantity, field="quote_quantity")
+        take_profit, stop_loss = self._bracket(side, request, rules, reference)
+        now = now_ms()
+        order_id = new_id()
+        return Order(
+            id=order_id,
+            user_id=user_id,
+            account_id=account.id,
+            client_order_id=request.client_order_id or venue_client_order_id(order_id),
+            symbol=symbol,
+            side=side,
+            type=kind,
+            time_in_force=tif,
+            quantity=quantity,
+            quote_quantity=quote_quantity,
+            price=price,
+            stop_price=stop_price,
+            status=OrderStatus.PENDING,
+            take_profit_price=take_profit,
+            stop_loss_price=stop_loss,
+            created_at=now,
+            updated_at=now,
+        )
+
+    @staticmethod
+    def _time_in_force(kind: OrderType, raw: Any) -> str | None:
+        if not kind.has_limit_price:
+            if raw is not None:
+                raise ValidationFailed("time_in_force applies to limit orders only", field="time_in_force")
+            return None
+        return _enum(TimeInForce, raw, "time_in_force") if raw is not None else TimeInForce.GTC
+
+    @staticmethod
+    def _sizes(kind: OrderType, request: OrderRequest, rules: SymbolRules) -> tuple[Decimal | None, Decimal | None]:
+        if request.quote_quantity is not None:
+            if kind is not OrderType.MARKET:
+                raise ValidationFailed("quote_quantity is only for MARKET orders", field="quote_quantity")
+            if request.quantity is not None:
+                raise ValidationFailed("send quantity or quote_quantity, not both", field="quote_quantity")
+            quote_quantity = parse_decimal(request.quote_quantity, "quote_quantity")
+            if quote_quantity <= 0:
+                raise ValidationFailed("quote_quantity must be greater than 0", field="quote_quantity")
+            return None, quote_quantity
+        if request.quantity is None:
+            raise ValidationFailed("quantity is required", field="quantity")
+        quantity = parse_decimal(request.quantity, "quantity")
+        rules.check_quantity(quantity)
+        return quantity, None
+
+    @staticmethod
+    def _price(kind: OrderType, raw: Any, rules: SymbolRules, field: str, *, required: bool) -> Decimal | None:
+        if raw is None:
+            if required:
+                raise ValidationFailed(f"{field} is required for {kind} orders", field=field)
+            return None
+        if not required:
+            raise ValidationFailed(f"{field} is not allowed for {kind} orders", field=field)
+        value = parse_decimal(raw, field)
+        rules.check_price(value, field)
+        return value
+
+    @staticmethod
+    def _bracket(
+        side: Side, request: OrderRequest, rules: SymbolRules, reference: Decimal | None
+    ) -> tuple[Decimal | None, Decimal | None]:
+        take_profit = stop_loss = None
+        if request.take_profit_price is not None:
+            take_profit = parse_decimal(request.take_profit_price, "take_profit_price")
+            rules.check_price(take_profit, "take_profit_price")
+        if request.stop_loss_price is not None:
+            stop_loss = parse_decimal(request.stop_loss_price, "stop_loss_price")
+            rules.check_price(stop_loss, "stop_loss_price")
+        if (take_profit is None) != (stop_loss is None):
+            missing = "stop_loss_price" if stop_loss is None else "take_profit_price"
+            raise ValidationFailed("a bracket needs both take_profit_price and stop_loss_price", field=missing)
+        if take_profit is None or stop_loss is None or reference is None:
+            return take_profit, stop_loss
+        above, below = (take_profit, stop_loss) if side is Side.BUY else (stop_loss, take_profit)
+        if not below < reference < above:
+            field = "take_profit_price" if (take_profit <= reference) == (side is Side.BUY) else "stop_loss_price"
+            where = "above" if (field == "take_profit_price") == (side is Side.BUY) else "below"
+            raise ValidationFailed(f"{field} must be {where} the entry price for a {side} order", field=field)
+        return take_profit, stop_loss
+
+    # ---- cancels --------------------------------------------------------------------------------------------
+
+    async def cancel(self, user_id: str, order_id: str) -> dict[str, Any]:
+        """Request a cancel (executed asynchronously; CANCELED follows). 404 if not the user's, 409 if terminal."""
+
+        def mark(session: Session) -> Order:
+            order = orders.get_owned(session, user_id, order_id)
+            if order is None:
+                raise NotFound("Order not found.", code="ORDER_NOT_FOUND")
+            order = orders.get_for_update(session, order_id)
+            assert order is not None
+            if OrderStatus(order.status).is_terminal:
+                raise Conflict(f"The order is already {order.status}.", code="ORDER_NOT_OPEN")
+            if order.cancel_requested_at is None:
+                order.cancel_requested_at = now_ms()
+                session.add(order)
+            return order
+
+        order = await self.db.write(mark)
+        self.queue.cancel(order.id)
+        return order_data(order)
+
+    async def cancel_all(self, user_id: str, account_id: str | None, symbol: str | None) -> int:
+        account = await self.accounts.resolve(user_id, account_id)
+        wanted = normalize_symbol(symbol) if symbol else None
+
+        def mark(session: Session) -> list[str]:
+            now = now_ms()
+            marked = []
+            for order in orders.open_for_account(session, account.id, wanted):
+                if order.cancel_requested_at is None:
+                    order.cancel_requested_at = now
+                    session.add(order)
+                marked.append(order.id)
+            return marked
+
+        ids = await self.db.write(mark)
+        for order_id in ids:
+            self.queue.cancel(order_id)
+        return len(ids)
+
+    # ---- reads ----------------------------------------------------------------------------------------------
+
+    async def get(self, user_id: str, order_id: str) -> dict[str, Any]:
+        def load(session: Session) -> dict[str, Any] | None:
+            order = orders.get_owned(session, user_id, order_id)
+            if order is None:
+                return None
+            return {**order_data(order), "fills": [fill_data(f) for f in orders.fills_for_order(session, order.id)]}
+
+        found = await self.db.read(load)
+        if found is None:
+            raise NotFound("Order not found.", code="ORDER_NOT_FOUND")
+        return found
+
+    async def list_orders(
+        self,
+        user_id: str,
+        *,
+        status: str = "all",
+        symbol: str | None = None,
+        account_id: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if status not in {"open", "closed", "all"}:
+            raise ValidationFailed("status must be open, closed or all", field="status")
+        account = await self.accounts.resolve(user_id, account_id) if account_id else None
+        statuses = {"open": OPEN_STATUSES, "closed": CLOSED_STATUSES, "all": None}[status]
+        wanted = normalize_symbol(symbol) if symbol else None
+        rows = await self.db.read(
+            lambda s: orders.list_for_user(
+                s,
+                user_id,
+                account_id=account.id if account else None,
+                statuses=statuses,
+                symbol=wanted,
+                before=before,
+                limit=limit,
+            )
+        )
+        return [order_data(row) for row in rows]
+
+    async def fills(
+        self, user_id: str, *, account_id: str | None = None, symbol: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        account = await self.accounts.resolve(user_id, account_id) if account_id else None
+        wanted = normalize_symbol(symbol) if symbol else None
+        rows = await self.db.read(
+            lambda s: orders.fills_for_user(
+                s, user_id, account_id=account.id if account else None, symbol=wanted, limit=limit
+            )
+        )
+        return [fill_data(row) for row in rows]
+
+
+def _enum(enum: type[Any], raw: Any, field: str) -> Any:
+    try:
+        return enum(raw.upper() if isinstance(raw, str) else raw)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise ValidationFailed(f"{field} must be one of {allowed}", field=field) from None

@@ -1,0 +1,135 @@
+"""Orders, fills and positions. Reads that serve a user always filter by that user."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from storage.models import Account, Fill, Order, Position
+
+OPEN_STATUSES = ("PENDING", "OPEN", "PARTIALLY_FILLED")
+
+
+def add(session: Session, order: Order) -> Order:
+    session.add(order)
+    session.flush()
+    return order
+
+
+def get(session: Session, order_id: str) -> Order | None:
+    return session.get(Order, order_id)
+
+
+def get_for_update(session: Session, order_id: str) -> Order | None:
+    return session.get(Order, order_id, with_for_update=True)
+
+
+def get_owned(session: Session, user_id: str, order_id: str) -> Order | None:
+    order = session.get(Order, order_id)
+    return order if order is not None and order.user_id == user_id else None
+
+
+def by_client_order_id(session: Session, account_id: str, client_order_id: str) -> Order | None:
+    query = select(Order).where(Order.account_id == account_id, Order.client_order_id == client_order_id)
+    return session.exec(query).first()
+
+
+def list_for_user(
+    session: Session,
+    user_id: str,
+    *,
+    account_id: str | None = None,
+    statuses: Sequence[str] | None = None,
+    exclude_statuses: Sequence[str] | None = None,
+    symbol: str | None = None,
+    before: str | None = None,
+    limit: int = 100,
+) -> list[Order]:
+    """Newest first. Ids are ULIDs, so `id < before` pages backwards in time."""
+    query = select(Order).where(Order.user_id == user_id)
+    if account_id is not None:
+        query = query.where(Order.account_id == account_id)
+    if statuses is not None:
+        query = query.where(col(Order.status).in_(statuses))
+    if exclude_statuses is not None:
+        query = query.where(col(Order.status).not_in(exclude_statuses))
+    if symbol is not None:
+        query = query.where(Order.symbol == symbol)
+    if before is not None:
+        query = query.where(col(Order.id) < before)
+    return list(session.exec(query.order_by(col(Order.id).desc()).limit(limit)))
+
+
+def open_for_account(session: Session, account_id: str, symbol: str | None = None) -> list[Order]:
+    query = select(Order).where(Order.account_id == account_id, col(Order.status).in_(OPEN_STATUSES))
+    if symbol is not None:
+        query = query.where(Order.symbol == symbol)
+    return list(session.exec(query.order_by(col(Order.id))))
+
+
+def count_open_for_account(session: Session, account_id: str) -> int:
+    return len(open_for_account(session, account_id))
+
+
+def in_statuses_for_venue(session: Session, venue: str, statuses: Sequence[str]) -> list[Order]:
+    """Recovery: every order of the venue's accounts in one of `statuses`, oldest first."""
+    query = (
+        select(Order)
+        .join(Account, col(Account.id) == col(Order.account_id))
+        .where(Account.venue == venue, col(Order.status).in_(statuses))
+        .order_by(col(Order.id))
+    )
+    return list(session.exec(query))
+
+
+def siblings(session: Session, order: Order) -> list[Order]:
+    """The other legs of the order's OCO group."""
+    if order.oco_group is None:
+        return []
+    query = select(Order).where(Order.oco_group == order.oco_group, Order.id != order.id)
+    return list(session.exec(query))
+
+
+def add_fill(session: Session, fill: Fill) -> Fill:
+    session.add(fill)
+    return fill
+
+
+def fills_for_order(session: Session, order_id: str) -> list[Fill]:
+    return list(session.exec(select(Fill).where(Fill.order_id == order_id).order_by(col(Fill.ts), col(Fill.id))))
+
+
+def fills_for_user(
+    session: Session, user_id: str, *, account_id: str | None, symbol: str | None, limit: int
+) -> list[Fill]:
+    query = select(Fill).where(Fill.user_id == user_id)
+    if account_id is not None:
+        query = query.where(Fill.account_id == account_id)
+    if symbol is not None:
+        query = query.where(Fill.symbol == symbol)
+    return list(session.exec(query.order_by(col(Fill.id).desc()).limit(limit)))
+
+
+def fill_exists(session: Session, account_id: str, venue_trade_id: str) -> bool:
+    query = select(Fill.id).where(Fill.account_id == account_id, Fill.venue_trade_id == venue_trade_id)
+    return session.exec(query).first() is not None
+
+
+def position_for_update(session: Session, account_id: str, symbol: str) -> Position:
+    row = session.get(Position, (account_id, symbol), with_for_update=True)
+    if row is None:
+        row = Position(account_id=account_id, symbol=symbol)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def positions(session: Session, account_id: str) -> list[Position]:
+    query = select(Position).where(Position.account_id == account_id).order_by(col(Position.symbol))
+    return list(session.exec(query))
+
+
+def delete_positions(session: Session, account_id: str) -> None:
+    for row in positions(session, account_id):
+        session.delete(row)
