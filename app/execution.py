@@ -299,7 +299,8 @@ class ExecutionEngine:
                 fee=fee,
                 fee_asset=fee_asset,
                 liquidity=match.liquidity,
-                venue_trade_id=match.trade_id,
+                # Paper trade ids restart with the process; the venue key de-duplicates exchange trades only.
+                venue_trade_id=None,
                 ts=match.ts,
             )
             orders.add_fill(session, fill)

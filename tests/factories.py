@@ -20,3 +20,34 @@ async def register(client: httpx.AsyncClient, email: str | None = None) -> tuple
     assert response.status_code == 201, response.text
     body = response.json()
     return body["user"]["id"], {"Authorization": f"Bearer {body['token']}"}
+
+
+async def place(client: httpx.AsyncClient, headers: dict[str, str], **fields: object) -> httpx.Response:
+    body = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01", **fields}
+    return await client.post("/api/trading/orders", json=body, headers=headers)
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, headers: dict[str, str], order_id: str, *statuses: str, timeout: float = 10.0
+) -> dict[str, object]:
+    """Poll the order until it reaches one of `statuses` (the engine works in the background)."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        order = (await client.get(f"/api/trading/orders/{order_id}", headers=headers)).json()
+        if order["status"] in statuses:
+            return order  # type: ignore[no-any-return]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"order stayed {order['status']}, expected {statuses}")
+        await asyncio.sleep(0.01)
+
+
+def trade(symbol: str, price: str, qty: str, side: str = "SELL", ts: int | None = None) -> object:
+    """A public market trade (drives resting paper orders and stop triggers)."""
+    from decimal import Decimal
+
+    from app.ids import now_ms
+    from app.market.models import Trade
+
+    return Trade(symbol=symbol, price=Decimal(price), qty=Decimal(qty), side=side, ts=ts or now_ms())

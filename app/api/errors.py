@@ -61,8 +61,9 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {"type": "", "loc": (), "msg": "invalid request"}
         if first.get("type") == "json_invalid":
             return error_response(400, "MALFORMED_JSON", "The request body is not valid JSON.")
+        # The top-level field name: deeper parts are union member names ("str", "float") or list indexes.
         location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-        field = ".".join(location) or None
+        field = location[0] if location else None
         message = str(first.get("msg", "invalid value"))
         if first.get("type") == "extra_forbidden":
             message = "unknown field"

@@ -9,10 +9,19 @@ import pytest
 from fastapi import FastAPI
 
 from app.api import mount_api
+from app.services import Services
 
 
 @pytest.fixture
-def api_app(services: object) -> FastAPI:
+async def running(services: Services) -> AsyncIterator[Services]:
+    """The services with the execution engine running (the market feed stays off: tests move prices)."""
+    await services.engine.start()
+    yield services
+    await services.engine.stop()
+
+
+@pytest.fixture
+def api_app(services: Services) -> FastAPI:
     app = FastAPI()
     app.state.services = services
     mount_api(app)

@@ -1,0 +1,106 @@
+"""The protocol every external venue implements (Binance Spot Testnet today; a new exchange is one new file).
+
+The paper venue runs inside the execution engine's transactions instead (app/venues/paper.py); both are held to
+the same behaviour by the shared venue test suite: same order types, same state transitions, same events.
+
+Errors a venue raises (app/errors.py): VenueRejected — a definite refusal, the order becomes REJECTED;
+VenueUnavailable — timeout / 5xx / dropped connection *after* the request may have been sent, the outcome is unknown
+and the engine resolves it by `fetch_order(client_order_id)`; VenueThrottled — 429/418, stop sending for
+`retry_after` seconds. Time-sync errors (-1021) are retried inside the adapter with the same client order id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from app.domain import OrderStatus, SymbolRules
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """What to place. `client_order_id` is deterministic from our order id (Binance newClientOrderId)."""
+
+    client_order_id: str
+    symbol: str
+    side: str  # BUY | SELL
+    type: str  # our OrderType value: MARKET, LIMIT, STOP_MARKET, STOP_LIMIT, TAKE_PROFIT_MARKET, TAKE_PROFIT_LIMIT
+    quantity: Decimal | None
+    quote_quantity: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFill:
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    fee_asset: str
+    liquidity: str  # MAKER | TAKER
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """The venue's view of one order. `fills` holds the fills the venue reported with this view (possibly only
+    the newest ones, e.g. one executionReport); the engine de-duplicates them by trade id."""
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    status: OrderStatus
+    filled_quantity: Decimal
+    fills: tuple[VenueFill, ...] = ()
+    reason: str | None = None
+    # Set for orders the venue knows but we did not place (imported as external at reconciliation).
+    side: str | None = None
+    type: str | None = None
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueBalance:
+    asset: str
+    free: Decimal
+    locked: Decimal
+
+
+OrderListener = Callable[[VenueOrder], Awaitable[None]]
+BalanceListener = Callable[[list[VenueBalance]], Awaitable[None]]
+
+
+class ExternalVenue(Protocol):
+    """One instance per trading account (its own credentials and client); closed on shutdown."""
+
+    async def load_rules(self) -> Mapping[str, SymbolRules]:
+        """Symbol filters from the venue (exchangeInfo): tick, step, min qty, min notional."""
+        ...
+
+    async def check_credentials(self) -> None:
+        """A signed account call; raises VenueRejected with the venue's words if the key is refused."""
+        ...
+
+    async def submit(self, spec: OrderSpec) -> VenueOrder: ...
+
+    async def cancel(self, symbol: str, client_order_id: str) -> VenueOrder: ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        """The venue's current view, with every fill of the order; None if the venue never received it."""
+        ...
+
+    async def open_orders(self) -> list[VenueOrder]: ...
+
+    async def balances(self) -> list[VenueBalance]: ...
+
+    async def watch(self, on_order: OrderListener, on_balances: BalanceListener) -> None:
+        """Run the user-data stream until cancelled, reconnecting with backoff; call the listeners per update."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,243 @@
+"""/api/trading: intake validation (422, nothing stored), lifecycle through the engine, cancels, isolation."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from app.services import Services
+from storage.models import Event, Order
+from tests.factories import place, register, trade, wait_for_status
+
+
+def count(services: Services, model: type[Any]) -> int:
+    return services.db.run_sync(lambda s: s.exec(select(func.count()).select_from(model)).one())
+
+
+def best_ask(services: Services) -> Decimal:
+    depth = services.market.depth("BTCUSDT")
+    assert depth is not None
+    return depth.asks[0][0]
+
+
+@pytest.fixture
+async def trader(client: httpx.AsyncClient, running: Services) -> dict[str, str]:
+    return (await register(client))[1]
+
+
+async def test_market_order_is_pending_at_once_then_filled(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    response = await place(client, trader)
+    assert response.status_code == 202
+    order = response.json()
+    assert order["status"] == "PENDING"
+    assert order["client_order_id"].startswith("tw")
+    filled = await wait_for_status(client, trader, order["id"], "FILLED")
+    assert filled["filled_quantity"] == "0.01"
+    assert filled["fee"] == "0.00001" and filled["fee_asset"] == "BTC"
+    assert Decimal(str(filled["avg_fill_price"])) >= best_ask(running)
+    [fill] = filled["fills"]  # type: ignore[misc]
+    assert fill["liquidity"] == "TAKER"
+    balances = {b["asset"]: b for b in (await client.get("/api/trading/balances", headers=trader)).json()}
+    spent = Decimal(fill["price"]) * Decimal("0.01")
+    assert Decimal(balances["USDT"]["free"]) == Decimal("10000") - spent
+    assert balances["BTC"]["free"] == "0.00999"
+    [position] = (await client.get("/api/trading/positions", headers=trader)).json()
+    assert position["symbol"] == "BTCUSDT" and position["quantity"] == "0.00999"
+    assert Decimal(position["avg_entry_price"]) * Decimal("0.00999") == pytest.approx(spent, abs=Decimal("1e-9"))
+
+
+async def test_limit_order_rests_locks_funds_and_fills_when_traded_through(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    price = (best_ask(running) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = (await place(client, trader, type="LIMIT", price=str(price), quantity="0.01")).json()
+    await wait_for_status(client, trader, order["id"], "OPEN")
+    balances = {b["asset"]: b for b in (await client.get("/api/trading/balances", headers=trader)).json()}
+    assert Decimal(balances["USDT"]["locked"]) == price * Decimal("0.01")
+    assert Decimal(balances["USDT"]["free"]) == Decimal(10000) - price * Decimal("0.01")
+    running.market.apply_trade(trade("BTCUSDT", str(price - 1), "0.5"))  # type: ignore[arg-type]
+    filled = await wait_for_status(client, trader, order["id"], "FILLED")
+    assert filled["fills"][0]["liquidity"] == "MAKER"  # type: ignore[index]
+    balances = {b["asset"]: b for b in (await client.get("/api/trading/balances", headers=trader)).json()}
+    assert balances["USDT"]["locked"] == "0"
+    assert Decimal(balances["USDT"]["free"]) == Decimal(10000) - price * Decimal("0.01")
+
+
+async def test_cancel_releases_the_lock_and_terminal_cancel_is_409(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    price = (best_ask(running) * Decimal("0.9")).quantize(Decimal("0.01"))
+    order = (await place(client, trader, type="LIMIT", price=str(price))).json()
+    await wait_for_status(client, trader, order["id"], "OPEN")
+    response = await client.delete(f"/api/trading/orders/{order['id']}", headers=trader)
+    assert response.status_code == 202
+    canceled = await wait_for_status(client, trader, order["id"], "CANCELED")
+    assert canceled["reject_reason"] == "canceled by the user"
+    balances = {b["asset"]: b for b in (await client.get("/api/trading/balances", headers=trader)).json()}
+    assert balances["USDT"] == {"asset": "USDT", "free": "10000", "locked": "0"}
+    again = await client.delete(f"/api/trading/orders/{order['id']}", headers=trader)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "ORDER_NOT_OPEN"
+
+
+async def test_cancel_all(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
+    price = (best_ask(running) * Decimal("0.8")).quantize(Decimal("0.01"))
+    ids = [(await place(client, trader, type="LIMIT", price=str(price))).json()["id"] for _ in range(3)]
+    for order_id in ids:
+        await wait_for_status(client, trader, order_id, "OPEN")
+    response = await client.delete("/api/trading/orders", headers=trader)
+    assert response.status_code == 202 and response.json() == {"canceled": 3}
+    for order_id in ids:
+        await wait_for_status(client, trader, order_id, "CANCELED")
+    assert (await client.get("/api/trading/orders?status=open", headers=trader)).json() == []
+
+
+async def test_insufficient_funds_is_rejected_with_a_reason(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    order = (await place(client, trader, quantity="1")).json()  # ~90,000 USDT with 10,000 available
+    rejected = await wait_for_status(client, trader, order["id"], "REJECTED")
+    assert "Insufficient balance" in str(rejected["reject_reason"])
+    sell = (await place(client, trader, side="SELL", quantity="0.01")).json()
+    assert "BTC" in str((await wait_for_status(client, trader, sell["id"], "REJECTED"))["reject_reason"])
+
+
+async def test_duplicate_client_order_id_returns_the_original(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    first = await place(client, trader, client_order_id="my-order-1")
+    second = await place(client, trader, client_order_id="my-order-1", quantity="0.02")
+    assert first.status_code == 202 and second.status_code == 200
+    assert second.json()["id"] == first.json()["id"]
+    assert second.json()["quantity"] == "0.01"
+    assert len((await client.get("/api/trading/orders", headers=trader)).json()) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"symbol": "DOGEUSDT"}, "symbol"),
+        ({"symbol": ""}, "symbol"),
+        ({"side": "HOLD"}, "side"),
+        ({"type": "ICEBERG"}, "type"),
+        ({"type": "LIMIT"}, "price"),
+        ({"price": "90000"}, "price"),
+        ({"type": "STOP_MARKET"}, "stop_price"),
+        ({"stop_price": "90000"}, "stop_price"),
+        ({"quantity": "0"}, "quantity"),
+        ({"quantity": "-1"}, "quantity"),
+        ({"quantity": "0.000001"}, "quantity"),  # off the 0.00001 step grid
+        ({"quantity": "0.00001"}, "quantity"),  # below min notional (5 USDT)
+        ({"quantity": "1e30"}, "quantity"),
+        ({"quantity": "1e-30"}, "quantity"),
+        ({"quantity": "NaN"}, "quantity"),
+        ({"quantity": "Infinity"}, "quantity"),
+        ({"quantity": "abc"}, "quantity"),
+        ({"quantity": None}, "quantity"),
+        ({"quantity": True}, "quantity"),
+        ({"type": "LIMIT", "price": "90000.001"}, "price"),  # off the 0.01 tick grid
+        ({"type": "LIMIT", "price": "-5"}, "price"),
+        ({"quote_quantity": "100"}, "quote_quantity"),  # together with quantity
+        ({"type": "LIMIT", "price": "90000", "quantity": None, "quote_quantity": "100"}, "quote_quantity"),
+        ({"quantity": None, "quote_quantity": "1"}, "quote_quantity"),  # below min notional
+        ({"time_in_force": "GTC"}, "time_in_force"),  # market orders take no TIF
+        ({"type": "LIMIT", "price": "90000", "time_in_force": "GTD"}, "time_in_force"),
+        ({"take_profit_price": "100000"}, "stop_loss_price"),
+        ({"take_profit_price": "80000", "stop_loss_price": "70000"}, "take_profit_price"),
+        ({"take_profit_price": "100000", "stop_loss_price": "95000"}, "stop_loss_price"),
+        ({"client_order_id": "has spaces"}, "client_order_id"),
+        ({"client_order_id": "x" * 33}, "client_order_id"),
+        ({"unknown": 1}, "unknown"),
+        ({"symbol": 5}, "symbol"),
+    ],
+)
+async def test_invalid_orders_are_422_naming_the_field_and_store_nothing(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str], fields: dict[str, Any], field: str
+) -> None:
+    orders_before, events_before = count(running, Order), count(running, Event)
+    response = await place(client, trader, **fields)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert response.json()["error"]["message"]
+    assert (count(running, Order), count(running, Event)) == (orders_before, events_before)
+
+
+async def test_numbers_are_accepted_as_json_numbers(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    response = await place(client, trader, quantity=0.01)
+    assert response.status_code == 202
+    assert response.json()["quantity"] == "0.01"
+
+
+async def test_symbol_with_slash_is_normalised(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    response = await place(client, trader, symbol="btc/usdt")
+    assert response.status_code == 202 and response.json()["symbol"] == "BTCUSDT"
+
+
+async def test_users_never_see_or_touch_each_others_orders(client: httpx.AsyncClient, running: Services) -> None:
+    _, alice = await register(client)
+    _, bob = await register(client)
+    order = (await place(client, alice)).json()
+    await wait_for_status(client, alice, order["id"], "FILLED")
+    assert (await client.get(f"/api/trading/orders/{order['id']}", headers=bob)).status_code == 404
+    assert (await client.delete(f"/api/trading/orders/{order['id']}", headers=bob)).status_code == 404
+    assert (await client.get("/api/trading/orders", headers=bob)).json() == []
+    assert (await client.get("/api/trading/fills", headers=bob)).json() == []
+    assert (await client.get("/api/trading/positions", headers=bob)).json() == []
+    alice_account = order["account_id"]
+    for path in ("/api/trading/balances", "/api/trading/positions", "/api/trading/orders", "/api/trading/fills"):
+        response = await client.get(f"{path}?account_id={alice_account}", headers=bob)
+        assert response.status_code == 404, path
+    foreign = await place(client, bob, account_id=alice_account)
+    assert foreign.status_code == 404
+    assert (await client.post(f"/api/accounts/{alice_account}/reset", headers=bob)).status_code == 404
+
+
+async def test_order_list_filters_and_pages_newest_first(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    price = (best_ask(running) * Decimal("0.8")).quantize(Decimal("0.01"))
+    ids = [(await place(client, trader, type="LIMIT", price=str(price))).json()["id"] for _ in range(3)]
+    market = (await place(client, trader)).json()["id"]
+    await wait_for_status(client, trader, market, "FILLED")
+    listed = [o["id"] for o in (await client.get("/api/trading/orders", headers=trader)).json()]
+    assert listed == [market, *reversed(ids)]
+    page = (await client.get(f"/api/trading/orders?limit=2&before={listed[1]}", headers=trader)).json()
+    assert [o["id"] for o in page] == listed[2:4]
+    closed = (await client.get("/api/trading/orders?status=closed", headers=trader)).json()
+    assert [o["id"] for o in closed] == [market]
+    assert (await client.get("/api/trading/orders?status=bogus", headers=trader)).status_code == 422
+    assert (await client.get("/api/trading/orders?limit=0", headers=trader)).status_code == 422
+    assert (await client.get("/api/trading/orders?symbol=ETHUSDT", headers=trader)).json() == []
+
+
+async def test_paper_reset(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
+    price = (best_ask(running) * Decimal("0.8")).quantize(Decimal("0.01"))
+    resting = (await place(client, trader, type="LIMIT", price=str(price))).json()
+    filled = (await place(client, trader)).json()
+    await wait_for_status(client, trader, filled["id"], "FILLED")
+    await wait_for_status(client, trader, resting["id"], "OPEN")
+    account_id = filled["account_id"]
+    response = await client.post(
+        f"/api/accounts/{account_id}/reset", json={"balances": {"USDT": "500", "ETH": 2}}, headers=trader
+    )
+    assert response.status_code == 200 and response.json()["id"] == account_id
+    assert (await client.get(f"/api/trading/orders/{resting['id']}", headers=trader)).json()["status"] == "CANCELED"
+    balances = (await client.get("/api/trading/balances", headers=trader)).json()
+    assert balances == [
+        {"asset": "ETH", "free": "2", "locked": "0"},
+        {"asset": "USDT", "free": "500", "locked": "0"},
+    ]
+    assert (await client.get("/api/trading/positions", headers=trader)).json() == []
+    assert len((await client.get("/api/trading/fills", headers=trader)).json()) == 1  # history stays
+    bad = await client.post(f"/api/accounts/{account_id}/reset", json={"balances": {"USDT": "-1"}}, headers=trader)
+    assert bad.status_code == 422
