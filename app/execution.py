@@ -18,8 +18,9 @@ from decimal import Decimal
 
 from sqlmodel import Session
 
-from app.domain import OrderStatus, OrderType, Side, SymbolRules, check_transition, floor_to_step
+from app.domain import OrderStatus, OrderType, Side, SymbolRules, Venue, check_transition, floor_to_step
 from app.events import UserEvent
+from app.external_execution import ExternalExecution
 from app.ids import new_id, now_ms, venue_client_order_id
 from app.market.models import Trade
 from app.orders import store_event
@@ -78,6 +79,7 @@ class ExecutionEngine:
         *,
         maker_fee: Decimal,
         taker_fee: Decimal,
+        external: ExternalExecution | None = None,
     ) -> None:
         self.db = db
         self.paper = paper
@@ -85,17 +87,24 @@ class ExecutionEngine:
         self.publish = publish
         self.maker_fee = maker_fee
         self.taker_fee = taker_fee
+        self.external = external
         self.queue: asyncio.Queue[Command] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.processed = 0
 
     # ---- the queue (called by OrderService, the market feed and the API) ------------------------------------
 
-    def submit(self, order_id: str) -> None:
-        self.queue.put_nowait(Submit(order_id))
+    def submit(self, order_id: str, account_id: str = "", venue: str = Venue.PAPER) -> None:
+        if venue == Venue.PAPER:
+            self.queue.put_nowait(Submit(order_id))
+        elif self.external is not None:
+            self.external.submit(order_id, account_id)
 
-    def cancel(self, order_id: str) -> None:
-        self.queue.put_nowait(Cancel(order_id))
+    def cancel(self, order_id: str, account_id: str = "", venue: str = Venue.PAPER) -> None:
+        if venue == Venue.PAPER:
+            self.queue.put_nowait(Cancel(order_id))
+        elif self.external is not None:
+            self.external.cancel(order_id, account_id)
 
     def on_market_trade(self, trade: Trade) -> None:
         self.queue.put_nowait(MarketTrade(trade))
@@ -110,8 +119,12 @@ class ExecutionEngine:
     async def start(self) -> None:
         await self.recover()
         self._task = asyncio.create_task(self._run(), name="execution-engine")
+        if self.external is not None:
+            await self.external.start()
 
     async def stop(self) -> None:
+        if self.external is not None:
+            await self.external.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -122,8 +135,8 @@ class ExecutionEngine:
         """Start-up: rebuild the paper book from open orders, re-queue PENDING orders and pending cancels."""
 
         def load(session: Session) -> tuple[list[Order], list[Order]]:
-            live = orders.in_statuses_for_venue(session, "paper", ("OPEN", "PARTIALLY_FILLED"))
-            pending = orders.in_statuses_for_venue(session, "paper", ("PENDING",))
+            live = orders.in_statuses_for_venue(session, Venue.PAPER, ("OPEN", "PARTIALLY_FILLED"))
+            pending = orders.in_statuses_for_venue(session, Venue.PAPER, ("PENDING",))
             return live, pending
 
         live, pending = await self.db.read(load)

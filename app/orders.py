@@ -4,7 +4,7 @@ its PENDING event in one transaction, then hand the id to the execution engine. 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from json import dumps
@@ -20,6 +20,7 @@ from app.ids import new_id, now_ms, venue_client_order_id
 from app.views import fill_data, order_data
 from storage.db import Database
 from storage.models import Account, Order
+from storage.repositories import accounts as account_repo
 from storage.repositories import events, orders
 
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -29,8 +30,8 @@ OPEN_STATUSES = tuple(s.value for s in OrderStatus if not s.is_terminal)
 
 
 class ExecutionQueue(Protocol):
-    def submit(self, order_id: str) -> None: ...
-    def cancel(self, order_id: str) -> None: ...
+    def submit(self, order_id: str, account_id: str = ..., venue: str = ...) -> None: ...
+    def cancel(self, order_id: str, account_id: str = ..., venue: str = ...) -> None: ...
 
 
 class AccountResolver(Protocol):
@@ -72,7 +73,7 @@ class OrderService:
         self,
         db: Database,
         accounts: AccountResolver,
-        rules_for: Callable[[Account], Mapping[str, SymbolRules]],
+        rules_for: Callable[[Account], Awaitable[Mapping[str, SymbolRules]]],
         last_price: Callable[[str], Decimal | None],
         queue: ExecutionQueue,
         publish: Callable[[UserEvent], None],
@@ -100,7 +101,7 @@ class OrderService:
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
-        order = self._build(user_id, account, request)
+        order = self._build(user_id, account, request, await self.rules_for(account))
 
         def store(session: Session) -> UserEvent:
             orders.add(session, order)
@@ -116,11 +117,12 @@ class OrderService:
                 raise
             return Submitted(order_data(existing), created=False)
         self.publish(event)
-        self.queue.submit(order.id)
+        self.queue.submit(order.id, account.id, account.venue)
         return Submitted(order_data(order), created=True)
 
-    def _build(self, user_id: str, account: Account, request: OrderRequest) -> Order:
-        rules_by_symbol = self.rules_for(account)
+    def _build(
+        self, user_id: str, account: Account, request: OrderRequest, rules_by_symbol: Mapping[str, SymbolRules]
+    ) -> Order:
         if not isinstance(request.symbol, str) or not request.symbol.strip():
             raise ValidationFailed("symbol is required", field="symbol")
         symbol = normalize_symbol(request.symbol)
@@ -226,7 +228,7 @@ class OrderService:
     async def cancel(self, user_id: str, order_id: str) -> dict[str, Any]:
         """Request a cancel (executed asynchronously; CANCELED follows). 404 if not the user's, 409 if terminal."""
 
-        def mark(session: Session) -> Order:
+        def mark(session: Session) -> tuple[Order, str]:
             order = orders.get_owned(session, user_id, order_id)
             if order is None:
                 raise NotFound("Order not found.", code="ORDER_NOT_FOUND")
@@ -237,10 +239,11 @@ class OrderService:
             if order.cancel_requested_at is None:
                 order.cancel_requested_at = now_ms()
                 session.add(order)
-            return order
+            account = account_repo.get(session, order.account_id)
+            return order, account.venue if account else "paper"
 
-        order = await self.db.write(mark)
-        self.queue.cancel(order.id)
+        order, venue = await self.db.write(mark)
+        self.queue.cancel(order.id, order.account_id, venue)
         return order_data(order)
 
     async def cancel_all(self, user_id: str, account_id: str | None, symbol: str | None) -> int:
@@ -259,7 +262,7 @@ class OrderService:
 
         ids = await self.db.write(mark)
         for order_id in ids:
-            self.queue.cancel(order_id)
+            self.queue.cancel(order_id, account.id, account.venue)
         return len(ids)
 
     # ---- reads ----------------------------------------------------------------------------------------------

@@ -91,39 +91,43 @@ def free_balance(session: Session, account_id: str, asset: str) -> Decimal:
     return accounts.balance_for_update(session, account_id, asset).free
 
 
-def apply_fill(session: Session, order: Order, fill: Fill, rules: SymbolRules) -> None:
-    """Move money for one fill (the order's lock was already released) and update the position."""
-    side = Side(fill.side)
-    base = accounts.balance_for_update(session, order.account_id, rules.base)
-    quote = accounts.balance_for_update(session, order.account_id, rules.quote)
+def apply_fill(session: Session, order: Order, fill: Fill, rules: SymbolRules, *, move_balances: bool = True) -> None:
+    """Account for one fill: the order's totals, the position, and (paper only: the exchange owns testnet balances)
+    the balances — the order's lock was already released."""
+    if move_balances:
+        base = accounts.balance_for_update(session, order.account_id, rules.base)
+        quote = accounts.balance_for_update(session, order.account_id, rules.quote)
+        if Side(fill.side) is Side.BUY:
+            quote.free -= fill.price * fill.quantity
+            base.free += fill.quantity - (fill.fee if fill.fee_asset == rules.base else 0)
+        else:
+            base.free -= fill.quantity
+            quote.free += fill.price * fill.quantity - (fill.fee if fill.fee_asset == rules.quote else 0)
+        session.add(base)
+        session.add(quote)
     notional = fill.price * fill.quantity
-    if side is Side.BUY:
-        quote.free -= notional
-        base.free += fill.quantity - fill.fee
-    else:
-        base.free -= fill.quantity
-        quote.free += notional - fill.fee
-    session.add(base)
-    session.add(quote)
     order.filled_quantity += fill.quantity
     order.filled_quote += notional
     order.fee += fill.fee
     order.fee_asset = fill.fee_asset
-    update_position(orders.position_for_update(session, order.account_id, order.symbol), fill)
+    update_position(orders.position_for_update(session, order.account_id, order.symbol), fill, rules)
 
 
-def update_position(position: Position, fill: Fill) -> None:
-    """Average-cost position: buys add cost (the base fee shrinks the quantity, so fees are in the cost);
-    sells realise PnL on the part covered by the position, net of the quote fee."""
+def update_position(position: Position, fill: Fill, rules: SymbolRules) -> None:
+    """Average-cost position: buys add cost (a base fee shrinks the quantity, a quote fee adds to the cost, so fees
+    are in the cost); sells realise PnL on the part covered by the position, net of a quote fee. Fees paid in a
+    third asset (BNB on Binance) are not converted and stay out of the cost basis."""
+    base_fee = fill.fee if fill.fee_asset == rules.base else ZERO
+    quote_fee = fill.fee if fill.fee_asset == rules.quote else ZERO
     if fill.side == Side.BUY:
-        position.quantity += fill.quantity - fill.fee
-        position.cost += fill.price * fill.quantity
+        position.quantity += fill.quantity - base_fee
+        position.cost += fill.price * fill.quantity + quote_fee
         return
     covered = min(fill.quantity, position.quantity)
     if covered <= 0:
         return  # selling assets that came with the account, not bought here: no cost basis, no PnL
     cost_of_sold = (position.cost * covered / position.quantity).quantize(PNL_PLACES, rounding=ROUND_HALF_EVEN)
-    proceeds = fill.price * covered - fill.fee * covered / fill.quantity
+    proceeds = fill.price * covered - quote_fee * covered / fill.quantity
     position.realized_pnl += (proceeds - cost_of_sold).quantize(PNL_PLACES, rounding=ROUND_HALF_EVEN)
     position.quantity -= covered
     position.cost -= cost_of_sold

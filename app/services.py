@@ -10,19 +10,25 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.accounts import AccountService
+from app.alerts import AlertService
 from app.auth import AuthService
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
 from app.domain import SymbolRules
 from app.events import EventBus
 from app.execution import ExecutionEngine
+from app.external_execution import ExternalExecution
 from app.ids import now_ms
+from app.jobs import Jobs
+from app.market.ccxt_feed import CcxtMarketFeed
 from app.market.simulated import SimulatedMarket
 from app.market.state import MarketState
 from app.market.symbols import simulated_rules
 from app.orders import OrderService
 from app.portfolio_service import PortfolioService
-from app.venues.directory import VenueDirectory
+from app.venues.base import ExternalVenue
+from app.venues.binance_testnet import BinanceTestnetVenue
+from app.venues.directory import VenueDirectory, VenueFactory
 from app.venues.paper import PaperVenue
 from storage.db import Database
 from storage.migrate import upgrade_to_head
@@ -74,27 +80,53 @@ class Services:
     engine: ExecutionEngine
     orders: OrderService
     portfolio: PortfolioService
+    jobs: Jobs
+    alerts: AlertService
     simulator: SimulatedMarket | None = None
+    feed: CcxtMarketFeed | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
         """Start background work: the market feed and the execution engine (after its recovery)."""
+        if self.feed is not None and self.settings.market_feed_enabled:
+            await self.feed.start()  # fills `rules` in place first: the engine's recovery copies them
         await self.engine.start()
+        self.jobs.start()
+        await self.alerts.start()
         if self.simulator is not None and self.settings.market_feed_enabled:
             self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
 
     async def stop(self) -> None:
+        await self.alerts.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.jobs.stop()
+        if self.feed is not None:
+            await self.feed.close()
         await self.engine.stop()
         self.db.close()
 
     def market_data_status(self) -> str:
         last = self.market.last_update_ms()
         return "ok" if last is not None and now_ms() - last <= STALE_AFTER_MS else "stale"
+
+
+def binance_factory(settings: Settings) -> VenueFactory:
+    """Builds a Binance Spot Testnet venue client from an account's keys, pointed at the configured URLs."""
+
+    def make(api_key: str, api_secret: str) -> ExternalVenue:
+        return BinanceTestnetVenue(
+            api_key,
+            api_secret,
+            rest_url=settings.binance_testnet_url,
+            stream_url=settings.binance_testnet_stream_url,
+            ws_api_url=settings.binance_testnet_ws_api_url,
+        )
+
+    return make
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
@@ -110,15 +142,30 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if settings.market_data == "simulated":
         simulator = SimulatedMarket(market, rules, seed=settings.sim_seed)
         simulator.backfill()
+    feed = None
+    if settings.market_data == "binance-testnet":
+        feed = CcxtMarketFeed(
+            market,
+            rules,
+            rest_url=settings.binance_testnet_url,
+            stream_url=settings.binance_testnet_stream_url,
+            ws_api_url=settings.binance_testnet_ws_api_url,
+        )
     publisher = PricePublisher(market, bus)
     market.subscribe(publisher.on_change)
     paper = PaperVenue(market, rules, seed=settings.sim_seed)
+    venues = VenueDirectory(rules, keybox, binance_factory(settings))
+    external = ExternalExecution(db, venues, bus.publish_user)
     engine = ExecutionEngine(
-        db, paper, bus.publish_user, maker_fee=settings.paper_maker_fee, taker_fee=settings.paper_taker_fee
+        db,
+        paper,
+        bus.publish_user,
+        maker_fee=settings.paper_maker_fee,
+        taker_fee=settings.paper_taker_fee,
+        external=external,
     )
     market.subscribe_trades(engine.on_market_trade)
-    accounts = AccountService(db)
-    venues = VenueDirectory(rules)
+    accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings))
 
     def last_price(symbol: str) -> Decimal | None:
         ticker = market.ticker(symbol)
@@ -137,5 +184,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         engine=engine,
         orders=OrderService(db, accounts, venues.rules_for, last_price, engine, bus.publish_user),
         portfolio=PortfolioService(db, accounts, market, engine, settings),
+        jobs=Jobs(external),
+        alerts=AlertService(db, rules, bus),
         simulator=simulator,
+        feed=feed,
     )

@@ -68,3 +68,8 @@ def set_balances(session: Session, account_id: str, amounts: Mapping[str, Decima
         row.free, row.locked = amount, Decimal(0)
         session.add(row)
     session.flush()
+
+
+def active_ids_for_venue(session: Session, venue: str) -> list[str]:
+    query = select(Account.id).where(Account.venue == venue, col(Account.deleted_at).is_(None))
+    return list(session.exec(query))

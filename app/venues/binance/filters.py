@@ -1,0 +1,189 @@
+"""Symbol filters from exchangeInfo and the pre-trade checks made with them before an order is sent.
+
+The checks follow Binance's own rules (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL) on exact Decimals, so an
+order the exchange would refuse with -1013 is refused here with a clear message and no request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from app.domain import OrderType, SymbolRules, fmt
+from app.errors import VenueRejected
+from app.venues.base import OrderSpec
+from app.venues.binance.mapping import LIMIT_TYPES, TIME_IN_FORCE, TO_BINANCE_TYPE, TRIGGERED_TYPES, dec
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolFilters:
+    """The exchangeInfo filters the adapter checks before sending (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE,
+    NOTIONAL / MIN_NOTIONAL), exactly as Binance states them."""
+
+    symbol: str
+    base: str
+    quote: str
+    status: str
+    tick_size: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    market_max_qty: Decimal
+    min_notional: Decimal
+    max_notional: Decimal
+
+    @classmethod
+    def from_exchange_info(cls, info: Mapping[str, Any]) -> SymbolFilters:
+        """Build from one raw `symbols[]` entry of GET /api/v3/exchangeInfo (ccxt keeps it as `market['info']`)."""
+        by_type = {f.get("filterType"): f for f in info.get("filters", [])}
+        price = by_type.get("PRICE_FILTER", {})
+        lot = by_type.get("LOT_SIZE", {})
+        market_lot = by_type.get("MARKET_LOT_SIZE", {})
+        notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
+        return cls(
+            symbol=str(info["symbol"]),
+            base=str(info.get("baseAsset", "")),
+            quote=str(info.get("quoteAsset", "")),
+            status=str(info.get("status", "")),
+            tick_size=dec(price.get("tickSize", "0")),
+            min_price=dec(price.get("minPrice", "0")),
+            max_price=dec(price.get("maxPrice", "0")),
+            step_size=dec(lot.get("stepSize", "0")),
+            min_qty=dec(lot.get("minQty", "0")),
+            max_qty=dec(lot.get("maxQty", "0")),
+            market_max_qty=dec(market_lot.get("maxQty", "0")),
+            min_notional=dec(notional.get("minNotional", "0")),
+            max_notional=dec(notional.get("maxNotional", "0")),
+        )
+
+    def rules(self) -> SymbolRules:
+        """The domain's view (tick, step, min qty, min notional, max qty), values normalised ("0.01", not
+        "0.01000000"; equal either way)."""
+        return SymbolRules(
+            symbol=self.symbol,
+            base=self.base,
+            quote=self.quote,
+            tick_size=_plain(self.tick_size),
+            step_size=_plain(self.step_size),
+            min_qty=_plain(self.min_qty),
+            min_notional=_plain(self.min_notional),
+            max_qty=_plain(self.max_qty),
+        )
+
+
+def _plain(value: Decimal) -> Decimal:
+    return Decimal(fmt(value) or "0")
+
+
+def _on_grid(value: Decimal, start: Decimal, step: Decimal) -> bool:
+    # Binance's rule: (value - minimum) % step == 0 (a zero step disables the check).
+    return step == 0 or (value - start) % step == 0
+
+
+def _check_price(name: str, value: Decimal, f: SymbolFilters) -> None:
+    if value <= 0:
+        raise VenueRejected(f"{name} must be greater than 0")
+    if value < f.min_price or (f.max_price > 0 and value > f.max_price):
+        raise VenueRejected(
+            f"{name} {fmt(value)} is outside {fmt(f.min_price)}..{fmt(f.max_price)} for {f.symbol} (PRICE_FILTER)"
+        )
+    if not _on_grid(value, f.min_price, f.tick_size):
+        raise VenueRejected(
+            f"{name} {fmt(value)} is not a multiple of the tick size {fmt(f.tick_size)} for {f.symbol} (PRICE_FILTER)"
+        )
+
+
+def _check_quantity(quantity: Decimal, f: SymbolFilters, market_like: bool) -> None:
+    if quantity <= 0:
+        raise VenueRejected("quantity must be greater than 0")
+    if quantity < f.min_qty:
+        raise VenueRejected(f"quantity {fmt(quantity)} is below the minimum {fmt(f.min_qty)} for {f.symbol} (LOT_SIZE)")
+    if f.max_qty > 0 and quantity > f.max_qty:
+        raise VenueRejected(f"quantity {fmt(quantity)} is above the maximum {fmt(f.max_qty)} for {f.symbol} (LOT_SIZE)")
+    if not _on_grid(quantity, f.min_qty, f.step_size):
+        raise VenueRejected(
+            f"quantity {fmt(quantity)} is not a multiple of the step size {fmt(f.step_size)} for {f.symbol} (LOT_SIZE)"
+        )
+    if market_like and f.market_max_qty > 0 and quantity > f.market_max_qty:
+        raise VenueRejected(
+            f"quantity {fmt(quantity)} is above the market-order maximum {fmt(f.market_max_qty)} for {f.symbol} "
+            "(MARKET_LOT_SIZE)"
+        )
+
+
+def _check_notional(notional: Decimal, f: SymbolFilters, *, check_max: bool) -> None:
+    if notional < f.min_notional:
+        raise VenueRejected(
+            f"order value {fmt(notional)} {f.quote} is below the minimum {fmt(f.min_notional)} {f.quote} "
+            f"for {f.symbol} (NOTIONAL)"
+        )
+    if check_max and f.max_notional > 0 and notional > f.max_notional:
+        raise VenueRejected(
+            f"order value {fmt(notional)} {f.quote} is above the maximum {fmt(f.max_notional)} {f.quote} "
+            f"for {f.symbol} (NOTIONAL)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- order requests
+
+
+def order_params(spec: OrderSpec, f: SymbolFilters) -> dict[str, str]:
+    """POST /api/v3/order parameters for `spec`, after the pre-trade checks. Raises VenueRejected (nothing sent)
+    when the spec is inconsistent or breaks an exchangeInfo filter."""
+    if f.status != "TRADING":
+        raise VenueRejected(f"{f.symbol} is not trading on Binance testnet (status {f.status})")
+    binance_type = TO_BINANCE_TYPE.get(spec.type)
+    if binance_type is None:
+        raise VenueRejected(f"order type {spec.type} is not supported on Binance testnet")
+    if spec.side not in ("BUY", "SELL"):
+        raise VenueRejected(f"side must be BUY or SELL, not {spec.side}")
+    is_limit = spec.type in LIMIT_TYPES
+    is_triggered = spec.type in TRIGGERED_TYPES
+    params = {
+        "symbol": f.symbol,
+        "side": spec.side,
+        "type": binance_type,
+        "newClientOrderId": spec.client_order_id,
+        "newOrderRespType": "FULL",
+    }
+    if spec.type == OrderType.MARKET:
+        if (spec.quantity is None) == (spec.quote_quantity is None):
+            raise VenueRejected("a MARKET order needs exactly one of quantity and quote_quantity")
+    elif spec.quantity is None:
+        raise VenueRejected(f"a {spec.type} order needs a quantity")
+    elif spec.quote_quantity is not None:
+        raise VenueRejected("quote_quantity is only allowed for MARKET orders")
+    if is_limit != (spec.price is not None):
+        raise VenueRejected(f"a {spec.type} order {'needs' if is_limit else 'takes no'} price")
+    if is_triggered != (spec.stop_price is not None):
+        raise VenueRejected(f"a {spec.type} order {'needs' if is_triggered else 'takes no'} stop price")
+
+    if spec.price is not None:
+        _check_price("price", spec.price, f)
+        params["price"] = fmt(spec.price) or "0"
+    if spec.stop_price is not None:
+        _check_price("stop price", spec.stop_price, f)
+        params["stopPrice"] = fmt(spec.stop_price) or "0"
+    if spec.quantity is not None:
+        _check_quantity(spec.quantity, f, market_like=not is_limit)
+        params["quantity"] = fmt(spec.quantity) or "0"
+        # The reference price for MIN_NOTIONAL: the limit price, else the trigger. A MARKET order by quantity has
+        # no price we know without a call; Binance checks it against its average price.
+        reference = spec.price if spec.price is not None else spec.stop_price
+        if reference is not None:
+            _check_notional(spec.quantity * reference, f, check_max=is_limit)
+    if spec.quote_quantity is not None:
+        if spec.quote_quantity <= 0:
+            raise VenueRejected("quote_quantity must be greater than 0")
+        _check_notional(spec.quote_quantity, f, check_max=False)
+        params["quoteOrderQty"] = fmt(spec.quote_quantity) or "0"
+    if is_limit:
+        tif = spec.time_in_force or "GTC"
+        if tif not in TIME_IN_FORCE:
+            raise VenueRejected(f"time in force must be GTC, IOC or FOK, not {tif}")
+        params["timeInForce"] = tif
+    return params

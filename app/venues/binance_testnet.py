@@ -1,0 +1,268 @@
+"""Binance Spot Testnet venue: `ExternalVenue` over ccxt.pro (REST for orders, WS-API user-data stream for updates).
+
+Behaviour the execution engine relies on (app/venues/base.py):
+- `submit` checks the symbol's exchangeInfo filters first (VenueRejected, nothing sent), then places the order with
+  newClientOrderId = spec.client_order_id and newOrderRespType=FULL. It never re-sends after an ambiguous failure
+  (VenueUnavailable); only a -1021 time-sync refusal is resent, same parameters and client order id, after
+  resyncing the clock (the exchange refused the first attempt before looking at it).
+- 429/418 raise VenueThrottled(retry_after) and arm a per-instance guard: until it passes, every call raises
+  VenueThrottled at once without touching the exchange.
+- `fetch_order` returns the order with every fill (myTrades), or None when Binance answers -2013.
+- `watch` delivers every executionReport as a VenueOrder carrying that report's execution, and every
+  outboundAccountPosition as balances; it reconnects with exponential backoff until cancelled.
+The API secret lives only inside the ccxt client: it is never logged, stored on this object or put in messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NoReturn, TypeVar
+
+from app.domain import SymbolRules
+from app.errors import VenueError, VenueRejected, VenueThrottled
+from app.venues.base import BalanceListener, OrderListener, OrderSpec, VenueBalance, VenueFill, VenueOrder
+from app.venues.binance import mapping
+from app.venues.binance.client import build_client
+from app.venues.binance.errors import ORDER_NOT_FOUND, translate
+from app.venues.binance.filters import SymbolFilters, order_params
+from app.venues.binance.stream import Backoff, Sleep, next_item, reconnect_forever, run_forever
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TIME_SYNC_RETRIES = 2
+MY_TRADES_PAGE = 1000
+
+
+def key_hint(api_key: str) -> str:
+    """First 4 and last 4 characters: enough to recognise a key, useless to use it."""
+    return f"{api_key[:4]}...{api_key[-4:]}" if len(api_key) > 8 else "..."
+
+
+class BinanceTestnetVenue:
+    """One Binance Spot Testnet account (its own keys and ccxt.pro client). See the module docstring."""
+
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: str,
+        *,
+        rest_url: str,
+        stream_url: str,
+        ws_api_url: str,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        timeout_ms: int = 10_000,
+        enable_rate_limit: bool = True,
+    ) -> None:
+        """`rest_url` is the REST base without /api/v3, `stream_url` the stream base without /stream, `ws_api_url`
+        the WS-API base without /ws-api/v3. `sleep` and `clock` drive the backoff and the throttle guard.
+        `enable_rate_limit` keeps ccxt's own request pacing (Binance's IP weight budget); tests turn it off."""
+        self._client = build_client(
+            api_key,
+            api_secret,
+            rest_url=rest_url,
+            stream_url=stream_url,
+            ws_api_url=ws_api_url,
+            timeout_ms=timeout_ms,
+            enable_rate_limit=enable_rate_limit,
+        )
+        self._hint = key_hint(api_key)
+        self._rest_url = rest_url
+        self._sleep = sleep
+        self._clock = clock
+        self._throttled_until: float | None = None
+        self._filters: dict[str, SymbolFilters] | None = None
+        self._watching = False
+
+    def __repr__(self) -> str:
+        return f"BinanceTestnetVenue(api_key={self._hint!r}, rest_url={self._rest_url!r})"
+
+    # ------------------------------------------------------------------------------------------ protocol
+
+    async def load_rules(self) -> Mapping[str, SymbolRules]:
+        """Tick, step, min qty, min notional and max qty of every trading spot symbol, from exchangeInfo."""
+        filters = await self._load_filters(reload=True)
+        return {symbol: f.rules() for symbol, f in filters.items() if f.status == "TRADING"}
+
+    async def check_credentials(self) -> None:
+        """GET /api/v3/account (signed). A refused key raises VenueRejected with Binance's words."""
+        await self._call(lambda: self._client.private_get_account())
+
+    async def submit(self, spec: OrderSpec) -> VenueOrder:
+        """Place `spec`. VenueRejected: refused (before sending, or by Binance). VenueUnavailable: unknown outcome,
+        resolve with fetch_order. VenueThrottled: back off."""
+        filters = (await self._load_filters()).get(spec.symbol)
+        if filters is None:
+            raise VenueRejected(f"Unknown symbol {spec.symbol} on Binance testnet.")
+        params = order_params(spec, filters)
+        raw = await self._call(lambda: self._client.private_post_order(dict(params)))
+        return mapping.parse_order(raw, mapping.placement_fills(raw))
+
+    async def cancel(self, symbol: str, client_order_id: str) -> VenueOrder:
+        """Cancel by origClientOrderId. An order that is unknown or already closed raises VenueRejected
+        (code VENUE_ORDER_NOT_FOUND) with Binance's "Unknown order sent."."""
+        request = {"symbol": symbol, "origClientOrderId": client_order_id}
+        raw = await self._call(lambda: self._client.private_delete_order(dict(request)))
+        return mapping.parse_order(raw)
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        """The order by origClientOrderId with all its fills, or None when Binance never received it (-2013)."""
+        request = {"symbol": symbol, "origClientOrderId": client_order_id}
+        try:
+            raw = await self._call(lambda: self._client.private_get_order(dict(request)))
+        except VenueRejected as exc:
+            if exc.code == ORDER_NOT_FOUND:
+                return None
+            raise
+        fills: list[VenueFill] = []
+        if mapping.dec(raw.get("executedQty", "0")) > 0:
+            fills = await self._order_fills(symbol, raw["orderId"])
+        return mapping.parse_order(raw, fills)
+
+    async def open_orders(self) -> list[VenueOrder]:
+        """Every open order of the account, all symbols, with side/type/quantity/prices (for importing orders
+        placed elsewhere). Fills are not included: fetch_order gives them."""
+        rows = await self._call(lambda: self._client.private_get_openorders({}))
+        return [mapping.parse_order(row) for row in rows]
+
+    async def balances(self) -> list[VenueBalance]:
+        """Free and locked amounts of every asset the account holds (all-zero assets left out)."""
+        raw = await self._call(lambda: self._client.private_get_account())
+        return mapping.account_balances(raw)
+
+    async def watch(self, on_order: OrderListener, on_balances: BalanceListener) -> None:
+        """Run the user-data stream (WS-API userDataStream.subscribe.signature via ccxt.pro watch_orders /
+        watch_balance) until cancelled. Every (re)connection first delivers a balance snapshot; then each
+        executionReport becomes one VenueOrder with that report's fill, each outboundAccountPosition one
+        balance list. Orders that changed while disconnected are the engine's to reconcile (fetch_order)."""
+        if self._watching:
+            raise RuntimeError("watch() is already running for this venue")
+        self._watching = True
+        try:
+            await reconnect_forever(
+                lambda connected: self._stream_session(on_order, on_balances, connected),
+                sleep=self._sleep,
+                backoff=Backoff(),
+                name=f"Binance user-data stream ({self._hint})",
+            )
+        finally:
+            self._watching = False
+            self._client.user_event_sink = None
+
+    async def close(self) -> None:
+        """Close the REST session and every WebSocket of this account's client."""
+        await self._client.close()
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """Run one exchange call through the throttle guard and the error mapping; a -1021 refusal resyncs the
+        clock and resends the same request (same parameters, same client order id), at most twice."""
+        for attempt in itertools.count():
+            self._refuse_while_throttled()
+            try:
+                return await request()
+            except Exception as exc:
+                outcome = translate(exc)
+                if outcome.time_sync and attempt < TIME_SYNC_RETRIES:
+                    log.info("Binance refused the request timestamp; resyncing the clock and resending")
+                    await self._resync_time()
+                    continue
+                if isinstance(outcome.error, VenueThrottled):
+                    self._throttled_until = self._clock() + outcome.error.retry_after
+                raise outcome.error from exc
+        raise AssertionError("unreachable")
+
+    def _refuse_while_throttled(self) -> None:
+        if self._throttled_until is None:
+            return
+        remaining = self._throttled_until - self._clock()
+        if remaining > 0:
+            raise VenueThrottled(f"Binance asked to back off; retry in {remaining:.0f}s.", retry_after=remaining)
+        self._throttled_until = None
+
+    async def _resync_time(self) -> None:
+        try:
+            await self._client.load_time_difference()
+        except Exception as exc:
+            raise translate(exc).error from exc
+
+    async def _load_filters(self, reload: bool = False) -> dict[str, SymbolFilters]:
+        if self._filters is None or reload:
+            markets: dict[str, Any] = await self._call(lambda: self._client.load_markets(reload))
+            self._filters = {
+                str(market["id"]): SymbolFilters.from_exchange_info(market["info"])
+                for market in markets.values()
+                if market.get("spot") and isinstance(market.get("info"), dict)
+            }
+        return self._filters
+
+    async def _order_fills(self, symbol: str, order_id: object) -> list[VenueFill]:
+        fills: list[VenueFill] = []
+        request: dict[str, Any] = {"symbol": symbol, "orderId": order_id, "limit": MY_TRADES_PAGE}
+        while True:
+            rows = await self._call(lambda: self._client.private_get_mytrades(dict(request)))
+            # Filter anyway: the fills of exactly this order, whatever the server's paging does.
+            fills.extend(mapping.trade_fill(row) for row in rows if str(row.get("orderId")) == str(order_id))
+            if len(rows) < MY_TRADES_PAGE:
+                return fills
+            request["fromId"] = int(rows[-1]["id"]) + 1
+
+    async def _stream_session(
+        self, on_order: OrderListener, on_balances: BalanceListener, connected: Callable[[], None]
+    ) -> NoReturn:
+        """One connection: subscribe, send a balance snapshot, then deliver raw user events until it fails."""
+        await self._load_filters()  # ccxt's watchers need markets; errors surface translated
+        queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue()
+        self._client.user_event_sink = queue.put_nowait
+        # The watchers keep ccxt's subscription armed and raise when the socket fails; the events themselves
+        # are taken raw from the sink, one by one, so several reports between two wake-ups are all delivered.
+        watchers = [
+            asyncio.create_task(run_forever(self._client.watch_orders), name="binance-watch-orders"),
+            asyncio.create_task(run_forever(self._client.watch_balance), name="binance-watch-balance"),
+        ]
+        try:
+            await self._call(lambda: self._client.authenticate({"type": "spot"}))
+            connected()
+            await self._deliver_snapshot(on_balances)
+            while True:
+                await self._dispatch(await next_item(queue, watchers), on_order, on_balances)
+        finally:
+            self._client.user_event_sink = None
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def _deliver_snapshot(self, on_balances: BalanceListener) -> None:
+        try:
+            snapshot = await self.balances()
+        except VenueError as exc:
+            log.warning("Binance balance snapshot failed after (re)connecting: %s", exc.message)
+            return
+        await self._notify(on_balances(snapshot))
+
+    async def _dispatch(self, event: Mapping[str, Any], on_order: OrderListener, on_balances: BalanceListener) -> None:
+        kind = event.get("e")
+        try:
+            if kind == "executionReport":
+                await self._notify(on_order(mapping.execution_report(event)))
+            elif kind == "outboundAccountPosition":
+                await self._notify(on_balances(mapping.account_position(event)))
+            # balanceUpdate (deposits, transfers) is always followed by an outboundAccountPosition.
+        except VenueError as exc:
+            log.error("Unreadable Binance %s event skipped: %s", kind, exc.message)
+
+    @staticmethod
+    async def _notify(delivery: Awaitable[None]) -> None:
+        # A listener's bug must not tear down the stream for every later update.
+        try:
+            await delivery
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Binance user-data listener failed")

@@ -1,0 +1,238 @@
+"""Orders on a Binance Spot Testnet account, end to end through the engine, against the fake exchange: the same
+lifecycle as paper, plus the exchange failure modes (in flight, throttled, restarts, external orders)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+import pytest
+from sqlmodel import Session
+
+from app.events import UserEvent
+from app.ids import new_id, now_ms
+from app.orders import OrderRequest
+from app.services import Services
+from app.venues.binance_testnet import BinanceTestnetVenue
+from storage.models import Account
+from storage.repositories import accounts as account_repo
+from tests.factories import PASSWORD, unique_email
+from tests.fakes.binance import FakeBinance, ccxt_config
+
+API_KEY, SECRET = "k" * 64, "s" * 64
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBinance]:
+    async with FakeBinance.start(default_account=False) as exchange:
+        exchange.add_account(API_KEY, SECRET, {"USDT": "10000", "BTC": "1"})
+        yield exchange
+
+
+@pytest.fixture
+async def testnet(services: Services, fake: FakeBinance) -> AsyncIterator[tuple[Services, str, str]]:
+    """Services whose venue factory points at the fake, a user, and their testnet account (keys sealed)."""
+
+    def make(api_key: str, api_secret: str) -> BinanceTestnetVenue:
+        return BinanceTestnetVenue(
+            api_key,
+            api_secret,
+            rest_url=fake.rest_url,
+            stream_url=fake.stream_url,
+            ws_api_url=fake.ws_api_url,
+            enable_rate_limit=False,
+            timeout_ms=1500,
+        )
+
+    services.venues.make_binance = make
+    user_id = (await services.auth.register(unique_email(), PASSWORD)).id
+    account_id = new_id()
+
+    def store(session: Session) -> None:
+        box = services.keybox
+        account_repo.add(
+            session,
+            Account(
+                id=account_id,
+                user_id=user_id,
+                venue="binance-testnet",
+                label="Testnet",
+                created_at=now_ms(),
+                api_key_hint="kkkk...kkkk",
+                api_key_enc=box.seal(API_KEY, account_id),
+                api_secret_enc=box.seal(SECRET, account_id),
+                key_id=box.key_id,
+            ),
+        )
+
+    services.db.run_sync(store)
+    await services.engine.start()
+    yield services, user_id, account_id
+    await services.engine.stop()
+
+
+async def place(services: Services, user_id: str, account_id: str, **fields: Any) -> dict[str, Any]:
+    request = OrderRequest(
+        **{"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01", "account_id": account_id, **fields}
+    )
+    return (await services.orders.submit(user_id, request)).order
+
+
+async def until(services: Services, user_id: str, order_id: str, *statuses: str, timeout: float = 15) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            order = await services.orders.get(user_id, order_id)
+            if order["status"] in statuses:
+                return order
+            await asyncio.sleep(0.05)
+
+
+async def test_market_order_fills_with_the_exchange_commission(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    order = await place(services, user, account)
+    filled = await until(services, user, order["id"], "FILLED")
+    assert filled["filled_quantity"] == "0.01"
+    assert filled["fee_asset"] == "BTC" and Decimal(filled["fee"]) > 0
+    [at_exchange] = fake.orders(API_KEY)
+    assert at_exchange.client_order_id == f"tw{order['id']}"
+    async with asyncio.timeout(10):  # balances come from the exchange (stream or reconciliation)
+        while True:
+            balances = {b.asset: b for b in await services.portfolio.balances(user, account)}
+            if "BTC" in balances and balances["BTC"].free == fake.balances(API_KEY)["BTC"][0]:
+                break
+            await asyncio.sleep(0.05)
+
+
+async def test_resting_limit_is_filled_through_the_user_data_stream(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    best_bid = Decimal(str(fake.last_price("BTCUSDT"))) - 500
+    order = await place(services, user, account, type="LIMIT", price=str(best_bid), quantity="0.02")
+    await until(services, user, order["id"], "OPEN")
+    fake.trade("BTCUSDT", best_bid, Decimal("0.005"))
+    partial = await until(services, user, order["id"], "PARTIALLY_FILLED")
+    assert partial["filled_quantity"] == "0.005"
+    fake.trade("BTCUSDT", best_bid - 1, Decimal("1"))
+    filled = await until(services, user, order["id"], "FILLED")
+    assert len(filled["fills"]) == 2 and {f["liquidity"] for f in filled["fills"]} == {"MAKER"}
+
+
+async def test_cancel_on_the_exchange(testnet: tuple[Services, str, str], fake: FakeBinance) -> None:
+    services, user, account = testnet
+    price = Decimal(str(fake.last_price("BTCUSDT"))) - 1000
+    order = await place(services, user, account, type="LIMIT", price=str(price))
+    await until(services, user, order["id"], "OPEN")
+    await services.orders.cancel(user, order["id"])
+    await until(services, user, order["id"], "CANCELED")
+    assert fake.orders(API_KEY, open_only=True) == []
+
+
+async def test_exchange_refusal_is_rejected_with_its_message(testnet: tuple[Services, str, str]) -> None:
+    services, user, account = testnet
+    order = await place(services, user, account, quantity="5")  # ~300k USDT with 10k available
+    rejected = await until(services, user, order["id"], "REJECTED")
+    assert rejected["reject_reason"] == "Account has insufficient balance for requested action."
+
+
+async def test_symbols_the_testnet_does_not_list_are_refused_at_intake(testnet: tuple[Services, str, str]) -> None:
+    from app.errors import ValidationFailed
+
+    services, user, account = testnet
+    with pytest.raises(ValidationFailed) as refused:
+        await place(services, user, account, symbol="SOLUSDT")
+    assert refused.value.field == "symbol"
+
+
+async def test_timeout_after_accept_is_resolved_without_a_second_order(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    fake.timeout_after_accept(1, path="/api/v3/order", delay=5.0)
+    order = await place(services, user, account)
+    filled = await until(services, user, order["id"], "FILLED", timeout=30)
+    assert filled["filled_quantity"] == "0.01"
+    assert len([o for o in fake.orders(API_KEY) if o.client_order_id == f"tw{order['id']}"]) == 1
+
+
+async def test_server_error_before_accepting_is_resent_with_the_same_client_id(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    fake.server_error_next(1, status=503, path="/api/v3/order")
+    order = await place(services, user, account)
+    await until(services, user, order["id"], "FILLED", timeout=30)
+    sent = [r for r in fake.requests if r.method == "POST" and r.path == "/api/v3/order"]
+    assert {r.params.get("newClientOrderId") for r in sent} == {f"tw{order['id']}"}
+    assert len(fake.orders(API_KEY)) == 1
+
+
+async def test_throttling_pauses_the_account_and_tells_the_user(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    notices: list[UserEvent] = []
+    services.bus.subscribe_user(user, lambda e: notices.append(e) if e.type == "NOTICE" else None)
+    fake.rate_limit_next(1, path="/api/v3/order", retry_after=1)
+    order = await place(services, user, account)
+    await until(services, user, order["id"], "FILLED", timeout=30)
+    assert notices and notices[0].data["code"] == "VENUE_THROTTLED" and notices[0].data["retry_after"] == 1
+    assert len(fake.orders(API_KEY)) == 1
+
+
+async def test_restart_between_send_and_acknowledgement(
+    testnet: tuple[Services, str, str], fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after the exchange accepted the order but before anything told us the outcome."""
+    services, user, account = testnet
+
+    async def silent_stream(*_args: object) -> None:
+        await asyncio.Event().wait()  # the user-data stream reports nothing before the "crash"
+
+    monkeypatch.setattr(BinanceTestnetVenue, "watch", silent_stream)
+    fake.timeout_after_accept(1, path="/api/v3/order", delay=30.0)
+    order = await place(services, user, account)
+    async with asyncio.timeout(10):
+        while not fake.orders(API_KEY):
+            await asyncio.sleep(0.02)
+    await services.engine.stop()  # "kill": the answer never arrives
+    assert (await services.orders.get(user, order["id"]))["status"] == "PENDING"
+    monkeypatch.undo()
+    await services.engine.start()  # recovery asks the exchange by client order id
+    recovered = await until(services, user, order["id"], "FILLED")
+    assert recovered["filled_quantity"] == "0.01"
+    assert len(fake.orders(API_KEY)) == 1
+
+
+async def test_orders_placed_outside_tradewind_are_imported(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    outside = ccxt_async.binance(ccxt_config(fake, API_KEY, SECRET))
+    try:
+        price = float(Decimal(str(fake.last_price("BTCUSDT"))) - 2000)
+        await outside.create_order("BTC/USDT", "limit", "buy", 0.001, price, {"newClientOrderId": "manual-1"})
+    finally:
+        await outside.close()
+    services.engine.external.reconcile_all()  # what the periodic job does
+    async with asyncio.timeout(10):
+        while not (rows := await services.orders.list_orders(user, status="open", account_id=account)):
+            await asyncio.sleep(0.05)
+    assert rows[0]["client_order_id"] == "manual-1" and rows[0]["status"] == "OPEN"
+
+
+async def test_two_users_with_two_keys_never_see_each_others_orders(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, alice, alice_account = testnet
+    order = await place(services, alice, alice_account)
+    await until(services, alice, order["id"], "FILLED")
+    bob = (await services.auth.register(unique_email(), PASSWORD)).id
+    assert await services.orders.list_orders(bob) == []
+    with pytest.raises(Exception, match="not found"):
+        await services.orders.get(bob, order["id"])
