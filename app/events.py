@@ -22,12 +22,15 @@ from app.market.models import Ticker
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UserEvent:
     user_id: str
-    seq: int
+    seq: int  # 0 until the storing transaction commits (the log numbers events at commit)
     type: str
     data: dict[str, Any]
+
+    def numbered(self, seq: int) -> None:
+        self.seq = seq
 
     def message(self) -> str:
         """The WebSocket message: {"type", "seq", "data"}."""

@@ -220,15 +220,21 @@ class ExecutionEngine:
 
     def _apply(self, session: Session, commands: list[Command]) -> _Batch:
         batch = _Batch()
-        for command in commands:
-            if isinstance(command, Submit):
-                self._submit(session, batch, command.order_id)
-            elif isinstance(command, Cancel):
-                self._cancel(session, batch, command.order_id)
-            elif isinstance(command, MarketTrade):
-                self._apply_results(session, batch, self.paper.on_trade(command.trade))
-            else:
-                self._reset(session, batch, command)
+        ids = [c.order_id for c in commands if isinstance(c, Submit | Cancel)]
+        if ids:
+            orders.load(session, ids)  # one query warms the identity map for the whole batch
+        # Autoflush before every query would flush (and scan) the whole growing batch each time: flush explicitly.
+        with session.no_autoflush:
+            for command in commands:
+                if isinstance(command, Submit):
+                    self._submit(session, batch, command.order_id)
+                elif isinstance(command, Cancel):
+                    self._cancel(session, batch, command.order_id)
+                elif isinstance(command, MarketTrade):
+                    self._apply_results(session, batch, self.paper.on_trade(command.trade))
+                else:
+                    self._reset(session, batch, command)
+        session.flush()
         now = now_ms()
         for account_id, user_id in batch.dirty_accounts.items():
             data = {

@@ -63,9 +63,11 @@ class Submitted:
 
 
 def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
-    """Append to the durable event log (same transaction as the change it describes)."""
-    row = events.append(session, user_id, type_, dumps(data, separators=(",", ":")), ts)
-    return UserEvent(user_id, row.seq, type_, data)
+    """Append to the durable event log (same transaction as the change it describes). The returned event's `seq`
+    is filled in when the transaction commits; publish it only after that."""
+    event = UserEvent(user_id, 0, type_, data)
+    events.append(session, user_id, type_, dumps(data, separators=(",", ":")), ts, on_seq=event.numbered)
+    return event
 
 
 class OrderService:

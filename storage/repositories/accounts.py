@@ -49,8 +49,9 @@ def balances(session: Session, account_id: str) -> list[Balance]:
 
 
 def balance_for_update(session: Session, account_id: str, asset: str) -> Balance:
-    """The balance row (created at zero if absent), locked for the rest of the transaction on PostgreSQL."""
-    row = session.get(Balance, (account_id, asset), with_for_update=True)
+    """The balance row (created at zero if absent). Only the account's single writer (the paper engine, or the
+    exchange account's worker) changes balances, so the identity map is enough: no row lock round trip."""
+    row = session.get(Balance, (account_id, asset))
     if row is None:
         row = Balance(account_id=account_id, asset=asset, free=Decimal(0), locked=Decimal(0))
         session.add(row)

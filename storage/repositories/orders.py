@@ -22,7 +22,10 @@ def get(session: Session, order_id: str) -> Order | None:
 
 
 def get_for_update(session: Session, order_id: str) -> Order | None:
-    return session.get(Order, order_id, with_for_update=True)
+    """The order, from the session's identity map when already loaded. Each order is changed by exactly one
+    writer at a time (the engine or its venue worker; intake only sets cancel_requested_at, and the unit of work
+    updates changed columns only), so no row lock is taken."""
+    return session.get(Order, order_id)
 
 
 def get_owned(session: Session, user_id: str, order_id: str) -> Order | None:
@@ -117,7 +120,7 @@ def fill_exists(session: Session, account_id: str, venue_trade_id: str) -> bool:
 
 
 def position_for_update(session: Session, account_id: str, symbol: str) -> Position:
-    row = session.get(Position, (account_id, symbol), with_for_update=True)
+    row = session.get(Position, (account_id, symbol))
     if row is None:
         row = Position(account_id=account_id, symbol=symbol)
         session.add(row)
@@ -133,3 +136,8 @@ def positions(session: Session, account_id: str) -> list[Position]:
 def delete_positions(session: Session, account_id: str) -> None:
     for row in positions(session, account_id):
         session.delete(row)
+
+
+def load(session: Session, order_ids: Sequence[str]) -> list[Order]:
+    """Load many orders in one query (they stay in the session's identity map)."""
+    return list(session.exec(select(Order).where(col(Order.id).in_(set(order_ids)))))
