@@ -169,6 +169,11 @@ class ExecutionEngine:
                     self.queue.task_done()
 
     async def _process(self, batch: list[Command]) -> None:
+        # Most public trades touch no paper order: skip their (empty) transaction. Safe to read the book here,
+        # between batches, because only this task's own awaited batch changes it.
+        batch = [c for c in batch if not isinstance(c, MarketTrade) or self.paper.has_live_orders(c.trade.symbol)]
+        if not batch:
+            return
         try:
             result = await self.db.write(lambda session: self._apply(session, batch))
         except Exception:

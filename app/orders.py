@@ -13,7 +13,16 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from app.domain import OrderStatus, OrderType, Side, SymbolRules, TimeInForce, normalize_symbol, parse_decimal
+from app.domain import (
+    OrderStatus,
+    OrderType,
+    Side,
+    SymbolRules,
+    TimeInForce,
+    Venue,
+    normalize_symbol,
+    parse_decimal,
+)
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import UserEvent
 from app.ids import new_id, now_ms, venue_client_order_id
@@ -79,13 +88,18 @@ class OrderService:
         last_price: Callable[[str], Decimal | None],
         queue: ExecutionQueue,
         publish: Callable[[UserEvent], None],
+        *,
+        priced_venues: frozenset[str] = frozenset({Venue.PAPER}),
     ) -> None:
+        """`last_price` is the market feed's price; it is the reference for market orders' checks only on
+        `priced_venues` (an exchange account's orders are not checked against a simulated market's prices)."""
         self.db = db
         self.accounts = accounts
         self.rules_for = rules_for
         self.last_price = last_price
         self.queue = queue
         self.publish = publish
+        self.priced_venues = priced_venues
 
     # ---- intake ---------------------------------------------------------------------------------------------
 
@@ -110,7 +124,7 @@ class OrderService:
             return store_event(session, user_id, "ORDER_UPDATE", order_data(order), order.created_at)
 
         try:
-            event = await self.db.write(store)
+            event = await self.db.grouped.write(store)
         except IntegrityError:
             # A concurrent request with the same client_order_id won the race: answer with its order.
             assert client_order_id is not None
@@ -137,7 +151,8 @@ class OrderService:
         quantity, quote_quantity = self._sizes(kind, request, rules)
         price = self._price(kind, request.price, rules, "price", required=kind.has_limit_price)
         stop_price = self._price(kind, request.stop_price, rules, "stop_price", required=kind.is_triggered)
-        reference = price or stop_price or self.last_price(symbol)
+        market_price = self.last_price(symbol) if account.venue in self.priced_venues else None
+        reference = price or stop_price or market_price
         if quantity is not None and reference is not None:
             rules.check_notional(quantity * reference)
         if quote_quantity is not None:

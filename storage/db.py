@@ -14,6 +14,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from storage.group_commit import GroupCommit
+
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -51,6 +53,7 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._writer = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 8, thread_name_prefix="db-write")
         self._reader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
+        self.grouped = GroupCommit(self)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

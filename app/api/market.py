@@ -44,7 +44,7 @@ async def symbols(services: ServicesDep) -> list[SymbolPublic]:
     ]
 
 
-@router.get("/ticker/{symbol}")
+@router.get("/ticker/{symbol:path}")
 async def ticker(symbol: str, services: ServicesDep) -> TickerPublic:
     found = services.market.ticker(_known(services, symbol))
     if found is None:
@@ -63,7 +63,7 @@ async def ticker(symbol: str, services: ServicesDep) -> TickerPublic:
     )
 
 
-@router.get("/candles/{symbol}")
+@router.get("/candles/{symbol:path}")
 async def candles(
     symbol: str,
     services: ServicesDep,
@@ -75,7 +75,7 @@ async def candles(
     return [CandlePublic(t=c.t, o=_s(c.o), h=_s(c.h), l=_s(c.l), c=_s(c.c), v=_s(c.v)) for c in rows]
 
 
-@router.get("/depth/{symbol}")
+@router.get("/depth/{symbol:path}")
 async def depth(symbol: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> DepthPublic:
     known = _known(services, symbol)
     book = services.market.depth(known, limit)
@@ -89,7 +89,7 @@ async def depth(symbol: str, services: ServicesDep, limit: Annotated[int, Query(
     )
 
 
-@router.get("/trades/{symbol}")
+@router.get("/trades/{symbol:path}")
 async def trades(
     symbol: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> list[TradePublic]:

@@ -58,15 +58,17 @@ class SocketSession:
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
-        # Subscribe before reading the latest seq, so nothing falls between the two.
+        # Subscribe before reading the latest seq, so nothing falls between the two; events and prices arriving
+        # meanwhile wait in the buffers, and the sender starts only after CONNECTED, which is always first.
         unsubscribe_user = self.services.bus.subscribe_user(self.user_id, self._on_event)
         unsubscribe_prices = self.services.bus.subscribe_prices(self._on_price)
-        sender = asyncio.create_task(self._send_loop())
+        sender: asyncio.Task[None] | None = None
         try:
             self.last_seq = await self.services.db.read(lambda s: events.latest_seq(s, self.user_id))
             await self.websocket.send_text(
                 json.dumps({"type": "CONNECTED", "data": {"user_id": self.user_id, "seq": self.last_seq}})
             )
+            sender = asyncio.create_task(self._send_loop())
             for update in self.services.bus.latest_prices.values():
                 self._on_price(update)
             await self._receive_loop()
@@ -75,9 +77,10 @@ class SocketSession:
         finally:
             unsubscribe_user()
             unsubscribe_prices()
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
+            if sender is not None:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sender
 
     # ---- inbound ----------------------------------------------------------------------------------------------
 

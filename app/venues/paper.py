@@ -61,6 +61,9 @@ class PaperVenue:
     def on_trade(self, trade: Trade) -> list[MatchResult]:
         return self.matcher.on_trade(trade, self.depth(trade.symbol))
 
+    def has_live_orders(self, symbol: str) -> bool:
+        return self.matcher.has_live_orders(symbol)
+
     def cancel(self, order_id: str) -> bool:
         return self.matcher.cancel(order_id)
 

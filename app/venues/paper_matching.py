@@ -205,6 +205,10 @@ class PaperMatcher:
             results.extend(self._after_execution(live.order, result))
         return results
 
+    def has_live_orders(self, symbol: str) -> bool:
+        """Whether a public trade on `symbol` could touch anything (resting or waiting orders)."""
+        return any(live.order.symbol == symbol for live in self._live.values())
+
     def cancel(self, order_id: str) -> bool:
         """Remove a resting or waiting order; False if unknown or already terminal. OCO siblings stay."""
         return self._live.pop(order_id, None) is not None

@@ -1,0 +1,68 @@
+"""Group commit: many small, independent write units share one transaction.
+
+Order intake stores one order and one event per request. One transaction each costs a commit (and on SQLite a
+turn on the single writer thread) per order; under load that, not the work, limits throughput. Units that arrive
+while a transaction is being written wait and go together in the next one. A unit that raises rolls its whole
+group back; the group is then retried unit by unit, so only the failing unit sees the error and the others commit.
+Units must therefore be re-runnable: they may only touch the session they are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlmodel import Session
+
+if TYPE_CHECKING:
+    from storage.db import Database
+
+T = TypeVar("T")
+Unit = Callable[[Session], Any]
+
+MAX_GROUP = 500
+
+
+class GroupCommit:
+    def __init__(self, db: Database, max_group: int = MAX_GROUP) -> None:
+        self.db = db
+        self.max_group = max_group
+        self._waiting: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(self, unit: Callable[[Session], T]) -> T:
+        """Run `unit(session)` in a transaction shared with concurrent callers; return once it is committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((unit, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_groups())
+        return await future
+
+    async def _write_groups(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting[: self.max_group], self._waiting[self.max_group :]
+            try:
+                results = await self.db.write(functools.partial(_run_all, [unit for unit, _ in group]))
+            except Exception:
+                await self._write_one_by_one(group)
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _write_one_by_one(self, group: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
+        for unit, future in group:
+            try:
+                result = await self.db.write(unit)
+            except Exception as error:  # the unit's own failure, reported to its caller only
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+
+def _run_all(units: list[Unit], session: Session) -> list[Any]:
+    return [unit(session) for unit in units]

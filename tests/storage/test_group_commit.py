@@ -1,0 +1,66 @@
+"""Group commit: concurrent write units share transactions; a failing unit fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.ids import new_id, now_ms
+from storage.db import Database
+from storage.models import User
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.close()
+
+
+def add_user(email: str) -> tuple[str, object]:
+    user_id = new_id()
+
+    def unit(session: Session) -> str:
+        session.add(User(id=user_id, email=email, password_hash="h", created_at=now_ms()))
+        session.flush()
+        return user_id
+
+    return user_id, unit
+
+
+async def test_concurrent_units_commit_together_and_each_gets_its_result(db: Database) -> None:
+    transactions = 0
+    write = db.write
+
+    async def counting_write(work):  # type: ignore[no-untyped-def]
+        nonlocal transactions
+        transactions += 1
+        return await write(work)
+
+    db.write = counting_write  # type: ignore[method-assign]
+    units = [add_user(f"u{n}@example.com") for n in range(200)]
+    results = await asyncio.gather(*(db.grouped.write(unit) for _, unit in units))  # type: ignore[arg-type]
+    assert results == [user_id for user_id, _ in units]
+    assert transactions < 20  # grouped, not one transaction per unit
+    stored = db.run_sync(lambda s: set(s.exec(select(User.id)).all()))
+    assert stored == set(results)
+
+
+async def test_a_failing_unit_fails_alone_and_the_others_commit(db: Database) -> None:
+    db.run_sync(lambda s: s.add(User(id=new_id(), email="taken@example.com", password_hash="h", created_at=0)))
+    good = [add_user(f"g{n}@example.com") for n in range(10)]
+    _, clash = add_user("taken@example.com")  # unique email violated
+    outcomes = await asyncio.gather(
+        *(db.grouped.write(unit) for _, unit in good[:5]),  # type: ignore[arg-type]
+        db.grouped.write(clash),  # type: ignore[arg-type]
+        *(db.grouped.write(unit) for _, unit in good[5:]),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[5], IntegrityError)
+    assert [o for n, o in enumerate(outcomes) if n != 5] == [user_id for user_id, _ in good]
+    emails = db.run_sync(lambda s: sorted(s.exec(select(User.email)).all()))
+    assert emails == sorted(["taken@example.com", *(f"g{n}@example.com" for n in range(10))])
