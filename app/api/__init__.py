@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api import accounts, auth, health, market, trading, ws
+from app.api import accounts, auth, fast_lane, health, market, trading, ws
 from app.api.errors import BodySizeLimit, install_error_handlers
 
 
@@ -12,6 +12,7 @@ def mount_api(app: FastAPI) -> None:
     """Add every API route, the error mapping and the body-size limit to `app`."""
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    fast_lane.install(app)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(accounts.router)

@@ -1,0 +1,46 @@
+"""A fast lane for API requests through the middleware stack.
+
+NiceGUI's app carries page middleware (sessions and request tracking for `app.storage.user`, cache control,
+prefix redirects, gzip, our login redirect); most of it is `BaseHTTPMiddleware`, which costs several times what
+a small JSON request itself costs. API calls authenticate with bearer tokens and need none of it, so they take a
+second stack that Starlette builds the same way with only the API's own middleware (the body-size limit);
+pages, NiceGUI's routes and the lifespan keep the full stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.errors import BodySizeLimit, is_api_path
+
+
+class ApiFastLane:
+    def __init__(self, api: ASGIApp, full: ASGIApp) -> None:
+        self.api = api
+        self.full = full
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and is_api_path(scope["path"]):
+            await self.api(scope, receive, send)
+        else:
+            await self.full(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    """Make `app` build both stacks (Starlette builds its stack lazily, after every middleware was added)."""
+    build_full: Callable[[], ASGIApp] = app.build_middleware_stack
+
+    def build_both() -> ASGIApp:
+        full = build_full()
+        every = app.user_middleware
+        app.user_middleware = [m for m in every if m.cls is BodySizeLimit]
+        try:
+            api = build_full()
+        finally:
+            app.user_middleware = every
+        return ApiFastLane(api, full)
+
+    app.build_middleware_stack = build_both  # type: ignore[method-assign]
