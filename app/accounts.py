@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from sqlmodel import Session
 
+from app.crypto import DecryptionError, KeyBox
 from app.domain import Venue
-from app.errors import NotFound
+from app.errors import Conflict, NotFound, Throttled, ValidationFailed, VenueRejected, VenueThrottled, VenueUnavailable
 from app.ids import new_id, now_ms
+from app.venues.base import ExternalVenue
 from storage.db import Database
 from storage.models import Account
-from storage.repositories import accounts
+from storage.repositories import accounts, orders
+
+log = logging.getLogger(__name__)
 
 PAPER_LABEL = "Paper"
+BINANCE_TESTNET_LABEL = "Binance testnet"
+MAX_KEY_LENGTH = 256
+# HMAC secrets are 64 characters; Ed25519 / RSA private keys (PEM) are longer and span lines.
+MAX_SECRET_LENGTH = 4096
+MAX_LABEL_LENGTH = 64
+
+VenueFactory = Callable[[str, str], ExternalVenue]
+"""Builds a venue for (api_key, api_secret): the configured Binance testnet hosts, or a fake in tests."""
+
+
+class ExchangeAccounts(Protocol):
+    """The execution side of exchange accounts (app/external_execution.py): told when one is deleted."""
+
+    async def close_account(self, account_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +71,43 @@ def create_paper_account(session: Session, user_id: str, balances: Mapping[str, 
     return account
 
 
-class AccountService:
-    """Lists and resolves a user's accounts; every lookup is scoped to the user."""
+def api_key_hint(api_key: str) -> str:
+    """The first 4 and last 4 characters of a key (API.md), enough to recognise it and useless to use it."""
+    return f"{api_key[:4]}...{api_key[-4:]}"
 
-    def __init__(self, db: Database) -> None:
+
+def _clean_key(value: str, field: str, max_length: int, *, multiline: bool = False) -> str:
+    """Trimmed, non-empty, bounded, printable ASCII (keys are pasted: stray spaces are common, control
+    characters are not). Messages never echo the value."""
+    value = value.strip()
+    if not value:
+        raise ValidationFailed(f"{field} must not be empty", field=field)
+    if len(value) > max_length:
+        raise ValidationFailed(f"{field} must be at most {max_length} characters", field=field)
+    allowed_controls = "\n\r" if multiline else ""
+    if not all(ch.isascii() and (ch.isprintable() or ch in allowed_controls) for ch in value):
+        raise ValidationFailed(f"{field} must be printable ASCII characters", field=field)
+    if not multiline and any(ch.isspace() for ch in value):
+        raise ValidationFailed(f"{field} must not contain spaces", field=field)
+    return value
+
+
+class AccountService:
+    """Lists and resolves a user's accounts; every lookup is scoped to the user. Adds Binance testnet accounts
+    (key checked with the exchange, then sealed with `keybox`) and soft-deletes accounts."""
+
+    def __init__(
+        self,
+        db: Database,
+        keybox: KeyBox | None = None,
+        make_venue: VenueFactory | None = None,
+        exchange: ExchangeAccounts | None = None,
+    ) -> None:
         self.db = db
+        self.keybox = keybox
+        # None: this server has no Binance testnet wiring, so adding such accounts is refused.
+        self.make_venue = make_venue
+        self.exchange = exchange
 
     async def list_for_user(self, user_id: str) -> list[AccountView]:
         rows = await self.db.read(lambda s: accounts.list_for_user(s, user_id))
@@ -78,3 +131,111 @@ class AccountService:
         account = await self.resolve(user_id, account_id)
         rows = await self.db.read(lambda s: accounts.balances(s, account.id))
         return [BalanceView(row.asset, row.free, row.locked) for row in rows]
+
+    async def add_binance_account(
+        self, user_id: str, api_key: str, api_secret: str, label: str | None = None
+    ) -> AccountView:
+        """Check the key with a signed account call, then store it sealed. 422 EXCHANGE_REJECTED_KEY with the
+        exchange's words if Binance refuses it, 422 EXCHANGE_UNREACHABLE if Binance cannot be asked; nothing is
+        stored in either case."""
+        api_key = _clean_key(api_key, "api_key", MAX_KEY_LENGTH)
+        api_secret = _clean_key(api_secret, "api_secret", MAX_SECRET_LENGTH, multiline=True)
+        if label is not None:
+            label = " ".join(label.split())
+            if len(label) > MAX_LABEL_LENGTH or not label.isprintable():
+                raise ValidationFailed(f"label must be at most {MAX_LABEL_LENGTH} printable characters", field="label")
+        if self.make_venue is None or self.keybox is None:
+            raise Conflict("Binance testnet accounts are not enabled on this server.", code="VENUE_NOT_CONFIGURED")
+        keybox = self.keybox
+        if await self._has_key(user_id, api_key):
+            raise Conflict("This API key is already one of your accounts.", code="ACCOUNT_EXISTS", field="api_key")
+        await self._probe(api_key, api_secret)
+
+        def insert(session: Session) -> Account:
+            account_id = new_id()
+            return accounts.add(
+                session,
+                Account(
+                    id=account_id,
+                    user_id=user_id,
+                    venue=Venue.BINANCE_TESTNET,
+                    label=label or BINANCE_TESTNET_LABEL,
+                    created_at=now_ms(),
+                    api_key_hint=api_key_hint(api_key),
+                    # Bound to the row: a ciphertext copied onto another account does not open.
+                    api_key_enc=keybox.seal(api_key, associated_data=account_id),
+                    api_secret_enc=keybox.seal(api_secret, associated_data=account_id),
+                    key_id=keybox.key_id,
+                ),
+            )
+
+        account = await self.db.write(insert)
+        log.info("user %s added Binance testnet account %s (key %s)", user_id, account.id, account.api_key_hint)
+        return AccountView.of(account)
+
+    async def delete_account(self, user_id: str, account_id: str) -> None:
+        """Soft-delete one of the user's exchange accounts (404 if not theirs). The paper account stays (409
+        PAPER_ACCOUNT_REQUIRED); an account with open orders stays (409 ACCOUNT_HAS_OPEN_ORDERS). The sealed keys
+        are erased with it and its venue client is closed: a deleted account never trades again."""
+
+        def delete(session: Session) -> None:
+            account = accounts.get_owned(session, user_id, account_id)
+            if account is None:
+                raise NotFound("Account not found.", code="ACCOUNT_NOT_FOUND", field="account_id")
+            if account.venue == Venue.PAPER:
+                raise Conflict("The paper account cannot be deleted.", code="PAPER_ACCOUNT_REQUIRED")
+            # Checked in the deleting transaction, so an order accepted just before is seen.
+            if orders.count_open_for_account(session, account.id):
+                raise Conflict("Cancel the account's open orders before deleting it.", code="ACCOUNT_HAS_OPEN_ORDERS")
+            account.deleted_at = now_ms()
+            account.api_key_enc = account.api_secret_enc = None
+            session.add(account)
+
+        await self.db.write(delete)
+        if self.exchange is not None:
+            await self.exchange.close_account(account_id)
+
+    async def credentials(self, account: Account) -> tuple[str, str]:
+        """(api_key, api_secret) of an exchange account, decrypted for its venue adapter only. Never log them."""
+        if self.keybox is None or not (account.api_key_enc and account.api_secret_enc and account.key_id):
+            raise Conflict("This account has no API key.", code="ACCOUNT_HAS_NO_KEY")
+        key = self.keybox.open(account.api_key_enc, sealed_with=account.key_id, associated_data=account.id)
+        secret = self.keybox.open(account.api_secret_enc, sealed_with=account.key_id, associated_data=account.id)
+        return key, secret
+
+    async def _has_key(self, user_id: str, api_key: str) -> bool:
+        """Whether the user already has an account with this key (ciphertexts are randomised: compare opened)."""
+        rows = await self.db.read(lambda s: accounts.list_for_user(s, user_id))
+        hint = api_key_hint(api_key)
+        for row in rows:
+            if row.api_key_hint == hint and row.venue == Venue.BINANCE_TESTNET:
+                try:
+                    key, _ = await self.credentials(row)
+                except DecryptionError:  # sealed under a key this server no longer has
+                    continue
+                if key == api_key:
+                    return True
+        return False
+
+    async def _probe(self, api_key: str, api_secret: str) -> None:
+        """Ask the exchange whether it accepts the key; always closes the probe venue."""
+        assert self.make_venue is not None
+        venue = self.make_venue(api_key, api_secret)
+        try:
+            await venue.check_credentials()
+        except VenueRejected as exc:
+            raise ValidationFailed(exc.message, code="EXCHANGE_REJECTED_KEY", field="api_key") from None
+        except VenueThrottled as exc:
+            raise Throttled(
+                "Binance testnet asked us to slow down; try adding the key again shortly.",
+                retry_after=max(1, math.ceil(exc.retry_after)),
+                code="EXCHANGE_THROTTLED",
+            ) from None
+        except VenueUnavailable:
+            raise ValidationFailed(
+                "Binance testnet could not be reached to check the key; nothing was saved. Try again later.",
+                code="EXCHANGE_UNREACHABLE",
+                field="api_key",
+            ) from None
+        finally:
+            await venue.close()

@@ -18,7 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-MAINNET_HOST_MARKERS = ("api.binance.com", "stream.binance.com", "ws-api.binance.com", "binance.us")
+# Substrings of Binance production hosts: api(1-4|-gcp).binance.com, stream/ws-api.binance.com, binance.us and the
+# public market-data mirrors on binance.vision (the testnets live on testnet.binance.vision).
+MAINNET_HOST_MARKERS = ("binance.com", "binance.us", "data-api.binance.vision", "data-stream.binance.vision")
 GENERATED_SECRETS = ("JWT_SECRET", "ENCRYPTION_KEY", "STORAGE_SECRET")
 
 

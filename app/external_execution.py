@@ -10,7 +10,9 @@ The rules of DESIGN.md §3, in code:
 - fills are recorded one by one, de-duplicated by the venue's trade id, whichever path reports them first
   (the order response, the user-data stream, or a reconciliation);
 - at start-up and periodically, every order that may be at the venue is looked up, and orders the venue has but
-  we do not are imported as external.
+  we do not are imported as external;
+- a bracket (take_profit_price + stop_loss_price) gets its exits when the entry fills: two PENDING legs sharing an
+  `oco_group`, sent together as one venue order list (Binance OCO), so one filling cancels the other at the venue.
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlmodel import Session
 
-from app.domain import ALLOWED_TRANSITIONS, OrderStatus, SymbolRules, Venue
+from app.domain import ALLOWED_TRANSITIONS, OrderStatus, OrderType, Side, SymbolRules, Venue, floor_to_step, fmt
 from app.errors import VenueRejected, VenueThrottled, VenueUnavailable
 from app.events import UserEvent
 from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, now_ms, venue_client_order_id
 from app.orders import store_event
 from app.portfolio import apply_fill
-from app.venues.base import ExternalVenue, OrderSpec, VenueBalance, VenueOrder
+from app.venues.base import ExternalVenue, OcoSpec, OrderSpec, VenueBalance, VenueOrder
 from app.venues.directory import VenueDirectory
 from app.views import balance_data, fill_data, order_data
 from storage.db import Database
@@ -99,6 +102,10 @@ class AccountWorker:
     # ---- submit -------------------------------------------------------------------------------------------------
 
     async def _submit(self, order_id: str) -> None:
+        leg = await self.host.db.read(lambda s: orders.get(s, order_id))
+        if leg is not None and leg.oco_group is not None:
+            await self._submit_oco(leg.oco_group, order_id)
+            return
         order, events = await self.host.db.write(lambda s: self._mark_sent(s, order_id))
         for event in events:
             self.host.publish(event)
@@ -118,7 +125,7 @@ class AccountWorker:
         try:
             report = await self.venue.submit(spec)
         except VenueRejected as exc:
-            await self.host.record_status(order_id, OrderStatus.REJECTED, exc.message)
+            await self.host.record_status(self.account, order_id, OrderStatus.REJECTED, exc.message)
         except VenueThrottled as exc:
             await self.host.db.write(lambda s: self._unmark_sent(s, order_id))
             await self._pause(exc)
@@ -151,22 +158,111 @@ class AccountWorker:
         order = await self.host.db.read(lambda s: orders.get(s, order_id))
         if order is None:
             return
-        delay = 0.5
-        while True:
-            try:
-                report = await self.venue.fetch_order(order.symbol, venue_client_order_id(order.id))
-                break
-            except VenueThrottled as exc:
-                await self._pause(exc)
-            except VenueUnavailable:
-                await self.host.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+        if order.oco_group is not None:
+            await self._resolve_oco(order.oco_group, order_id)
+            return
+        report = await self._fetch_until_answered(order.symbol, venue_client_order_id(order.id))
         if report is not None:
             await self.host.record(self.account, report, self.rules)
             return
         if order.status == OrderStatus.PENDING:
             await self.host.db.write(lambda s: self._unmark_sent(s, order_id))
             await self._submit(order_id)  # the venue never saw it: sending the same client order id is safe
+
+    async def _fetch_until_answered(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        """fetch_order, retried (with backoff, or the venue's Retry-After) until the venue answers definitively."""
+        delay = 0.5
+        while True:
+            try:
+                return await self.venue.fetch_order(symbol, client_order_id)
+            except VenueThrottled as exc:
+                await self._pause(exc)
+            except VenueUnavailable:
+                await self.host.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+
+    # ---- brackets: the exit pair as one venue OCO ---------------------------------------------------------------
+
+    async def _submit_oco(self, group: str, order_id: str) -> None:
+        """Send both exits of a bracket in one order list. Persist before send, as for single orders: both legs get
+        `sent_at` first; an ambiguous failure is resolved by looking both legs up by client order id."""
+        legs, events = await self.host.db.write(lambda s: self._mark_legs_sent(s, order_id))
+        for event in events:
+            self.host.publish(event)
+        if not legs:
+            return
+        take_profit = next(leg for leg in legs if leg.type == OrderType.LIMIT)
+        stop_loss = next(leg for leg in legs if leg.type == OrderType.STOP_MARKET)
+        assert take_profit.price is not None and stop_loss.stop_price is not None and stop_loss.quantity is not None
+        spec = OcoSpec(
+            list_client_order_id=venue_client_order_id(group),
+            symbol=stop_loss.symbol,
+            side=stop_loss.side,
+            quantity=stop_loss.quantity,
+            take_profit_client_order_id=venue_client_order_id(take_profit.id),
+            take_profit_price=take_profit.price,
+            stop_loss_client_order_id=venue_client_order_id(stop_loss.id),
+            stop_price=stop_loss.stop_price,
+        )
+        try:
+            reports = await self.venue.submit_oco(spec)
+        except VenueRejected as exc:
+            for leg in legs:
+                await self.host.record_status(self.account, leg.id, OrderStatus.REJECTED, exc.message)
+        except VenueThrottled as exc:
+            await self.host.db.write(lambda s: self._unmark_legs(s, legs))
+            await self._pause(exc)
+            await self._submit_oco(group, order_id)
+        except VenueUnavailable:
+            log.warning("bracket exits %s are in flight after a venue failure; resolving by client order id", group)
+            await self._resolve_oco(group, order_id)
+        else:
+            for report in reports:
+                await self.host.record(self.account, report, self.rules)
+
+    def _mark_legs_sent(self, session: Session, order_id: str) -> tuple[list[Order], list[UserEvent]]:
+        """Both legs PENDING: mark them sent (or cancel both if the user asked). Otherwise the pair already went
+        out (a duplicate job): nothing to send."""
+        leg = orders.get_for_update(session, order_id)
+        if leg is None:
+            return [], []
+        legs = [leg, *(orders.get_for_update(session, other.id) for other in orders.siblings(session, leg))]
+        present = [item for item in legs if item is not None]
+        if any(item.status != OrderStatus.PENDING for item in present):
+            return [], []
+        if any(item.cancel_requested_at is not None for item in present):
+            events: list[UserEvent] = []
+            for item in present:
+                events += self.host.set_status(session, item, OrderStatus.CANCELED, "canceled before execution")
+            return [], events
+        now = now_ms()
+        for item in present:
+            item.sent_at = now
+            session.add(item)
+        return present, []
+
+    def _unmark_legs(self, session: Session, legs: list[Order]) -> None:
+        for leg in legs:
+            self._unmark_sent(session, leg.id)
+
+    async def _resolve_oco(self, group: str, order_id: str) -> None:
+        """Bracket legs that may be at the venue: look each up; the list is atomic, so if neither leg arrived the
+        pair is sent again (same client order ids)."""
+
+        def load(session: Session) -> list[Order]:
+            leg = orders.get(session, order_id)
+            return [] if leg is None else [leg, *orders.siblings(session, leg)]
+
+        legs = await self.host.db.read(load)
+        found = False
+        for leg in legs:
+            report = await self._fetch_until_answered(leg.symbol, venue_client_order_id(leg.id))
+            if report is not None:
+                found = True
+                await self.host.record(self.account, report, self.rules)
+        if not found and legs and all(leg.status == OrderStatus.PENDING for leg in legs):
+            await self.host.db.write(lambda s: self._unmark_legs(s, legs))
+            await self._submit_oco(group, order_id)
 
     # ---- cancel, reconcile --------------------------------------------------------------------------------------
 
@@ -183,6 +279,13 @@ class AccountWorker:
             report = await self.venue.fetch_order(order.symbol, client_id)  # e.g. filled meanwhile: take the truth
         if report is not None:
             await self.host.record(self.account, report, self.rules)
+        if order.oco_group is not None:  # the venue cancels the whole list: take the other leg's state too
+            siblings = await self.host.db.read(lambda s: orders.siblings(s, order))
+            for other in siblings:
+                if OrderStatus(other.status).is_open and other.sent_at is not None:
+                    sibling = await self.venue.fetch_order(other.symbol, venue_client_order_id(other.id))
+                    if sibling is not None:
+                        await self.host.record(self.account, sibling, self.rules)
 
     async def _reconcile(self) -> None:
         """Compare with the venue: every order of ours that may be there, every open order it has, balances."""
@@ -242,6 +345,13 @@ class ExternalExecution:
         self._sleep = sleep
         self.workers: dict[str, AccountWorker] = {}
         self._starting: dict[str, asyncio.Task[AccountWorker]] = {}
+        # One writer per account at a time: the worker's jobs and its user-data stream report the same orders
+        # concurrently (an order's POST answer and its executionReport), and rows are not locked (PostgreSQL
+        # would otherwise apply both: a transition twice, a bracket's exits twice).
+        self._record_locks: dict[str, asyncio.Lock] = {}
+
+    def _recording(self, account_id: str) -> asyncio.Lock:
+        return self._record_locks.setdefault(account_id, asyncio.Lock())
 
     async def sleep(self, seconds: float) -> None:
         await self._sleep(seconds)  # type: ignore[misc]
@@ -251,6 +361,16 @@ class ExternalExecution:
 
     def cancel(self, order_id: str, account_id: str) -> None:
         self._enqueue(account_id, Job("cancel", order_id))
+
+    async def close_account(self, account_id: str) -> None:
+        """A deleted exchange account: stop its worker and close its venue client (its keys are gone)."""
+        starting = self._starting.pop(account_id, None)
+        if starting is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(starting)
+        worker = self.workers.pop(account_id, None)
+        if worker is not None:
+            await worker.stop()
 
     def reconcile_all(self) -> None:
         for account_id in list(self.workers):
@@ -322,12 +442,21 @@ class ExternalExecution:
     # ---- recording ----------------------------------------------------------------------------------------------
 
     async def record(self, account: Account, report: VenueOrder, rules: Mapping[str, SymbolRules]) -> None:
-        events = await self.db.write(lambda s: self._record(s, account, report, rules))
+        exits: list[str] = []
+        async with self._recording(account.id):
+            events = await self.db.write(lambda s: self._record(s, account, report, rules, exits))
         for event in events:
             self.publish(event)
+        for leg_id in exits:  # one job sends the pair
+            self.submit(leg_id, account.id)
 
     def _record(
-        self, session: Session, account: Account, report: VenueOrder, rules: Mapping[str, SymbolRules]
+        self,
+        session: Session,
+        account: Account,
+        report: VenueOrder,
+        rules: Mapping[str, SymbolRules],
+        exits: list[str],
     ) -> list[UserEvent]:
         events: list[UserEvent] = []
         order = self._find(session, account, report)
@@ -370,6 +499,61 @@ class ExternalExecution:
             order.updated_at = now_ms()
             session.add(order)
             events.append(store_event(session, order.user_id, "ORDER_UPDATE", order_data(order), order.updated_at))
+        if (
+            changed
+            and order.status == OrderStatus.FILLED
+            and order.take_profit_price is not None
+            and order.stop_loss_price is not None
+            and order.parent_id is None
+            and not order.external
+            and symbol_rules is not None
+        ):
+            events += self._create_exits(session, order, symbol_rules, exits)
+        return events
+
+    def _create_exits(self, session: Session, entry: Order, rules: SymbolRules, exits: list[str]) -> list[UserEvent]:
+        """The entry filled: store its exit pair (take-profit LIMIT + stop-loss STOP_MARKET, one oco_group) in the
+        entry's transaction; `exits` gets the id whose job sends the pair as one venue OCO."""
+        received = entry.filled_quantity - (entry.fee if entry.fee_asset == rules.base else Decimal(0))
+        quantity = floor_to_step(received, rules.step_size)
+        assert entry.take_profit_price is not None and entry.stop_loss_price is not None
+        lowest = min(entry.take_profit_price, entry.stop_loss_price)
+        if quantity < rules.min_qty or quantity * lowest < rules.min_notional:
+            message = f"Bracket exits of order {entry.id} not placed: {fmt(quantity)} {rules.base} is below the minimum"
+            log.warning("%s", message)
+            data = {"account_id": entry.account_id, "code": "BRACKET_SKIPPED", "message": message, "retry_after": 0}
+            return [store_event(session, entry.user_id, "NOTICE", data, now_ms())]
+        group, now = new_id(), now_ms()
+        events: list[UserEvent] = []
+        legs = [
+            (OrderType.LIMIT, entry.take_profit_price, None, "GTC"),
+            (OrderType.STOP_MARKET, None, entry.stop_loss_price, None),
+        ]
+        for kind, price, stop, tif in legs:
+            leg_id = new_id()
+            leg = orders.add(
+                session,
+                Order(
+                    id=leg_id,
+                    user_id=entry.user_id,
+                    account_id=entry.account_id,
+                    client_order_id=venue_client_order_id(leg_id),
+                    symbol=entry.symbol,
+                    side=Side(entry.side).opposite,
+                    type=kind,
+                    time_in_force=tif,
+                    quantity=quantity,
+                    price=price,
+                    stop_price=stop,
+                    status=OrderStatus.PENDING,
+                    parent_id=entry.id,
+                    oco_group=group,
+                    created_at=now,
+                    updated_at=now,
+                ),
+            )
+            events.append(store_event(session, leg.user_id, "ORDER_UPDATE", order_data(leg), now))
+        exits.append(leg_id)
         return events
 
     def _find(self, session: Session, account: Account, report: VenueOrder) -> Order | None:
@@ -414,12 +598,14 @@ class ExternalExecution:
         session.add(order)
         return [store_event(session, order.user_id, "ORDER_UPDATE", order_data(order), order.updated_at)]
 
-    async def record_status(self, order_id: str, status: OrderStatus, reason: str | None) -> None:
+    async def record_status(self, account: Account, order_id: str, status: OrderStatus, reason: str | None) -> None:
         def apply(session: Session) -> list[UserEvent]:
             order = orders.get_for_update(session, order_id)
             return [] if order is None else self.set_status(session, order, status, reason)
 
-        for event in await self.db.write(apply):
+        async with self._recording(account.id):
+            events = await self.db.write(apply)
+        for event in events:
             self.publish(event)
 
     async def mirror_balances(self, account: Account, balances: list[VenueBalance]) -> None:
@@ -434,7 +620,9 @@ class ExternalExecution:
             data = {"account_id": account.id, "balances": rows}
             return [store_event(session, account.user_id, "BALANCE_UPDATE", data, now_ms())]
 
-        for event in await self.db.write(apply):
+        async with self._recording(account.id):
+            events = await self.db.write(apply)
+        for event in events:
             self.publish(event)
 
     async def notice(self, account: Account, code: str, message: str, retry_after: float) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from app.alerts import AlertService
 from app.auth import AuthService
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
-from app.domain import SymbolRules
+from app.domain import SymbolRules, Venue
 from app.events import EventBus
 from app.execution import ExecutionEngine
 from app.external_execution import ExternalExecution
@@ -95,6 +96,11 @@ class Services:
         await self.alerts.start()
         if self.simulator is not None and self.settings.market_feed_enabled:
             self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
+        # What is alive now (imports, start-up history, rules) lives as long as the process: freeze it, so that full
+        # garbage collections stop scanning its ~300k objects. Unfrozen, each one paused the event loop for ~200 ms
+        # and set the p99 of price fan-out (bench/ws_fanout.py, docs/market-data.md).
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         await self.alerts.stop()
@@ -110,8 +116,8 @@ class Services:
         self.db.close()
 
     def market_data_status(self) -> str:
-        last = self.market.last_update_ms()
-        return "ok" if last is not None and now_ms() - last <= STALE_AFTER_MS else "stale"
+        """/health's `market_data`: "stale" when no tick arrived for STALE_AFTER_MS (on MarketState's clock)."""
+        return "stale" if self.market.is_stale(STALE_AFTER_MS) else "ok"
 
 
 def binance_factory(settings: Settings) -> VenueFactory:
@@ -129,14 +135,17 @@ def binance_factory(settings: Settings) -> VenueFactory:
     return make
 
 
-def build_services(settings: Settings, *, migrate: bool = True) -> Services:
-    """Wire every service from settings. Applies migrations first, so the schema is current before any query."""
+def build_services(settings: Settings, *, migrate: bool = True, market_clock: Callable[[], int] = now_ms) -> Services:
+    """Wire every service from settings. Applies migrations first, so the schema is current before any query.
+
+    `market_clock` is MarketState's clock (it stamps updates for /health's staleness); tests inject their own.
+    """
     db = Database(settings.database_url)
     if migrate:
         upgrade_to_head(db.engine)
     keybox = KeyBox(decode_key(settings.encryption_key))
     bus = EventBus()
-    market = MarketState(settings.symbols)
+    market = MarketState(settings.symbols, clock=market_clock)
     rules = simulated_rules(settings.symbols)
     simulator = None
     if settings.market_data == "simulated":
@@ -165,7 +174,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         external=external,
     )
     market.subscribe_trades(engine.on_market_trade)
-    accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings))
+    accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
 
     def last_price(symbol: str) -> Decimal | None:
         ticker = market.ticker(symbol)
@@ -182,7 +191,16 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         auth=AuthService(db, settings),
         accounts=accounts,
         engine=engine,
-        orders=OrderService(db, accounts, venues.rules_for, last_price, engine, bus.publish_user),
+        orders=OrderService(
+            db,
+            accounts,
+            venues.rules_for,
+            last_price,
+            engine,
+            bus.publish_user,
+            # The feed's prices are the testnet's only when the feed is the testnet's.
+            priced_venues=frozenset({Venue.PAPER, *([Venue.BINANCE_TESTNET] if feed is not None else [])}),
+        ),
         portfolio=PortfolioService(db, accounts, market, engine, settings),
         jobs=Jobs(external),
         alerts=AlertService(db, rules, bus),

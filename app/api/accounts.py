@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 
 from app.accounts import AccountView
 from app.api.deps import CurrentUser, ServicesDep
-from app.api.schemas import ERROR_RESPONSES, AccountPublic, ResetRequest
+from app.api.schemas import ERROR_RESPONSES, AccountCreate, AccountPublic, ResetRequest
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"], responses=ERROR_RESPONSES)
 
@@ -25,6 +25,23 @@ def account_public(view: AccountView) -> AccountPublic:
 async def list_accounts(user: CurrentUser, services: ServicesDep) -> list[AccountPublic]:
     """The caller's accounts, paper first. Secrets are never returned; `api_key_hint` shows 4+4 characters."""
     return [account_public(view) for view in await services.accounts.list_for_user(user.id)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def add_account(body: AccountCreate, user: CurrentUser, services: ServicesDep) -> AccountPublic:
+    """Add a Binance testnet key. It is checked with a signed account call first: a key the exchange refuses
+    gives 422 EXCHANGE_REJECTED_KEY with the exchange's message and stores nothing. Stored AES-GCM sealed."""
+    view = await services.accounts.add_binance_account(
+        user.id, body.api_key, body.api_secret.get_secret_value(), body.label
+    )
+    return account_public(view)
+
+
+@router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_account(account_id: str, user: CurrentUser, services: ServicesDep) -> Response:
+    """Delete one of the caller's exchange accounts: 409 while it has open orders or for the paper account."""
+    await services.accounts.delete_account(user.id, account_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{account_id}/reset")

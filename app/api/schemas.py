@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class StrictBody(BaseModel):
@@ -54,6 +56,15 @@ class AccountPublic(BaseModel):
     label: str
     created_at: int
     api_key_hint: str | None
+
+
+class AccountCreate(StrictBody):
+    """A Binance testnet key to add. The secret is a SecretStr so no repr or log of the body shows it."""
+
+    venue: Literal["binance-testnet"]
+    api_key: str = Field(min_length=1, max_length=256)
+    api_secret: SecretStr = Field(min_length=1, max_length=4096)
+    label: str | None = Field(default=None, max_length=64)
 
 
 DecimalIn = str | int | float

@@ -35,6 +35,21 @@ class OrderSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class OcoSpec:
+    """A bracket's exit pair, one-cancels-the-other: a take-profit limit and a stop-loss (market when triggered),
+    same side and quantity. Client order ids are deterministic from our ids, like OrderSpec's."""
+
+    list_client_order_id: str
+    symbol: str
+    side: str  # the exits' side: SELL after a BUY entry, BUY after a SELL entry
+    quantity: Decimal
+    take_profit_client_order_id: str
+    take_profit_price: Decimal
+    stop_loss_client_order_id: str
+    stop_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class VenueFill:
     trade_id: str
     price: Decimal
@@ -89,7 +104,13 @@ class ExternalVenue(Protocol):
 
     async def submit(self, spec: OrderSpec) -> VenueOrder: ...
 
-    async def cancel(self, symbol: str, client_order_id: str) -> VenueOrder: ...
+    async def submit_oco(self, spec: OcoSpec) -> list[VenueOrder]:
+        """Place both exits as one order list (both or neither); same error contract as `submit`."""
+        ...
+
+    async def cancel(self, symbol: str, client_order_id: str) -> VenueOrder:
+        """Cancel one order; the report is that order's (cancelling an OCO leg cancels its sibling too)."""
+        ...
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         """The venue's current view, with every fill of the order; None if the venue never received it."""

@@ -24,11 +24,11 @@ from typing import Any, NoReturn, TypeVar
 
 from app.domain import SymbolRules
 from app.errors import VenueError, VenueRejected, VenueThrottled
-from app.venues.base import BalanceListener, OrderListener, OrderSpec, VenueBalance, VenueFill, VenueOrder
+from app.venues.base import BalanceListener, OcoSpec, OrderListener, OrderSpec, VenueBalance, VenueFill, VenueOrder
 from app.venues.binance import mapping
 from app.venues.binance.client import build_client
 from app.venues.binance.errors import ORDER_NOT_FOUND, translate
-from app.venues.binance.filters import SymbolFilters, order_params
+from app.venues.binance.filters import SymbolFilters, oco_params, order_params
 from app.venues.binance.stream import Backoff, Sleep, next_item, reconnect_forever, run_forever
 
 log = logging.getLogger(__name__)
@@ -103,11 +103,27 @@ class BinanceTestnetVenue:
         raw = await self._call(lambda: self._client.private_post_order(dict(params)))
         return mapping.parse_order(raw, mapping.placement_fills(raw))
 
+    async def submit_oco(self, spec: OcoSpec) -> list[VenueOrder]:
+        """Place a bracket's exit pair as one OCO order list (POST /api/v3/orderList/oco): both legs or neither.
+        Same contract as `submit`; the reports come take-profit leg first."""
+        filters = (await self._load_filters()).get(spec.symbol)
+        if filters is None:
+            raise VenueRejected(f"Unknown symbol {spec.symbol} on Binance testnet.")
+        params = oco_params(spec, filters)
+        raw = await self._call(lambda: self._client.private_post_orderlist_oco(dict(params)))
+        reports = [mapping.parse_order(row, mapping.placement_fills(row)) for row in raw.get("orderReports") or []]
+        order = {spec.take_profit_client_order_id: 0, spec.stop_loss_client_order_id: 1}
+        return sorted(reports, key=lambda report: order.get(report.client_order_id, 2))
+
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrder:
         """Cancel by origClientOrderId. An order that is unknown or already closed raises VenueRejected
-        (code VENUE_ORDER_NOT_FOUND) with Binance's "Unknown order sent."."""
+        (code VENUE_ORDER_NOT_FOUND) with Binance's "Unknown order sent.". Cancelling an OCO leg cancels the whole
+        list; Binance answers with the list and the report of this leg is returned."""
         request = {"symbol": symbol, "origClientOrderId": client_order_id}
         raw = await self._call(lambda: self._client.private_delete_order(dict(request)))
+        for row in raw.get("orderReports") or []:
+            if row.get("origClientOrderId") == client_order_id:
+                return mapping.parse_order(row)
         return mapping.parse_order(raw)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.domain import OrderType, SymbolRules, fmt
 from app.errors import VenueRejected
-from app.venues.base import OrderSpec
+from app.venues.base import OcoSpec, OrderSpec
 from app.venues.binance.mapping import LIMIT_TYPES, TIME_IN_FORCE, TO_BINANCE_TYPE, TRIGGERED_TYPES, dec
 
 
@@ -186,4 +186,34 @@ def order_params(spec: OrderSpec, f: SymbolFilters) -> dict[str, str]:
         if tif not in TIME_IN_FORCE:
             raise VenueRejected(f"time in force must be GTC, IOC or FOK, not {tif}")
         params["timeInForce"] = tif
+    return params
+
+
+def oco_params(spec: OcoSpec, f: SymbolFilters) -> dict[str, str]:
+    """POST /api/v3/orderList/oco parameters for a bracket's exits, after the pre-trade checks (VenueRejected,
+    nothing sent). The take-profit leg is a LIMIT_MAKER (it rests, never takes), the stop-loss a STOP_LOSS (market
+    once triggered). On a SELL list the take-profit is the above leg; on a BUY list it is the below leg."""
+    if f.status != "TRADING":
+        raise VenueRejected(f"{f.symbol} is not trading on Binance testnet (status {f.status})")
+    if spec.side not in ("BUY", "SELL"):
+        raise VenueRejected(f"side must be BUY or SELL, not {spec.side}")
+    _check_price("take-profit price", spec.take_profit_price, f)
+    _check_price("stop-loss price", spec.stop_price, f)
+    _check_quantity(spec.quantity, f, market_like=True)  # the stop-loss leg executes as a market order
+    for price in (spec.take_profit_price, spec.stop_price):
+        _check_notional(spec.quantity * price, f, check_max=False)
+    take_profit = {"Type": "LIMIT_MAKER", "Price": fmt(spec.take_profit_price) or "0"}
+    take_profit["ClientOrderId"] = spec.take_profit_client_order_id
+    stop_loss = {"Type": "STOP_LOSS", "StopPrice": fmt(spec.stop_price) or "0"}
+    stop_loss["ClientOrderId"] = spec.stop_loss_client_order_id
+    above, below = (take_profit, stop_loss) if spec.side == "SELL" else (stop_loss, take_profit)
+    params = {
+        "symbol": f.symbol,
+        "side": spec.side,
+        "quantity": fmt(spec.quantity) or "0",
+        "listClientOrderId": spec.list_client_order_id,
+        "newOrderRespType": "FULL",
+    }
+    params.update({f"above{name}": value for name, value in above.items()})
+    params.update({f"below{name}": value for name, value in below.items()})
     return params

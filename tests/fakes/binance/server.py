@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -80,6 +81,7 @@ class RequestRecord:
     params: dict[str, str]
     api_key: str | None
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class _AcceptFault:
     path: str | None
     delay: float
     drop: bool
+    status: int | None = None  # answer this 5xx (Binance's error JSON) instead of the real response
 
 
 class FakeBinance(RestMixin, StreamsMixin):
@@ -124,6 +127,7 @@ class FakeBinance(RestMixin, StreamsMixin):
         self._http_faults: list[_HttpFault] = []
         self._accept_faults: list[_AcceptFault] = []
         self._timestamp_faults = 0
+        self.muted_user_streams: set[str] = set()
         self._stream_conns: list[WsConnection] = []
         self._api_conns: list[WsConnection] = []
         self._weight_minute = 0
@@ -271,9 +275,23 @@ class FakeBinance(RestMixin, StreamsMixin):
         seconds (client-side timeout) or, with ``drop=True``, close the connection without answering."""
         self._accept_faults.append(_AcceptFault(count, path, delay, drop))
 
+    def server_error_after_accept(
+        self, count: int = 1, *, status: int = 503, path: str | None = "/api/v3/order"
+    ) -> None:
+        """Execute the next ``count`` requests to ``path`` for real, then answer ``status`` with Binance's error
+        JSON (503 -1008 / 504 -1007 "execution status unknown"): the order exists, the client is told it failed."""
+        self._accept_faults.append(_AcceptFault(count, path, 0.0, False, status))
+
     def reject_timestamp_next(self, count: int = 1) -> None:
         """The next ``count`` signed calls (REST or WS-API) fail with -1021 outside recvWindow."""
         self._timestamp_faults += count
+
+    def mute_user_stream(self, api_key: str, muted: bool = True) -> None:
+        """Stop (or resume) pushing ``api_key``'s user-data events; events meanwhile are lost, not queued."""
+        if muted:
+            self.muted_user_streams.add(api_key)
+        else:
+            self.muted_user_streams.discard(api_key)
 
     async def drop_connections(self, *, abrupt: bool = True) -> None:
         """Close every market-stream and WS-API connection (abruptly = TCP reset, no close frame)."""
@@ -333,7 +351,9 @@ class FakeBinance(RestMixin, StreamsMixin):
             except web.HTTPException as exc:
                 response = web.Response(status=exc.status, text=exc.text or "")
             accept = self._take_fault(self._accept_faults, request.path)
-            if accept is not None:
+            if accept is not None and accept.status is not None:
+                response = self._fault_response(_HttpFault(accept.status, 1, None, None, None, None))
+            elif accept is not None:
                 if accept.drop:
                     # The order exists now; the client never hears about it.
                     if request.transport is not None:

@@ -40,6 +40,7 @@ class StreamsMixin:
     _stream_conns: list[WsConnection]
     _api_conns: list[WsConnection]
     _weight_used: int
+    muted_user_streams: set[str]
 
     def server_time(self) -> int:
         raise NotImplementedError
@@ -126,6 +127,8 @@ class StreamsMixin:
     # ------------------------------------------------------------------ engine events -> streams
     def _on_event(self, kind: str, key: str, payload: Any) -> None:
         if kind == "user":
+            if key in self.muted_user_streams:
+                return  # lost, as on a stream that silently stopped delivering
             for conn in self._api_conns:
                 for sub_id, api_key in conn.user_subs.items():
                     if api_key == key:
