@@ -34,9 +34,11 @@ VenueFactory = Callable[[str, str], ExternalVenue]
 
 
 class ExchangeAccounts(Protocol):
-    """The execution side of exchange accounts (app/external_execution.py): told when one is deleted."""
+    """The execution side of exchange accounts (app/external_execution.py): told when one is added or deleted."""
 
     async def close_account(self, account_id: str) -> None: ...
+
+    def account_added(self, account_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,8 @@ class AccountService:
 
         account = await self.db.write(insert)
         log.info("user %s added Binance testnet account %s (key %s)", user_id, account.id, account.api_key_hint)
+        if self.exchange is not None:
+            self.exchange.account_added(account.id)  # balances and open orders show before the first order
         return AccountView.of(account)
 
     async def delete_account(self, user_id: str, account_id: str) -> None:

@@ -372,6 +372,10 @@ class ExternalExecution:
         if worker is not None:
             await worker.stop()
 
+    def account_added(self, account_id: str) -> None:
+        """A new exchange account: start its worker now (user-data stream, open orders, balance snapshot)."""
+        self._enqueue(account_id, Job("reconcile"))
+
     def reconcile_all(self) -> None:
         for account_id in list(self.workers):
             self._enqueue(account_id, Job("reconcile"))

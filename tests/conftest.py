@@ -43,6 +43,10 @@ def pytest_configure(config: pytest.Config) -> None:
         DATA_DIR=str(_DATA_DIR),
         MARKET_FEED_ENABLED="false",
         NICEGUI_STORAGE_PATH=str(_DATA_DIR / "nicegui"),
+        # Never the internet: a Binance venue a test forgets to point at the fake gets "connection refused".
+        BINANCE_TESTNET_URL="http://127.0.0.1:9",
+        BINANCE_TESTNET_STREAM_URL="ws://127.0.0.1:9",
+        BINANCE_TESTNET_WS_API_URL="ws://127.0.0.1:9",
     )
     engine = create_db_engine(url)
     upgrade_to_head(engine)

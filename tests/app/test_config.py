@@ -13,7 +13,9 @@ from app.config import SettingsError, load_settings
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in ("DATABASE_URL", "DATA_DIR", "MARKET_FEED_ENABLED", "JWT_SECRET", "ENCRYPTION_KEY"):
+    names = ("DATABASE_URL", "DATA_DIR", "MARKET_FEED_ENABLED", "JWT_SECRET", "ENCRYPTION_KEY")
+    binance = ("BINANCE_TESTNET_URL", "BINANCE_TESTNET_STREAM_URL", "BINANCE_TESTNET_WS_API_URL")
+    for name in (*names, *binance):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env is read
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
@@ -30,6 +32,8 @@ def test_defaults_match_the_api_contract(clean_env: Path) -> None:
     assert settings.sim_seed == 42
     assert settings.paper_balances == {"USDT": Decimal("10000")}
     assert settings.binance_testnet_url == "https://testnet.binance.vision"
+    assert settings.binance_testnet_stream_url == "wss://stream.testnet.binance.vision"
+    assert settings.binance_testnet_ws_api_url == "wss://ws-api.testnet.binance.vision"
 
 
 def test_variables_are_parsed(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -158,6 +158,19 @@ async def desk(client: httpx.AsyncClient, services: Services, fake: FakeBinance)
     return await add_desk(client, services, fake)
 
 
+async def test_a_new_account_shows_its_exchange_balances_before_any_order(desk: Desk) -> None:
+    params = {"account_id": desk.account_id}
+    async with asyncio.timeout(20):
+        while True:
+            response = await desk.client.get("/api/trading/balances", params=params, headers=desk.headers)
+            balances = {row["asset"]: row["free"] for row in response.json()}
+            if balances:
+                break
+            await asyncio.sleep(0.05)
+    assert Decimal(balances["USDT"]) > 0 and "BTC" in balances
+    assert posts(desk.fake) == []  # nothing was traded to get them
+
+
 # ---------------------------------------------------------------------------------------------- order types
 
 

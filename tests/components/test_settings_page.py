@@ -1,0 +1,136 @@
+"""/settings: paper reset with chosen balances, password change, log out everywhere, testnet key form."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from nicegui import ElementFilter
+from nicegui.testing import User
+
+from app.venues.binance_testnet import BinanceTestnetVenue
+from tests.components.helpers import register_in_browser, services
+from tests.factories import PASSWORD
+from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
+
+
+async def test_settings_lists_the_paper_account(user: User) -> None:
+    await register_in_browser(user)
+    await user.open("/settings")
+    await user.should_see("Accounts")
+    await user.should_see(marker="account-row")
+    await user.should_see("Paper")
+
+
+async def test_reset_paper_sets_the_chosen_balances(user: User) -> None:
+    await register_in_browser(user)
+    await user.open("/settings")
+    user.find(marker="reset-usdt").clear().type("2500")
+    user.find(marker="reset-btc").clear().type("0.5")
+    user.find(marker="reset-eth").clear().type("0")
+    user.find(marker="reset").click()
+    user.find(marker="reset-confirm").click()
+    await user.should_see("Paper account reset: 2500 USDT, 0.5 BTC", retries=30)
+    await user.open("/trade/BTCUSDT")
+    await user.should_see("Available 2,500.00 USDT", retries=30)
+    user.find(marker="side-sell").click()
+    await user.should_see("Available 0.50000 BTC")
+
+
+async def test_reset_refuses_a_negative_balance(user: User) -> None:
+    await register_in_browser(user)
+    await user.open("/settings")
+    user.find(marker="reset-usdt").clear().type("-5")
+    user.find(marker="reset").click()
+    user.find(marker="reset-confirm").click()
+    await user.should_see("balances cannot be negative", retries=30)
+
+
+async def test_change_password_keeps_this_session_and_needs_the_current_password(user: User) -> None:
+    email = await register_in_browser(user)
+    await user.open("/settings")
+    user.find(marker="current-password").type("not my password")
+    user.find(marker="new-password").type("a brand new secret")
+    user.find(marker="change-password").click()
+    await user.should_see("The current password is wrong.", retries=30)
+    user.find(marker="current-password").clear().type(PASSWORD)
+    user.find(marker="change-password").click()
+    await user.should_see("Password changed. Other sessions were logged out.", retries=30)
+    await user.open("/trade/BTCUSDT")
+    await user.should_see(marker="ticket")  # this session survived
+    await user.open("/logout")
+    await user.open("/login")
+    user.find(marker="email").type(email)
+    user.find(marker="password").type("a brand new secret")
+    user.find(marker="submit").click()
+    await user.should_see(marker="ticket", retries=30)
+
+
+async def test_log_out_everywhere_ends_the_session(user: User) -> None:
+    await register_in_browser(user)
+    await user.open("/settings")
+    user.find(marker="logout-everywhere").click()
+    await user.should_see("Log in", retries=30)
+    await user.open("/trade/BTCUSDT")
+    await user.should_see("Log in")
+    await user.should_not_see(marker="ticket")
+
+
+@pytest.fixture
+async def fake_binance() -> AsyncIterator[FakeBinance]:
+    """The offline Binance fake, with the running app's key check pointed at it (as tests/api does)."""
+    async with FakeBinance.start() as server:
+
+        def make_venue(api_key: str, api_secret: str) -> BinanceTestnetVenue:
+            return BinanceTestnetVenue(
+                api_key,
+                api_secret,
+                rest_url=server.rest_url,
+                stream_url=server.stream_url,
+                ws_api_url=server.ws_api_url,
+                enable_rate_limit=False,
+            )
+
+        services().accounts.make_venue = make_venue
+        services().venues.make_binance = make_venue  # the account's worker starts as soon as the key is added
+        yield server
+
+
+async def test_add_and_remove_a_testnet_key_with_the_secret_masked(user: User, fake_binance: FakeBinance) -> None:
+    await register_in_browser(user)
+    await user.open("/settings")
+    secret = next(iter(user.find(marker="api-secret").elements))
+    assert secret.props.get("type") == "password"  # typed into a masked field
+    user.find(marker="key-label").clear().type("My testnet")
+    user.find(marker="api-key").type(DOC_API_KEY)
+    user.find(marker="api-secret").type(DOC_SECRET)
+    user.find(marker="add-key").click()
+    await user.should_see("Testnet account added.", retries=50)
+    await user.should_see("My testnet", retries=30)
+    await user.should_see("key vmPU...Eh8A")
+    await user.should_see("TESTNET")
+    assert next((r.method, r.path) for r in fake_binance.requests) == ("GET", "/api/v3/account")  # the key check
+    assert not [r for r in fake_binance.requests if r.method != "GET"]  # nothing was traded
+    _assert_secret_nowhere(user)
+    user.find(marker="remove-account").click()
+    await user.should_see("Account removed.", retries=30)
+    await user.should_not_see("My testnet", retries=30)
+
+
+async def test_a_key_the_exchange_refuses_is_not_stored(user: User, fake_binance: FakeBinance) -> None:
+    await register_in_browser(user)
+    await user.open("/settings")
+    user.find(marker="api-key").type("X" * 64)
+    user.find(marker="api-secret").type("Y" * 64)
+    user.find(marker="add-key").click()
+    await user.should_see("Invalid API-key, IP, or permissions for action.", retries=50)  # the exchange's words
+    assert next(iter(user.find(marker="api-secret").elements)).value == ""  # type: ignore[attr-defined]
+    await user.should_not_see("TESTNET")
+
+
+def _assert_secret_nowhere(user: User) -> None:
+    """The secret is in no element of the page (not even the emptied input)."""
+    assert user.client is not None
+    with user.client:
+        for element in ElementFilter(local_scope=False, only_visible=False):
+            assert DOC_SECRET not in str(element._to_dict())
