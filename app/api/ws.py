@@ -162,11 +162,16 @@ class SocketSession:
                 await send(self.control.popleft())
             if self.replay_needed:
                 await self._replay()
+            replayed_for: UserEvent | None = None
             while self.events:
                 event = self.events.popleft()
                 if event.seq <= self.last_seq:
                     continue
                 if event.seq != self.last_seq + 1:  # published out of order or missed: the log is the truth
+                    if replayed_for is event:  # the log does not have what precedes it: never spin on it
+                        log.error("event %s of user %s is ahead of the log; dropped", event.seq, self.user_id)
+                        continue
+                    replayed_for = event
                     self.events.appendleft(event)
                     await self._replay()
                     continue

@@ -177,3 +177,27 @@ async def test_buffer_overflow_falls_back_to_the_log_without_losing_events(
             await asyncio.sleep(0.01)
     sender.cancel()
     assert [m["seq"] for m in fake.sent] == list(range(1, 21))  # every event once, in order, from the log
+
+
+async def test_an_event_ahead_of_the_log_is_dropped_not_spun_on(
+    running: Services, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.api import ws as ws_module
+    from app.events import UserEvent
+
+    user_id, alice = await register(client)
+    await place(client, alice, quantity="0.0001")
+    await running.engine.drain()
+    last = await running.db.read(lambda s: events.latest_seq(s, user_id))
+    fake = RecordingSocket()
+    session = ws_module.SocketSession(fake, user_id, running)  # type: ignore[arg-type]
+    session.symbols = set()
+    session._on_event(UserEvent(user_id, last + 5, "ORDER_UPDATE", {"phantom": True}))  # never stored
+    sender = asyncio.create_task(session._send_loop())
+    async with asyncio.timeout(5):
+        while "ahead of the log" not in caplog.text:
+            await asyncio.sleep(0.01)
+    session._on_event(UserEvent(user_id, last + 6, "ORDER_UPDATE", {"phantom": True}))
+    await asyncio.sleep(0.1)
+    sender.cancel()
+    assert [m["seq"] for m in fake.sent] == list(range(1, last + 1))  # the log's events, then nothing invented
