@@ -96,11 +96,7 @@ class Services:
         await self.alerts.start()
         if self.simulator is not None and self.settings.market_feed_enabled:
             self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
-        # What is alive now (imports, start-up history, rules) lives as long as the process: freeze it, so that full
-        # garbage collections stop scanning its ~300k objects. Unfrozen, each one paused the event loop for ~200 ms
-        # and set the p99 of price fan-out (bench/ws_fanout.py, docs/market-data.md).
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
 
     async def stop(self) -> None:
         await self.alerts.stop()
@@ -118,6 +114,25 @@ class Services:
     def market_data_status(self) -> str:
         """/health's `market_data`: "stale" when no tick arrived for STALE_AFTER_MS (on MarketState's clock)."""
         return "stale" if self.market.is_stale(STALE_AFTER_MS) else "ok"
+
+
+_heap_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Once per process: move every object alive after start-up (imports, start-up history, rules) to the
+    permanent generation, so full garbage collections stop scanning them.
+
+    Unfrozen, each full collection walked ~300k objects and paused the event loop for ~200 ms, which set the p99 of
+    price fan-out (bench/ws_fanout.py, docs/market-data.md). Only once: frozen objects that later become cyclic
+    garbage are never collected, so freezing again per restart of the services (as tests do) would leak.
+    """
+    global _heap_frozen
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def binance_factory(settings: Settings) -> VenueFactory:

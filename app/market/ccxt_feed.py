@@ -20,9 +20,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import ccxt.pro as ccxtpro
 
+from app.config import MAINNET_HOST_MARKERS
 from app.domain import SymbolRules
 from app.ids import now_ms
 from app.market.models import Candle, Depth, Interval, PriceLevel, Trade
@@ -173,6 +175,7 @@ class CcxtMarketFeed:
     ) -> None:
         if depth_levels < 1 or poll_interval <= 0 or start_attempts < 1:
             raise ValueError("depth_levels and start_attempts must be >= 1 and poll_interval > 0")
+        refuse_mainnet(rest_url, stream_url, *([ws_api_url] if ws_api_url else []))
         self.state = state
         self.rules = rules
         self.rest_url = rest_url
@@ -411,6 +414,15 @@ class CcxtMarketFeed:
 
 
 # ---- conversions (pure) -------------------------------------------------------------------------------------
+
+
+def refuse_mainnet(*urls: str) -> None:
+    """Tradewind reads testnets only: raise ValueError for a Binance production host, even if the settings'
+    own check was bypassed (a feed built directly, as tests and benchmarks do)."""
+    for url in urls:
+        host = (urlsplit(url).hostname or "").lower()
+        if any(marker in host for marker in MAINNET_HOST_MARKERS):
+            raise ValueError(f"{host} is a Binance mainnet host; Tradewind trades on testnets only")
 
 
 def to_decimal(value: object) -> Decimal:

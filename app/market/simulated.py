@@ -190,10 +190,18 @@ class SimulatedMarket:
                 self._state.apply_trade(trade)
 
     async def run(self) -> None:
-        """step() then sleep 1/ticks_per_second, until cancelled. A failing step is logged, not fatal."""
+        """step() every 1/ticks_per_second on a fixed cadence (the step's own cost does not lower the rate), until
+        cancelled. A failing step is logged, not fatal. After a stall the cadence restarts: no burst of catch-up
+        steps (step() moves the price by the time that really passed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
         while True:
             try:
                 self.step()
             except Exception:
                 logger.exception("simulated market step failed")
-            await asyncio.sleep(self._tick_s)
+            deadline += self._tick_s
+            delay = deadline - loop.time()
+            if delay < 0:
+                deadline, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)

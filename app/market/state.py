@@ -180,8 +180,14 @@ class MarketState:
         return list(islice(reversed(data.trades), limit))
 
     def last_update_ms(self) -> int | None:
-        """Clock time of the last applied update of any kind (None before the first): /health's staleness."""
+        """Clock time of the last applied update of any kind (None before the first)."""
         return self._last_update
+
+    def is_stale(self, max_age_ms: int) -> bool:
+        """True when no update of any kind arrived for more than `max_age_ms` of clock time, or none ever did
+        (/health's `market_data: stale`)."""
+        last = self._last_update
+        return last is None or self._clock() - last > max_age_ms
 
     # ---- subscriptions ------------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
+import tracemalloc
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
@@ -11,8 +13,8 @@ from itertools import pairwise
 import pytest
 
 from app.domain import on_grid
-from app.market.intervals import bucket_start, interval_ms
-from app.market.models import Depth, Interval, Trade
+from app.market.intervals import DAY_MS, HOUR_MS, MINUTE_MS, bucket_start, interval_ms
+from app.market.models import Candle, Depth, Interval, Trade
 from app.market.simulated import SimulatedMarket
 from app.market.state import MarketState
 from app.market.symbols import SIM_PROFILES, sim_profile, simulated_rules, split_symbol
@@ -241,3 +243,75 @@ async def test_run_steps_until_cancelled_and_survives_a_failing_step(caplog: pyt
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+# ---- candle roll-over on the injected clock -------------------------------------------------------------------
+
+
+def test_live_candles_roll_over_at_minute_and_hour_boundaries_on_the_injected_clock() -> None:
+    """The simulator stamps trades with its clock: stepping it across 10:59:00 and 11:00:00 UTC rolls the 1m,
+    5m and 1h candles exactly there, while the day's candle stays live and closed candles stay as they were."""
+    hour = int(datetime(2026, 11, 25, 11, 0, tzinfo=UTC).timestamp() * 1000)
+    clock = StepClock(start=hour - MINUTE_MS - 1_000, step_ms=250)  # 10:58:59.000, then every 250 ms
+    state = MarketState(["BTCUSDT"], clock=lambda: 0)
+    market = SimulatedMarket(state, simulated_rules(["BTCUSDT"]), clock=clock)
+    market.backfill()
+    assert state.candles("BTCUSDT", Interval.M1, 1)[0].t == hour - 2 * MINUTE_MS  # live: 10:58
+
+    live_at_trade: list[tuple[int, dict[Interval, int]]] = []
+    state.subscribe_trades(
+        lambda t: live_at_trade.append((t.ts, {i: state.candles(t.symbol, i, 1)[0].t for i in Interval}))
+    )
+    closed: dict[Interval, Candle] = {}
+    while clock.now < hour + MINUTE_MS - clock.step_ms:  # through 11:00:59.750
+        if clock.now + clock.step_ms == hour:  # the next step is 11:00:00.000: remember the candles it closes
+            closed = {i: state.candles("BTCUSDT", i, 1)[0] for i in (Interval.M1, Interval.M5, Interval.H1)}
+        market.step()
+
+    # Every trade went into the candle of its own timestamp, so the live candle rolled exactly on the boundary.
+    assert len(live_at_trade) > 300
+    for ts, live in live_at_trade:
+        assert live == {i: bucket_start(ts, i) for i in Interval}, ts
+    assert any(ts == hour for ts, _ in live_at_trade) or any(hour < ts < hour + 1_000 for ts, _ in live_at_trade)
+
+    minutes = state.candles("BTCUSDT", Interval.M1, 3)
+    assert [c.t for c in minutes] == [hour - 2 * MINUTE_MS, hour - MINUTE_MS, hour]
+    assert [c.t for c in state.candles("BTCUSDT", Interval.M5, 2)] == [hour - 5 * MINUTE_MS, hour]
+    assert [c.t for c in state.candles("BTCUSDT", Interval.H1, 2)] == [hour - HOUR_MS, hour]
+    day = state.candles("BTCUSDT", Interval.D1, 2)
+    assert day[-1].t == bucket_start(hour, Interval.D1) and day[-2].t == day[-1].t - DAY_MS
+    for interval, candle in closed.items():  # closed at 11:00:00.000 and final from then on
+        assert state.candles("BTCUSDT", interval, 2)[0] == candle
+
+
+# ---- bounded memory ---------------------------------------------------------------------------------------------
+
+
+def test_market_state_memory_does_not_grow_with_uptime() -> None:
+    """Days of simulated trading (one step a minute) after every container has filled: the traced memory of the
+    process stays flat (about 10 KB of noise), whereas keeping those trades would add several hundred KB."""
+    tracemalloc.start()
+    try:
+        clock = StepClock(step_ms=MINUTE_MS)
+        state = MarketState(["BTCUSDT"], clock=lambda: 0, trades_kept=100, candles_kept=100)
+        market = SimulatedMarket(state, simulated_rules(["BTCUSDT"]), clock=clock)
+        market.backfill()
+        seen: list[int] = [0]
+        state.subscribe_trades(lambda _: seen.__setitem__(0, seen[0] + 1))
+
+        def run(steps: int) -> int:
+            for _ in range(steps):
+                market.step()
+            gc.collect()
+            return tracemalloc.get_traced_memory()[0]
+
+        warm = run(1_500)  # 25 hours: the 24 h window has replaced all of its start-up minutes
+        trades_before = seen[0]
+        after = run(2_000)  # 33 more hours
+    finally:
+        tracemalloc.stop()
+    assert seen[0] - trades_before > 2_000  # thousands of trades went through...
+    assert after - warm < 128 * 1024, after - warm  # ...and memory did not follow them
+    assert len(state.trades("BTCUSDT", 10_000)) == 100
+    for interval in Interval:
+        assert len(state.candles("BTCUSDT", interval, 10_000)) == 100

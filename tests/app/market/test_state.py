@@ -201,6 +201,19 @@ def test_last_update_uses_the_injected_clock() -> None:
     assert state.last_update_ms() == 9_000
 
 
+def test_staleness_is_measured_on_the_injected_clock() -> None:
+    clock = FakeClock(5_000)
+    state = MarketState([SYM], clock=clock)
+    assert state.is_stale(10_000)  # nothing ever arrived
+    state.apply_trade(trade("1", T0))
+    clock.now = 15_000
+    assert not state.is_stale(10_000)  # exactly 10 s: still fresh
+    clock.now = 15_001
+    assert state.is_stale(10_000)
+    state.apply_depth(Depth(SYM, (), (), T0))
+    assert not state.is_stale(10_000)
+
+
 def test_subscribers_are_isolated(state: MarketState, caplog: pytest.LogCaptureFixture) -> None:
     seen: list[str] = []
     trades: list[Trade] = []
