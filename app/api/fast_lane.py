@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import BodySizeLimit, is_api_path
 
+_ORIGINAL_BUILD = "_tradewind_original_build_middleware_stack"
+
 
 class ApiFastLane:
     def __init__(self, api: ASGIApp, full: ASGIApp) -> None:
@@ -30,8 +32,13 @@ class ApiFastLane:
 
 
 def install(app: FastAPI) -> None:
-    """Make `app` build both stacks (Starlette builds its stack lazily, after every middleware was added)."""
-    build_full: Callable[[], ASGIApp] = app.build_middleware_stack
+    """Make `app` build both stacks (Starlette builds its stack lazily, after every middleware was added).
+
+    Idempotent: NiceGUI's test fixture runs main.py again for every test on the same app object, and wrapping the
+    previous wrapper each time would build the stacks 2^n times.
+    """
+    build_full: Callable[[], ASGIApp] = getattr(app, _ORIGINAL_BUILD, app.build_middleware_stack)
+    setattr(app, _ORIGINAL_BUILD, build_full)
 
     def build_both() -> ASGIApp:
         full = build_full()

@@ -43,3 +43,21 @@ async def test_api_requests_skip_page_middleware_and_pages_keep_it() -> None:
     assert api.json() == {"size": 5} and "x-page-middleware" not in api.headers
     assert page.json() == {"page": "ok"} and page.headers["x-page-middleware"] == "yes"
     assert too_big.status_code == 413
+
+
+def test_installing_twice_wraps_the_original_once() -> None:
+    app = FastAPI()
+    app.add_middleware(BodySizeLimit, limit=10)
+    builds = 0
+    original = app.build_middleware_stack
+
+    def counting_build():  # type: ignore[no-untyped-def]
+        nonlocal builds
+        builds += 1
+        return original()
+
+    app.build_middleware_stack = counting_build  # type: ignore[method-assign]
+    for _ in range(5):  # as when NiceGUI's test fixture runs main.py once per test
+        fast_lane.install(app)
+    app.build_middleware_stack()
+    assert builds == 2  # the full stack and the API stack, not 2**5
