@@ -1,20 +1,57 @@
-"""The one frame every page uses: colours, header, navigation. Pages never build their own header."""
+"""The one frame every page uses: colours, header, navigation. Pages never build their own header.
+
+The authenticated header carries what must always be visible on a trading screen: the environment badge
+(PAPER / TESTNET) of the selected account, the account picker, the connection status, the theme toggle and the
+user menu.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from nicegui import app, ui
+
+if TYPE_CHECKING:
+    from app.accounts import AccountView
 
 BRAND = "Tradewind"
 COLORS = {"primary": "#2962ff", "positive": "#0ecb81", "negative": "#f6465d", "warning": "#f0b90b"}
 BUY_COLOR = "positive"
 SELL_COLOR = "negative"
+UP_HEX = COLORS["positive"]
+DOWN_HEX = COLORS["negative"]
+ENVIRONMENTS = {"paper": ("PAPER", "warning"), "binance-testnet": ("TESTNET", "info")}
+
+# Flips the connection badge from the browser's own socket state: the server cannot tell a tab it is offline.
+_CONNECTION_JS = """
+setInterval(() => {
+  const el = document.getElementById('c%d');
+  if (!el) return;
+  const ok = !!(window.socket && window.socket.connected);
+  el.textContent = ok ? 'Live' : 'Offline';
+  el.classList.toggle('bg-positive', ok);
+  el.classList.toggle('bg-negative', !ok);
+}, 1000);
+"""
+
+
+# Quasar marks dark mode with `body--dark`; panels and the page background follow it.
+_CSS = """
+body { background: #f5f5f5; }
+body.body--dark { background: #0b0e11; }
+.tw-panel { background: #ffffff; border-radius: 4px; }
+.body--dark .tw-panel { background: #181a20; }
+.tw-muted { color: #707a8a; }
+"""
 
 
 def apply_colors() -> None:
+    """Brand colours and the remembered dark/light choice (dark by default, like exchange screens)."""
     ui.colors(**COLORS)
+    ui.add_css(_CSS)
+    app.storage.user.setdefault("dark_mode", True)
     ui.dark_mode().bind_value(app.storage.user, "dark_mode")
 
 
@@ -30,26 +67,57 @@ def public_frame(title: str) -> Iterator[None]:
             yield
 
 
+def selected_account(accounts: Sequence[AccountView]) -> AccountView | None:
+    """The account chosen in the picker (remembered per browser session), else the first (the paper account)."""
+    wanted = app.storage.user.get("account_id")
+    return next((a for a in accounts if a.id == wanted), accounts[0] if accounts else None)
+
+
 @contextmanager
-def frame(title: str, email: str) -> Iterator[None]:
-    """Header with brand, navigation and the user menu, then the page content."""
+def frame(
+    title: str, email: str, *, accounts: Sequence[AccountView] = (), account: AccountView | None = None
+) -> Iterator[None]:
+    """Header (brand, environment badge, account picker, connection, theme, user menu), then the page content."""
     apply_colors()
     ui.page_title(f"{title} · {BRAND}")
-    with ui.header().classes("items-center justify-between px-4 py-2 bg-primary"):
-        with ui.row().classes("items-center gap-4"):
-            ui.link(BRAND, "/").classes("text-xl font-bold text-white no-underline")
-        with ui.row().classes("items-center gap-2"):
-            ui.button(icon="dark_mode", on_click=_toggle_dark).props("flat round color=white").tooltip(
+    # Wraps on a phone: the account picker and the buttons move under the brand and the environment badge.
+    with ui.header().classes("items-center justify-between px-3 py-1 bg-[#181a20] gap-x-2 gap-y-0 flex-wrap"):
+        with ui.row().classes("items-center gap-3 flex-nowrap"):
+            ui.link(BRAND, "/").classes("text-lg font-bold text-white no-underline")
+            if account is not None:
+                text, color = ENVIRONMENTS.get(account.venue, (account.venue.upper(), "grey"))
+                badge = ui.badge(text, color=color).classes("text-black font-bold px-2")
+                badge.props("data-testid=environment").mark("environment")
+        with ui.row().classes("items-center gap-1 flex-nowrap"):
+            if accounts and account is not None:
+                _account_picker(accounts, account)
+            status = ui.badge("Live", color="positive").classes("mx-1").mark("connection")
+            status.tooltip("Connection to the server")
+            ui.add_body_html(f"<script>{_CONNECTION_JS % status.id}</script>")
+            ui.button(icon="contrast", on_click=_toggle_dark).props("flat round dense color=white").tooltip(
                 "Dark / light"
             ).mark("theme-toggle")
-            with ui.button(icon="account_circle").props("flat round color=white").mark("user-menu"), ui.menu():
+            with ui.button(icon="account_circle").props("flat round dense color=white").mark("user-menu"), ui.menu():
                 ui.menu_item(email).props("disable")
-                ui.menu_item("Settings", on_click=lambda: ui.navigate.to("/settings"))
+                ui.menu_item("Trade", on_click=lambda: ui.navigate.to("/"))
+                ui.menu_item("Settings", on_click=lambda: ui.navigate.to("/settings")).mark("to-settings")
                 ui.menu_item("Log out", on_click=lambda: ui.navigate.to("/logout")).mark("logout")
-    with ui.column().classes("w-full p-4 gap-4"):
+    with ui.column().classes("w-full p-2 gap-2"):
         yield
+
+
+def _account_picker(accounts: Sequence[AccountView], account: AccountView) -> None:
+    options = {a.id: f"{a.label} · {ENVIRONMENTS.get(a.venue, (a.venue,))[0]}" for a in accounts}
+
+    def choose(account_id: str) -> None:
+        app.storage.user["account_id"] = account_id
+        ui.navigate.reload()  # every panel of the page belongs to the account: rebuild them all
+
+    ui.select(options, value=account.id, on_change=lambda e: choose(e.value)).props(
+        "dense options-dense dark standout"
+    ).classes("min-w-[9rem] text-sm").mark("account-picker")
 
 
 def _toggle_dark() -> None:
     storage = app.storage.user
-    storage["dark_mode"] = not storage.get("dark_mode", False)
+    storage["dark_mode"] = not storage.get("dark_mode", True)

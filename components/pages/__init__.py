@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from components import session
-from components.pages import home, login
+from components import live, session
+from components.pages import home, login, settings, trade
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -13,5 +13,8 @@ if TYPE_CHECKING:
 
 def register_pages(services: Services) -> None:
     session.install(services)
+    feed = live.install(services)
     login.register(services)
     home.register(services)
+    trade.register(services, feed)
+    settings.register(services, feed)

@@ -1,13 +1,11 @@
-"""/ — the authenticated landing page (the trading screen replaces it)."""
+"""/ — sends a logged-in person to the trading screen of the first configured symbol."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from nicegui import ui
-
-from app.domain import fmt
-from components import session, theme
+from starlette.responses import RedirectResponse
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -15,17 +13,6 @@ if TYPE_CHECKING:
 
 def register(services: Services) -> None:
     @ui.page("/")
-    async def home_page() -> None:
-        user = await session.current_user(services)
-        if user is None:
-            session.log_out()
-            ui.navigate.to("/login")
-            return
-        accounts = await services.accounts.list_for_user(user.id)
-        with theme.frame("Home", user.email):
-            ui.label(f"Welcome, {user.email}").classes("text-2xl").mark("welcome")
-            for account in accounts:
-                with ui.card().classes("w-full max-w-md"):
-                    ui.label(f"{account.label} · {account.venue}").classes("font-bold")
-                    for balance in await services.accounts.balances(user.id, account.id):
-                        ui.label(f"{balance.asset}: {fmt(balance.free)}").mark("balance")
+    def home_page() -> RedirectResponse:
+        # The auth middleware already sent anonymous visitors to /login.
+        return RedirectResponse(f"/trade/{services.market.symbols[0]}")

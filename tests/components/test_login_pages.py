@@ -12,7 +12,7 @@ async def register_in_browser(user: User, email: str) -> None:
     user.find(marker="email").type(email)
     user.find(marker="password").type(PASSWORD)
     user.find(marker="submit").click()
-    await user.should_see(marker="welcome", retries=30)
+    await user.should_see(marker="ticket", retries=30)
 
 
 async def test_unauthenticated_visitors_are_sent_to_login(user: User) -> None:
@@ -21,11 +21,12 @@ async def test_unauthenticated_visitors_are_sent_to_login(user: User) -> None:
     await user.should_see(marker="to-register")
 
 
-async def test_register_lands_on_the_home_page_with_paper_balance(user: User) -> None:
+async def test_register_lands_on_the_trade_page_with_paper_balance(user: User) -> None:
     email = unique_email()
     await register_in_browser(user, email)
-    await user.should_see(f"Welcome, {email}")
-    await user.should_see("USDT: 10000")
+    await user.should_see("BTCUSDT")
+    await user.should_see("Available 10,000.00 USDT")
+    await user.should_see(email)  # in the user menu
 
 
 async def test_short_password_is_refused_with_the_reason(user: User) -> None:
@@ -34,7 +35,7 @@ async def test_short_password_is_refused_with_the_reason(user: User) -> None:
     user.find(marker="password").type("short")
     user.find(marker="submit").click()
     await user.should_see("password must be at least 8 characters", retries=30)
-    await user.should_not_see(marker="welcome")
+    await user.should_not_see(marker="ticket")
 
 
 async def test_logout_then_login_again(user: User) -> None:
@@ -43,7 +44,7 @@ async def test_logout_then_login_again(user: User) -> None:
     await user.open("/logout")
     await user.should_see("Log in")
     await user.open("/")
-    await user.should_not_see(marker="welcome")
+    await user.should_not_see(marker="ticket")
     user.find(marker="email").type(email)
     user.find(marker="password").type("wrong password")
     user.find(marker="submit").click()
@@ -51,7 +52,7 @@ async def test_logout_then_login_again(user: User) -> None:
     user.find(marker="password").clear()
     user.find(marker="password").type(PASSWORD)
     user.find(marker="submit").click()
-    await user.should_see(marker="welcome", retries=30)
+    await user.should_see(marker="ticket", retries=30)
 
 
 async def test_open_redirects_are_refused(user: User) -> None:
@@ -62,4 +63,4 @@ async def test_open_redirects_are_refused(user: User) -> None:
     user.find(marker="email").type(email)
     user.find(marker="password").type(PASSWORD)
     user.find(marker="submit").click()
-    await user.should_see(marker="welcome", retries=30)
+    await user.should_see(marker="ticket", retries=30)

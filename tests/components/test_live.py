@@ -1,0 +1,59 @@
+"""The shared live feed: a burst of market updates reaches a page as one repaint per tick (<= 4 per second), with
+the newest values, and nothing is pushed on the feed's own path."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from nicegui import app
+from nicegui.testing import User
+
+from app.ids import now_ms
+from app.market.models import Trade
+from components.live import TICK_SECONDS, SymbolUpdate
+from tests.components.helpers import OutboxSpy, element, register_in_browser, services, wait_for
+
+
+async def test_a_burst_of_updates_is_one_repaint_with_the_newest_price(user: User) -> None:
+    await register_in_browser(user)
+    assert TICK_SECONDS >= 0.25  # the one shared timer: at most 4 repaints a second per widget
+    assert user.client is not None
+    price_label = element(user, "last-price")
+    spy = OutboxSpy(user)
+    seen: list[dict[str, SymbolUpdate]] = []
+    updates_by_tick_end: list[int] = []
+
+    def after_the_page(update: dict[str, SymbolUpdate]) -> None:  # subscribed after the page: runs after it
+        seen.append(update)
+        updates_by_tick_end.append(len(spy.updated))
+
+    with user.client:
+        app.state.live.market.subscribe(after_the_page)
+    market = services().market
+    for i in range(200):  # one synchronous burst: the timer cannot run in between
+        market.apply_trade(Trade("BTCUSDT", Decimal(90000 + i), Decimal("0.01"), "BUY", now_ms()))
+    assert seen == [] and price_label.id not in spy.updated  # the feed path only marks the symbol dirty
+    await wait_for(lambda: seen, "the next tick")
+    await user.should_see("90,199.00")  # the newest value, not a backlog
+    assert len(seen) == 1 and seen[0]["BTCUSDT"].ticker.price == Decimal(90199)  # type: ignore[union-attr]
+    # Every change of the label happened inside that one tick (NiceGUI sends an element once per flush).
+    assert price_label.id in spy.updated[: updates_by_tick_end[0]]
+    assert price_label.id not in spy.updated[updates_by_tick_end[0] :]
+
+
+async def test_other_symbols_updates_do_not_repaint_this_page(user: User) -> None:
+    await register_in_browser(user)
+    price_label = element(user, "last-price")
+    book = element(user, "book-bids")
+    spy = OutboxSpy(user)
+    services().market.apply_trade(Trade("ETHUSDT", Decimal("3000"), Decimal("1"), "BUY", now_ms()))
+    services().market.apply_trade(Trade("BTCUSDT", Decimal("90500"), Decimal("0.01"), "BUY", now_ms()))
+    await user.should_see("90,500.00", retries=30)
+    spy.updated.clear()
+    services().market.apply_trade(Trade("ETHUSDT", Decimal("3001"), Decimal("1"), "BUY", now_ms()))
+    seen: list[object] = []
+    assert user.client is not None
+    with user.client:
+        app.state.live.market.subscribe(seen.append)
+    await wait_for(lambda: seen, "the ETHUSDT tick")
+    assert price_label.id not in spy.updated and book.id not in spy.updated
