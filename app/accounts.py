@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ MAX_KEY_LENGTH = 256
 # HMAC secrets are 64 characters; Ed25519 / RSA private keys (PEM) are longer and span lines.
 MAX_SECRET_LENGTH = 4096
 MAX_LABEL_LENGTH = 64
+PAPER_ACCOUNT_CACHE_SIZE = 10_000
 
 VenueFactory = Callable[[str, str], ExternalVenue]
 """Builds a venue for (api_key, api_secret): the configured Binance testnet hosts, or a fake in tests."""
@@ -110,6 +112,8 @@ class AccountService:
         # None: this server has no Binance testnet wiring, so adding such accounts is refused.
         self.make_venue = make_venue
         self.exchange = exchange
+        self._paper_accounts: dict[str, Account] = {}  # user id -> paper account
+        self._paper_lookups: dict[str, asyncio.Future[Account | None]] = {}
 
     async def list_for_user(self, user_id: str) -> list[AccountView]:
         rows = await self.db.read(lambda s: accounts.list_for_user(s, user_id))
@@ -117,16 +121,31 @@ class AccountService:
 
     async def resolve(self, user_id: str, account_id: str | None) -> Account:
         """The user's account `account_id`, or their paper account when it is None. 404 if not theirs."""
+        paper = self._paper_accounts.get(user_id)
+        if paper is not None and account_id in (None, paper.id):
+            return paper  # every order's intake asks: skip the database round trip
 
-        def find(session: Session) -> Account | None:
-            if account_id is None:
-                return accounts.paper_account(session, user_id)
-            return accounts.get_owned(session, user_id, account_id)
-
-        account = await self.db.read(find)
+        if account_id is None:
+            account = await self._find_paper_account(user_id)
+        else:
+            account = await self.db.read(lambda s: accounts.get_owned(s, user_id, account_id))
         if account is None:
             raise NotFound("Account not found.", code="ACCOUNT_NOT_FOUND", field="account_id")
+        if account.venue == Venue.PAPER:
+            # A user's paper account is created with the user and never deleted or replaced, so it can be kept.
+            if len(self._paper_accounts) >= PAPER_ACCOUNT_CACHE_SIZE:
+                self._paper_accounts.clear()
+            self._paper_accounts[user_id] = account
         return account
+
+    async def _find_paper_account(self, user_id: str) -> Account | None:
+        """One database read per user however many requests ask at once (a burst of orders)."""
+        lookup = self._paper_lookups.get(user_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self.db.read(lambda s: accounts.paper_account(s, user_id)))
+            self._paper_lookups[user_id] = lookup
+            lookup.add_done_callback(lambda _: self._paper_lookups.pop(user_id, None))
+        return await asyncio.shield(lookup)
 
     async def balances(self, user_id: str, account_id: str | None) -> list[BalanceView]:
         """Free and locked balances of one of the user's accounts."""

@@ -68,6 +68,7 @@ class _Batch:
 
     events: list[UserEvent] = field(default_factory=list)
     dirty_accounts: dict[str, str] = field(default_factory=dict)  # account id -> user id
+    preloaded: list[Order] = field(default_factory=list)  # strong references for the session's identity map
 
 
 class ExecutionEngine:
@@ -226,8 +227,9 @@ class ExecutionEngine:
     def _apply(self, session: Session, commands: list[Command]) -> _Batch:
         batch = _Batch()
         ids = [c.order_id for c in commands if isinstance(c, Submit | Cancel)]
-        if ids:
-            orders.load(session, ids)  # one query warms the identity map for the whole batch
+        # One query warms the identity map for the whole batch. The map holds objects weakly: keep the list alive
+        # until the batch is done, or every later lookup would be a query again.
+        batch.preloaded = orders.load(session, ids) if ids else []
         # Autoflush before every query would flush (and scan) the whole growing batch each time: flush explicitly.
         with session.no_autoflush:
             for command in commands:

@@ -120,7 +120,7 @@ class OrderService:
         order = self._build(user_id, account, request, await self.rules_for(account))
 
         def store(session: Session) -> UserEvent:
-            orders.add(session, order)
+            orders.add(session, order, flush=False)  # group commit: one INSERT for the whole group
             return store_event(session, user_id, "ORDER_UPDATE", order_data(order), order.created_at)
 
         try:

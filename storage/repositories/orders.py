@@ -11,9 +11,11 @@ from storage.models import Account, Fill, Order, Position
 OPEN_STATUSES = ("PENDING", "OPEN", "PARTIALLY_FILLED")
 
 
-def add(session: Session, order: Order) -> Order:
+def add(session: Session, order: Order, *, flush: bool = True) -> Order:
+    """Add an order; `flush=False` lets many orders of one transaction go out as one multi-row INSERT."""
     session.add(order)
-    session.flush()
+    if flush:
+        session.flush()
     return order
 
 
