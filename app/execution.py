@@ -18,10 +18,11 @@ from decimal import Decimal
 
 from sqlmodel import Session
 
+from app.brackets import exit_legs
 from app.domain import OrderStatus, OrderType, Side, SymbolRules, Venue, check_transition, floor_to_step
 from app.events import UserEvent
 from app.external_execution import ExternalExecution
-from app.ids import new_id, now_ms, venue_client_order_id
+from app.ids import new_id, now_ms
 from app.market.models import Trade
 from app.orders import store_event
 from app.portfolio import Requirement, apply_fill, fee_for, fee_rate, release_lock, reservation, take_lock
@@ -371,35 +372,9 @@ class ExecutionEngine:
         if quantity < rules.min_qty:
             log.warning("bracket of %s skipped: %s is below the minimum quantity", entry.id, quantity)
             return
-        group = new_id()
-        exit_side = Side(entry.side).opposite
-        legs = [
-            (OrderType.LIMIT, entry.take_profit_price, None, "GTC"),
-            (OrderType.STOP_MARKET, None, entry.stop_loss_price, None),
-        ]
-        now = now_ms()
-        for kind, price, stop, tif in legs:
-            leg_id = new_id()
-            leg = Order(
-                id=leg_id,
-                user_id=entry.user_id,
-                account_id=entry.account_id,
-                client_order_id=venue_client_order_id(leg_id),
-                symbol=entry.symbol,
-                side=exit_side,
-                type=kind,
-                time_in_force=tif,
-                quantity=quantity,
-                price=price,
-                stop_price=stop,
-                status=OrderStatus.PENDING,
-                parent_id=entry.id,
-                oco_group=group,
-                created_at=now,
-                updated_at=now,
-            )
+        for leg in exit_legs(entry, quantity):
             orders.add(session, leg)
-            batch.events.append(store_event(session, leg.user_id, "ORDER_UPDATE", order_data(leg), now))
+            batch.events.append(store_event(session, leg.user_id, "ORDER_UPDATE", order_data(leg), leg.created_at))
             self._submit(session, batch, leg.id)
 
     def _cancel(self, session: Session, batch: _Batch, order_id: str) -> None:

@@ -26,7 +26,8 @@ from decimal import Decimal
 
 from sqlmodel import Session
 
-from app.domain import ALLOWED_TRANSITIONS, OrderStatus, OrderType, Side, SymbolRules, Venue, floor_to_step, fmt
+from app.brackets import exit_legs
+from app.domain import ALLOWED_TRANSITIONS, OrderStatus, OrderType, SymbolRules, Venue, floor_to_step, fmt
 from app.errors import VenueRejected, VenueThrottled, VenueUnavailable
 from app.events import UserEvent
 from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, now_ms, venue_client_order_id
@@ -527,37 +528,11 @@ class ExternalExecution:
             log.warning("%s", message)
             data = {"account_id": entry.account_id, "code": "BRACKET_SKIPPED", "message": message, "retry_after": 0}
             return [store_event(session, entry.user_id, "NOTICE", data, now_ms())]
-        group, now = new_id(), now_ms()
         events: list[UserEvent] = []
-        legs = [
-            (OrderType.LIMIT, entry.take_profit_price, None, "GTC"),
-            (OrderType.STOP_MARKET, None, entry.stop_loss_price, None),
-        ]
-        for kind, price, stop, tif in legs:
-            leg_id = new_id()
-            leg = orders.add(
-                session,
-                Order(
-                    id=leg_id,
-                    user_id=entry.user_id,
-                    account_id=entry.account_id,
-                    client_order_id=venue_client_order_id(leg_id),
-                    symbol=entry.symbol,
-                    side=Side(entry.side).opposite,
-                    type=kind,
-                    time_in_force=tif,
-                    quantity=quantity,
-                    price=price,
-                    stop_price=stop,
-                    status=OrderStatus.PENDING,
-                    parent_id=entry.id,
-                    oco_group=group,
-                    created_at=now,
-                    updated_at=now,
-                ),
-            )
-            events.append(store_event(session, leg.user_id, "ORDER_UPDATE", order_data(leg), now))
-        exits.append(leg_id)
+        for leg in exit_legs(entry, quantity):
+            orders.add(session, leg)
+            events.append(store_event(session, leg.user_id, "ORDER_UPDATE", order_data(leg), leg.created_at))
+        exits.append(leg.id)  # one job sends the pair as one venue order list
         return events
 
     def _find(self, session: Session, account: Account, report: VenueOrder) -> Order | None:
