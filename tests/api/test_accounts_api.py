@@ -20,6 +20,7 @@ from storage.models import Account, Order
 from storage.repositories import orders
 from tests.factories import register
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
+from tests.fakes.binance.app_venues import point_services_at
 
 SECOND_KEY = "B" * 60 + "0002"
 SECOND_SECRET = "C" * 60 + "0002"
@@ -47,19 +48,7 @@ async def fake(services: Services) -> AsyncIterator[FakeBinance]:
     """The Binance fake, with the account service's venue factory pointed at it."""
     async with FakeBinance.start() as server:
         server.add_account(SECOND_KEY, SECOND_SECRET, {"USDT": "500"})
-
-        def make_venue(api_key: str, api_secret: str) -> BinanceTestnetVenue:
-            return BinanceTestnetVenue(
-                api_key,
-                api_secret,
-                rest_url=server.rest_url,
-                stream_url=server.stream_url,
-                ws_api_url=server.ws_api_url,
-                enable_rate_limit=False,
-            )
-
-        services.accounts.make_venue = make_venue
-        services.venues.make_binance = make_venue  # the account's worker starts as soon as the key is added
+        point_services_at(services, server)  # the key check, and the account's worker that starts right after
         yield server
 
 

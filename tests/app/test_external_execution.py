@@ -21,6 +21,7 @@ from storage.models import Account
 from storage.repositories import accounts as account_repo
 from tests.factories import PASSWORD, unique_email
 from tests.fakes.binance import FakeBinance, ccxt_config
+from tests.fakes.binance.app_venues import point_services_at
 
 API_KEY, SECRET = "k" * 64, "s" * 64
 
@@ -36,18 +37,7 @@ async def fake() -> AsyncIterator[FakeBinance]:
 async def testnet(services: Services, fake: FakeBinance) -> AsyncIterator[tuple[Services, str, str]]:
     """Services whose venue factory points at the fake, a user, and their testnet account (keys sealed)."""
 
-    def make(api_key: str, api_secret: str) -> BinanceTestnetVenue:
-        return BinanceTestnetVenue(
-            api_key,
-            api_secret,
-            rest_url=fake.rest_url,
-            stream_url=fake.stream_url,
-            ws_api_url=fake.ws_api_url,
-            enable_rate_limit=False,
-            timeout_ms=1500,
-        )
-
-    services.venues.make_binance = make
+    point_services_at(services, fake, timeout_ms=1500)
     user_id = (await services.auth.register(unique_email(), PASSWORD)).id
     account_id = new_id()
 

@@ -8,10 +8,10 @@ import pytest
 from nicegui import ElementFilter
 from nicegui.testing import User
 
-from app.venues.binance_testnet import BinanceTestnetVenue
 from tests.components.helpers import register_in_browser, services
 from tests.factories import PASSWORD
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
+from tests.fakes.binance.app_venues import point_services_at
 
 
 async def test_settings_lists_the_paper_account(user: User) -> None:
@@ -80,19 +80,7 @@ async def test_log_out_everywhere_ends_the_session(user: User) -> None:
 async def fake_binance() -> AsyncIterator[FakeBinance]:
     """The offline Binance fake, with the running app's key check pointed at it (as tests/api does)."""
     async with FakeBinance.start() as server:
-
-        def make_venue(api_key: str, api_secret: str) -> BinanceTestnetVenue:
-            return BinanceTestnetVenue(
-                api_key,
-                api_secret,
-                rest_url=server.rest_url,
-                stream_url=server.stream_url,
-                ws_api_url=server.ws_api_url,
-                enable_rate_limit=False,
-            )
-
-        services().accounts.make_venue = make_venue
-        services().venues.make_binance = make_venue  # the account's worker starts as soon as the key is added
+        point_services_at(services(), server)  # the key check, and the account's worker that starts right after
         yield server
 
 

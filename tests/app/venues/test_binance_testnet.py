@@ -17,6 +17,7 @@ from app.venues.base import OcoSpec, OrderSpec, VenueBalance, VenueOrder
 from app.venues.binance.stream import Backoff
 from app.venues.binance_testnet import BinanceTestnetVenue
 from tests.fakes.binance import DEFAULT_SYMBOLS, DOC_API_KEY, DOC_SECRET, FakeBinance
+from tests.fakes.binance.app_venues import venue_on_fake
 
 BTC = "BTCUSDT"
 D = Decimal
@@ -60,20 +61,6 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> N
         await asyncio.sleep(0.01)
 
 
-def make_venue(
-    fake: FakeBinance, key: str = DOC_API_KEY, secret: str = DOC_SECRET, **kwargs: object
-) -> BinanceTestnetVenue:
-    return BinanceTestnetVenue(
-        key,
-        secret,
-        rest_url=fake.rest_url,
-        stream_url=fake.stream_url,
-        ws_api_url=fake.ws_api_url,
-        enable_rate_limit=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     async with FakeBinance.start() as server:
@@ -87,7 +74,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def venue(fake: FakeBinance, clock: FakeClock) -> AsyncIterator[BinanceTestnetVenue]:
-    adapter = make_venue(fake, clock=clock)
+    adapter = venue_on_fake(fake, clock=clock)
     await adapter.load_rules()
     yield adapter
     await adapter.close()
@@ -139,7 +126,7 @@ async def test_rules_from_exchange_info_are_exact(venue: BinanceTestnetVenue) ->
 
 
 async def test_check_credentials_passes_the_exchanges_words(fake: FakeBinance) -> None:
-    good = make_venue(fake)
+    good = venue_on_fake(fake)
     await good.check_credentials()
     await good.close()
     cases = [
@@ -148,7 +135,7 @@ async def test_check_credentials_passes_the_exchanges_words(fake: FakeBinance) -
         (DOC_API_KEY, "wrong-secret", "Signature for this request is not valid."),
     ]
     for key, secret, words in cases:
-        probe = make_venue(fake, key, secret)
+        probe = venue_on_fake(fake, key, secret)
         with pytest.raises(VenueRejected) as caught:
             await probe.check_credentials()
         assert caught.value.message == words
@@ -334,7 +321,7 @@ async def test_server_errors_are_unavailable_and_never_resent(fake: FakeBinance,
 
 @pytest.mark.parametrize("drop", [False, True], ids=["slow-answer", "dropped-connection"])
 async def test_timeout_after_accept_is_unavailable_and_the_order_is_found_once(fake: FakeBinance, drop: bool) -> None:
-    venue = make_venue(fake, timeout_ms=300)
+    venue = venue_on_fake(fake, timeout_ms=300)
     try:
         fake.timeout_after_accept(delay=2.0, drop=drop)
         with pytest.raises(VenueUnavailable):
@@ -409,7 +396,7 @@ async def test_fetch_order_has_every_fill_and_open_orders_can_be_imported(
 
 async def test_two_keys_never_see_each_others_orders(fake: FakeBinance, venue: BinanceTestnetVenue) -> None:
     fake.add_account(OTHER_KEY, OTHER_SECRET, {"USDT": "1000"})
-    other = make_venue(fake, OTHER_KEY, OTHER_SECRET)
+    other = venue_on_fake(fake, OTHER_KEY, OTHER_SECRET)
     mine, theirs = Recorder(), Recorder()
     try:
         async with watching(venue, mine), watching(other, theirs):
@@ -487,7 +474,7 @@ async def test_watch_reconnects_with_backoff_after_a_drop_and_keeps_delivering(f
         slept.append(seconds)
         await asyncio.sleep(0)
 
-    venue = make_venue(fake, sleep=sleep)
+    venue = venue_on_fake(fake, sleep=sleep)
     recorder = Recorder()
     try:
         async with watching(venue, recorder):
@@ -525,7 +512,7 @@ async def test_secret_never_appears_in_logs_or_errors(fake: FakeBinance, caplog:
         else:
             raise AssertionError("expected an error")
 
-    venue = make_venue(fake, timeout_ms=300)
+    venue = venue_on_fake(fake, timeout_ms=300)
     recorder = Recorder()
     try:
         await venue.check_credentials()
@@ -541,7 +528,7 @@ async def test_secret_never_appears_in_logs_or_errors(fake: FakeBinance, caplog:
             await wait_until(lambda: subscriptions(fake) == 2)
             fake.rate_limit_next(retry_after=1, path="/api/v3/openOrders")
             await expect_error(venue.open_orders())
-        bad = make_venue(fake, DOC_API_KEY, "not-the-secret-" + DOC_SECRET[::-1])
+        bad = venue_on_fake(fake, DOC_API_KEY, "not-the-secret-" + DOC_SECRET[::-1])
         await expect_error(bad.check_credentials())
         await bad.close()
     finally:

@@ -24,6 +24,7 @@ from app.venues.binance.client import CCXT_LOGGER
 from app.venues.binance_testnet import BinanceTestnetVenue
 from tests.factories import register
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance, ccxt_config
+from tests.fakes.binance.app_venues import venue_on_fake
 
 BTC = "BTCUSDT"
 D = Decimal
@@ -113,15 +114,7 @@ async def created(services: Services, fake: FakeBinance) -> list[BinanceTestnetV
     made: list[BinanceTestnetVenue] = []
 
     def make(api_key: str, api_secret: str) -> BinanceTestnetVenue:
-        venue = BinanceTestnetVenue(
-            api_key,
-            api_secret,
-            rest_url=fake.rest_url,
-            stream_url=fake.stream_url,
-            ws_api_url=fake.ws_api_url,
-            enable_rate_limit=False,
-            timeout_ms=1500,
-        )
+        venue = venue_on_fake(fake, api_key, api_secret, timeout_ms=1500)
         made.append(venue)
         return venue
 
