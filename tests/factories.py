@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import Callable
 
 import httpx
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
+
+
+async def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds. No timing assertion: the timeout only bounds a test that fails."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def unique_email(prefix: str = "trader") -> str:

@@ -22,19 +22,10 @@ from app.ids import now_ms
 from app.market.models import Trade
 from app.services import Services
 from storage.repositories import events as event_log
-from tests.factories import PASSWORD, unique_email
+from tests.factories import PASSWORD, unique_email, wait_for
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 PRICE_KEYS = {"symbol", "price", "bid", "ask", "change_24h_pct", "ts"}
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

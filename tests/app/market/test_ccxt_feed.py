@@ -26,21 +26,12 @@ from app.market.models import Interval
 from app.market.state import MarketState
 from app.market.symbols import simulated_rules
 from app.services import build_services
+from tests.factories import wait_for
 from tests.fakes.binance import FakeBinance
 
 BTC = "BTCUSDT"
 MINUTE = 60_000
 TIME_SCALE = 0.01  # backoff and poll waits run at 1/100 of their nominal length
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll `predicate` until it holds (no timing assertions: the timeout only bounds a failing test)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def closed_port() -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,7 @@ from app.events import UserEvent
 from app.services import Services
 from app.venues.binance.client import CCXT_LOGGER
 from app.venues.binance_testnet import BinanceTestnetVenue
-from tests.factories import register
+from tests.factories import register, wait_for
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance, ccxt_config
 from tests.fakes.binance.app_venues import venue_on_fake
 
@@ -82,12 +82,6 @@ class Desk:
                 if any(row["asset"] == "BTC" for row in rows):
                     return
                 await asyncio.sleep(0.02)
-
-
-async def wait_for(predicate: Callable[[], object], timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 def subscribed(fake: FakeBinance, api_key: str) -> bool:
