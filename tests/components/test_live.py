@@ -1,8 +1,9 @@
-"""The shared live feed: a burst of market updates reaches a page as one repaint per tick (<= 4 per second), with
-the newest values, and nothing is pushed on the feed's own path."""
+"""The shared live feed: a burst of market updates reaches a page as one repaint per flush (<= 4 per second), with
+the newest values, and nothing is pushed on the feed's own path; a change after a quiet spell goes out at once."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from nicegui import app
@@ -10,13 +11,13 @@ from nicegui.testing import User
 
 from app.ids import now_ms
 from app.market.models import Trade
-from components.live import TICK_SECONDS, SymbolUpdate
+from components.live import TICK_SECONDS, SymbolUpdate, Throttle
 from tests.components.helpers import OutboxSpy, element, register_in_browser, services, wait_for
 
 
 async def test_a_burst_of_updates_is_one_repaint_with_the_newest_price(user: User) -> None:
     await register_in_browser(user)
-    assert TICK_SECONDS >= 0.25  # the one shared timer: at most 4 repaints a second per widget
+    assert TICK_SECONDS >= 0.25  # one shared flush at most every quarter second: <= 4 repaints a second per widget
     assert user.client is not None
     price_label = element(user, "last-price")
     spy = OutboxSpy(user)
@@ -30,10 +31,10 @@ async def test_a_burst_of_updates_is_one_repaint_with_the_newest_price(user: Use
     with user.client:
         app.state.live.market.subscribe(after_the_page)
     market = services().market
-    for i in range(200):  # one synchronous burst: the timer cannot run in between
+    for i in range(200):  # one synchronous burst: the flush cannot run in between
         market.apply_trade(Trade("BTCUSDT", Decimal(90000 + i), Decimal("0.01"), "BUY", now_ms()))
     assert seen == [] and price_label.id not in spy.updated  # the feed path only marks the symbol dirty
-    await wait_for(lambda: seen, "the next tick")
+    await wait_for(lambda: seen, "the next flush")
     await user.should_see("90,199.00")  # the newest value, not a backlog
     assert len(seen) == 1 and seen[0]["BTCUSDT"].ticker.price == Decimal(90199)  # type: ignore[union-attr]
     # Every change of the label happened inside that one tick (NiceGUI sends an element once per flush).
@@ -57,3 +58,33 @@ async def test_other_symbols_updates_do_not_repaint_this_page(user: User) -> Non
         app.state.live.market.subscribe(seen.append)
     await wait_for(lambda: seen, "the ETHUSDT tick")
     assert price_label.id not in spy.updated and book.id not in spy.updated
+
+
+async def test_the_throttle_flushes_a_quiet_change_at_once_and_a_burst_once_per_interval() -> None:
+    loop = asyncio.get_running_loop()
+    flushes: list[float] = []
+    throttle = Throttle(3600.0, lambda: flushes.append(loop.time()))
+    throttle.poke()  # nothing flushed for an hour: the leading edge goes out on the loop's next turn
+    await wait_for(lambda: flushes, "the leading-edge flush")
+    for _ in range(1000):  # a burst right after: all of it waits for one flush an interval after the last
+        throttle.poke()
+    await asyncio.sleep(0.05)
+    assert len(flushes) == 1
+    assert throttle._handle is not None and throttle._handle.when() >= flushes[0] + 3600.0
+    throttle._handle.cancel()
+
+
+async def test_a_steady_feed_repaints_at_most_four_times_a_second(user: User) -> None:
+    await register_in_browser(user)
+    assert user.client is not None
+    seen: list[dict[str, SymbolUpdate]] = []
+    with user.client:
+        app.state.live.market.subscribe(seen.append)
+    market = services().market
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(100):  # 100 updates/s for a second
+        market.apply_trade(Trade("BTCUSDT", Decimal(90000 + i), Decimal("0.01"), "BUY", now_ms()))
+        await asyncio.sleep(0.01)
+    elapsed = loop.time() - start  # a slow machine only stretches this (and the bound with it)
+    assert 1 <= len(seen) <= elapsed / TICK_SECONDS + 1
