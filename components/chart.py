@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from nicegui import ui
+from nicegui import Client, ui
 
 from app.domain import SymbolRules
 from app.market.intervals import bucket_start
@@ -93,7 +93,7 @@ class CandleChart:
         series = self.chart.options["series"]
         with self.chart.props.suspend_updates():
             _merge(series[0]["data"], series[1]["data"], candles)
-        self.chart.client.run_javascript(f"twCandles({self.chart.id}, {json.dumps(bars)}, {MAX_BARS})")
+        _send_javascript(self.chart.client, f"twCandles({self.chart.id}, {json.dumps(bars)}, {MAX_BARS})")
 
     def set_interval(self, interval: Interval) -> None:
         """Switch the interval without a page load: only the two series' data travel (one `setOption` merge by
@@ -231,3 +231,10 @@ def _merge(rows: list[Any], volumes: list[Any], candles: Sequence[Candle]) -> No
             rows.insert(i + 1, candle_row(candle))
             volumes.insert(i + 1, volume_row(candle))
     del rows[:-MAX_BARS], volumes[:-MAX_BARS]
+
+
+def _send_javascript(client: Client, code: str) -> None:
+    """Queue `code` for the browser, fire and forget: what `client.run_javascript` does when not awaited, minus the
+    background task it starts so that it *could* be awaited (measured: ~15 % of the UI's CPU at 200 pages x 4 Hz)."""
+    if not client.is_deleted:
+        client.outbox.enqueue_message("run_javascript", {"code": code}, client.id)

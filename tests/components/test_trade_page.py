@@ -126,7 +126,7 @@ async def test_double_submit_places_one_order(user: User) -> None:
 
 async def test_clicking_a_book_level_fills_the_ticket_price(user: User) -> None:
     await register_in_browser(user)
-    user.find(marker="book-bids").trigger("click", "12345.67")
+    user.find(marker="book").trigger("click", "12345.67")  # the panel's listener (its rows repaint)
     price = next(iter(user.find(marker="ticket-price").elements))
     assert price.value == "12345.67"  # type: ignore[attr-defined]
 

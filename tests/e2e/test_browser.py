@@ -1,7 +1,7 @@
 """End to end in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright) against a real
 `python main.py`: log in, watch live prices and the live candle (background pushes), switch symbol without a page
-load, place a market order, see it FILLED and the position; screenshots at desktop and phone (390 px) width go to
-tests/e2e/artifacts/ (git-ignored)."""
+load, click a book level into the ticket, place a market order, see it FILLED and the position; screenshots at
+desktop and phone (390 px) width go to tests/e2e/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ async def test_log_in_trade_and_watch_live_updates(live_server: str) -> None:
 
             await _live_price_and_candle_change(page)
             await _symbol_switch_keeps_the_page(page)
+            await _clicking_a_book_level_fills_the_ticket(page)
 
             await page.get_by_label("Order type").click()
             await page.get_by_role("option", name="Market", exact=True).click()
@@ -90,6 +91,16 @@ async def _live_price_and_candle_change(page: Page) -> None:
         arg=before,
         timeout=WAIT,
     )
+
+
+async def _clicking_a_book_level_fills_the_ticket(page: Page) -> None:
+    """A click on a book row (repainted markup) reaches the server through its panel's listener. Clicked and read
+    in one step in the page, because the rows are replaced up to 4 times a second."""
+    await expect(page.locator(".tw-row[data-price]").first).to_be_attached(timeout=WAIT)
+    price = await page.evaluate(
+        "() => { const row = document.querySelector('.tw-row[data-price]'); row.click(); return row.dataset.price; }"
+    )
+    await expect(page.get_by_label("Price (USDT)", exact=True)).to_have_value(price, timeout=WAIT)
 
 
 async def _symbol_switch_keeps_the_page(page: Page) -> None:
