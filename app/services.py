@@ -117,15 +117,23 @@ class Services:
 
 
 _heap_frozen = False
+YOUNG_GC_THRESHOLD = 20_000  # net allocations between young collections (CPython's default is 700)
 
 
 def freeze_startup_heap() -> None:
     """Once per process: move every object alive after start-up (imports, start-up history, rules) to the
-    permanent generation, so full garbage collections stop scanning them.
+    permanent generation, so full garbage collections stop scanning them, and collect the young generation less
+    often.
 
     Unfrozen, each full collection walked ~300k objects and paused the event loop for ~200 ms, which set the p99 of
     price fan-out (bench/ws_fanout.py, docs/market-data.md). Only once: frozen objects that later become cyclic
     garbage are never collected, so freezing again per restart of the services (as tests do) would leak.
+
+    Thresholds: with CPython's default (a young collection every 700 net allocations, the middle generation every
+    10 of those), the short-lived objects of every UI push (200 pages x 4 Hz) were caught alive and promoted, so
+    collections of the open pages' whole heap ran every 1-3 s and paused the loop for 0.2-0.9 s (bench/ui_pages.py:
+    p99 lag 1.2 s). At 20,000 they mostly die first; a young collection pauses ~10 ms, and with the middle
+    generation every 100 of those, the older ones become rare (p99 ~0.3 s, a third less CPU; docs/ui.md).
     """
     global _heap_frozen
     if _heap_frozen:
@@ -133,6 +141,7 @@ def freeze_startup_heap() -> None:
     _heap_frozen = True
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, 100, 10)
 
 
 def binance_factory(settings: Settings) -> VenueFactory:

@@ -11,7 +11,7 @@ What it does, all on this machine:
   /_nicegui_ws/socket.io with the page's client id (the browser's implicit handshake), spread over the 5 symbols;
 - tick -> page lag = time the page's `update` message carrying the new last-price label arrives - time the driver
   applied that trade (same clock); CPU = the server process's CPU seconds / wall seconds (from /proc); memory per
-  page = server RSS growth / pages;
+  page = server RSS growth / pages; garbage-collection pauses over 20 ms in the server (they stop the event loop);
 - baseline in the same run: first 1 page, then N pages; figures and ratios are printed. Timings never go in tests.
 
 python-socketio (the client) and aiohttp are already installed: the first is a NiceGUI dependency, the second a dev
@@ -60,6 +60,7 @@ def serve(port: int, data_dir: Path, session_id: str) -> None:
     from components.pages import register_pages
 
     settings = load_settings()
+    pauses = gc_pause_recorder()
     services = build_services(settings)
     app.state.services = services
     mount_api(app)
@@ -84,6 +85,7 @@ def serve(port: int, data_dir: Path, session_id: str) -> None:
                 services.market.apply_trade(Trade(symbol, price, Decimal("0.01"), "BUY", now_ms()))
             if seq % UPDATES_PER_SECOND == 0:  # once a second: the load generator reads the send times from it
                 (data_dir / "sent.json").write_text(json.dumps(sent))
+                (data_dir / "gc.json").write_text(json.dumps(pauses))
             deadline += 1 / UPDATES_PER_SECOND
             await asyncio.sleep(max(0.0, deadline - loop.time()))
 
@@ -100,6 +102,24 @@ def serve(port: int, data_dir: Path, session_id: str) -> None:
         show_welcome_message=False,
         uvicorn_logging_level="warning",
     )
+
+
+def gc_pause_recorder(longer_than: float = 0.02) -> list[tuple[float, int, float]]:
+    """(wall time, generation, seconds) of every garbage collection longer than `longer_than`: such a pause stops
+    the event loop, so it shows up directly in the lag tail."""
+    import gc
+
+    pauses: list[tuple[float, int, float]] = []
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (took := time.perf_counter() - started[0]) > longer_than:
+            pauses.append((time.time(), info["generation"], took))
+
+    gc.callbacks.append(on_gc)
+    return pauses
 
 
 # ---- load generator (parent process) --------------------------------------------------------------------------
@@ -201,12 +221,14 @@ async def phase(
         await asyncio.gather(*(open_one(i) for i in range(already, pages)))
     await asyncio.sleep(3)  # settle: page builds done, first pushes delivered
     lags.clear()
-    cpu0, wall0 = proc_cpu_seconds(pid), time.monotonic()
+    cpu0, wall0, start = proc_cpu_seconds(pid), time.monotonic(), time.time()
     await asyncio.sleep(seconds)
     cpu = (proc_cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
-    rss = proc_rss_mb(pid)
+    rss, measured = proc_rss_mb(pid), list(lags)
+    await asyncio.sleep(1.1)  # the driver rewrites its files once a second
     sent = json.loads((data_dir / "sent.json").read_text())
-    delays = sorted(now - sent[s][seq] for s, seq, now in lags if 0 <= seq < len(sent[s]))
+    gc_pauses = [took for at, _, took in json.loads((data_dir / "gc.json").read_text()) if at >= start]
+    delays = sorted(now - sent[s][seq] for s, seq, now in measured if 0 <= seq < len(sent[s]))
     p = (lambda q: delays[min(len(delays) - 1, int(q * len(delays)))] * 1000) if delays else (lambda q: float("nan"))
     return {
         "pages": pages,
@@ -218,6 +240,8 @@ async def phase(
         "lag_p50_ms": p(0.50),
         "lag_p99_ms": p(0.99),
         "lag_max_ms": delays[-1] * 1000 if delays else float("nan"),
+        "gc_pauses": len(gc_pauses),
+        "gc_longest_ms": max(gc_pauses, default=0.0) * 1000,
     }
 
 
@@ -272,7 +296,8 @@ async def run(pages: int, seconds: float) -> None:
         print(
             f"{name:>8}: pages={row['pages']:>4} cpu={row['cpu_cores']:.3f} cores rss={row['rss_mb']:.0f} MB "
             f"mem/page={row['mb_per_page']:.2f} MB updates/page/s={row['updates_per_page_s']:.2f} "
-            f"lag p50={row['lag_p50_ms']:.0f} ms p99={row['lag_p99_ms']:.0f} ms max={row['lag_max_ms']:.0f} ms"
+            f"lag p50={row['lag_p50_ms']:.0f} ms p99={row['lag_p99_ms']:.0f} ms max={row['lag_max_ms']:.0f} ms "
+            f"gc pauses >20 ms={row['gc_pauses']} (longest {row['gc_longest_ms']:.0f} ms)"
         )
     print(
         f"ratios loaded/baseline: cpu x{loaded['cpu_cores'] / max(baseline['cpu_cores'], 1e-9):.1f}, "
