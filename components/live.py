@@ -41,16 +41,20 @@ log = logging.getLogger(__name__)
 
 
 class Throttle:
-    """Calls `flush` on the event loop's next turn after a `poke`, but at most once per `interval` seconds.
+    """Calls `flush` on the event loop's next turn after a `poke`, but flushes are due at least `interval` seconds
+    apart.
 
-    Pokes while a flush is scheduled cost one attribute check, so it is safe on the feed's hot path. Pokes with no
-    running loop (start-up back-fill) are left for the first poke that has one."""
+    Spacing counts from when the previous flush was *due*, not from when the loop got round to it: counting from
+    the run time added the loop's lateness (a millisecond or more) to every interval, so a steady feed drifted
+    against the flushes and waited up to a whole interval. Pokes while a flush is scheduled cost one attribute
+    check, so it is safe on the feed's hot path. Pokes with no running loop (start-up back-fill) are left for the
+    first poke that has one."""
 
     def __init__(self, interval: float, flush: Callable[[], None]) -> None:
         self.interval = interval
         self._flush = flush
         self._handle: asyncio.TimerHandle | None = None
-        self._last = -math.inf
+        self._last_due = -math.inf
 
     def poke(self) -> None:
         if self._handle is not None:
@@ -59,11 +63,11 @@ class Throttle:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._handle = loop.call_later(max(0.0, self._last + self.interval - loop.time()), self._run, loop)
+        self._last_due = max(loop.time(), self._last_due + self.interval)
+        self._handle = loop.call_at(self._last_due, self._run)
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _run(self) -> None:
         self._handle = None
-        self._last = loop.time()
         try:
             self._flush()
         except Exception:  # one bad page callback must not stop every later flush

@@ -70,7 +70,7 @@ async def test_the_throttle_flushes_a_quiet_change_at_once_and_a_burst_once_per_
         throttle.poke()
     await asyncio.sleep(0.05)
     assert len(flushes) == 1
-    assert throttle._handle is not None and throttle._handle.when() >= flushes[0] + 3600.0
+    assert throttle._handle is not None and throttle._handle.when() - loop.time() > 3500
     throttle._handle.cancel()
 
 
@@ -87,4 +87,5 @@ async def test_a_steady_feed_repaints_at_most_four_times_a_second(user: User) ->
         market.apply_trade(Trade("BTCUSDT", Decimal(90000 + i), Decimal("0.01"), "BUY", now_ms()))
         await asyncio.sleep(0.01)
     elapsed = loop.time() - start  # a slow machine only stretches this (and the bound with it)
-    assert 1 <= len(seen) <= elapsed / TICK_SECONDS + 1
+    # Flushes are due >= TICK_SECONDS apart; one may run late (a busy loop), hence one more than the plain bound.
+    assert 1 <= len(seen) <= elapsed / TICK_SECONDS + 2
