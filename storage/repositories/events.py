@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlmodel import Session, col
 
 from storage.models import Event, User
@@ -16,7 +17,19 @@ _PENDING = "tradewind_pending_events"
 SeqSink = Callable[[int], None]
 
 
-def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on_seq: SeqSink | None = None) -> Event:
+@dataclass(slots=True)
+class _Pending:
+    """An event waiting for its seq: plain data, not an ORM object (building a SQLModel row cost more than all of
+    the event's other work in the execution engine)."""
+
+    user_id: str
+    type: str
+    payload: str
+    ts: int
+    on_seq: SeqSink | None
+
+
+def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on_seq: SeqSink | None = None) -> None:
     """Queue an event in the caller's transaction; it gets the user's next seq when the transaction commits.
 
     Numbers are taken in one `UPDATE users SET last_seq = last_seq + n ... RETURNING` per user just before commit,
@@ -25,31 +38,31 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on
     not conflict with the key-share locks that foreign-key checks take). A rolled-back transaction takes no numbers,
     so the sequence stays gap-free. `on_seq` learns the number once it is known.
     """
-    row = Event(user_id=user_id, seq=0, type=type_, payload=payload, ts=ts)
-    session.info.setdefault(_PENDING, []).append((row, on_seq))
-    return row
+    session.info.setdefault(_PENDING, []).append(_Pending(user_id, type_, payload, ts, on_seq))
 
 
 @sa_event.listens_for(Session, "before_commit")
 def _number_pending_events(session: Session) -> None:
-    pending: list[tuple[Event, SeqSink | None]] = session.info.pop(_PENDING, [])
-    by_user: dict[str, list[tuple[Event, SeqSink | None]]] = defaultdict(list)
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    by_user: dict[str, list[_Pending]] = defaultdict(list)
     for item in pending:
-        by_user[item[0].user_id].append(item)
+        by_user[item.user_id].append(item)
+    rows: list[dict[str, object]] = []
     for user_id in sorted(by_user):
-        rows = by_user[user_id]
+        items = by_user[user_id]
         bump = (
             update(User)
             .where(col(User.id) == user_id)
-            .values(last_seq=col(User.last_seq) + len(rows))
+            .values(last_seq=col(User.last_seq) + len(items))
             .returning(col(User.last_seq))
         )
         last = session.execute(bump).scalar_one()
-        for seq, (row, on_seq) in enumerate(rows, start=last - len(rows) + 1):
-            row.seq = seq
-            session.add(row)
-            if on_seq is not None:
-                on_seq(seq)
+        for seq, item in enumerate(items, start=last - len(items) + 1):
+            rows.append({"user_id": user_id, "seq": seq, "type": item.type, "payload": item.payload, "ts": item.ts})
+            if item.on_seq is not None:
+                item.on_seq(seq)
+    if rows:  # one multi-row INSERT (executemany) for the whole transaction
+        session.execute(insert(Event), rows)
 
 
 @sa_event.listens_for(Session, "after_rollback")
