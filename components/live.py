@@ -48,21 +48,24 @@ class Throttle:
     the run time added the loop's lateness (a millisecond or more) to every interval, so a steady feed drifted
     against the flushes and waited up to a whole interval. Pokes while a flush is scheduled cost one attribute
     check, so it is safe on the feed's hot path. Pokes with no running loop (start-up back-fill) are left for the
-    first poke that has one."""
+    first poke that has one; a flush still scheduled on a loop that has since closed does not block the next one."""
 
     def __init__(self, interval: float, flush: Callable[[], None]) -> None:
         self.interval = interval
         self._flush = flush
         self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_due = -math.inf
 
     def poke(self) -> None:
-        if self._handle is not None:
+        if self._handle is not None and self._loop is not None and not self._loop.is_closed():
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if loop is not self._loop:  # a new loop (the app started again in this process): its own clock
+            self._loop, self._last_due = loop, -math.inf
         self._last_due = max(loop.time(), self._last_due + self.interval)
         self._handle = loop.call_at(self._last_due, self._run)
 

@@ -89,3 +89,17 @@ async def test_a_steady_feed_repaints_at_most_four_times_a_second(user: User) ->
     elapsed = loop.time() - start  # a slow machine only stretches this (and the bound with it)
     # Flushes are due >= TICK_SECONDS apart; one may run late (a busy loop), hence one more than the plain bound.
     assert 1 <= len(seen) <= elapsed / TICK_SECONDS + 2
+
+
+def test_a_flush_left_on_a_closed_loop_does_not_block_the_next_loop() -> None:
+    flushes: list[int] = []
+    throttle = Throttle(3600.0, lambda: flushes.append(1))
+
+    async def poke_twice() -> None:  # the first flushes at once; the second is due an hour later
+        throttle.poke()
+        await asyncio.sleep(0.05)
+        throttle.poke()
+
+    asyncio.run(poke_twice())  # the loop closes with that flush still scheduled
+    asyncio.run(poke_twice())  # the app started again on a new loop: its first change goes out at once
+    assert flushes == [1, 1]
