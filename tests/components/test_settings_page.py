@@ -78,7 +78,7 @@ async def test_log_out_everywhere_ends_the_session(user: User) -> None:
 
 @pytest.fixture
 async def fake_binance() -> AsyncIterator[FakeBinance]:
-    """The offline Binance fake, with the running app's key check pointed at it (as tests/api does)."""
+    """The offline Binance fake, with the running app's key check pointed at it (as tests/app/api does)."""
     async with FakeBinance.start() as server:
         point_services_at(services(), server)  # the key check, and the account's worker that starts right after
         yield server
