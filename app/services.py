@@ -17,8 +17,9 @@ from app.config import Settings, decode_key
 from app.crypto import KeyBox
 from app.domain import SymbolRules, Venue
 from app.events import EventBus
-from app.execution import ExecutionEngine
-from app.external_execution import ExternalExecution
+from app.execution.core import ExecutionCore
+from app.execution.exchange import ExchangeExecutor
+from app.execution.paper_engine import PaperExecutor
 from app.ids import now_ms
 from app.jobs import Jobs
 from app.market.ccxt_feed import CcxtMarketFeed
@@ -78,7 +79,7 @@ class Services:
     venues: VenueDirectory
     auth: AuthService
     accounts: AccountService
-    engine: ExecutionEngine
+    engine: ExecutionCore
     orders: OrderService
     portfolio: PortfolioService
     jobs: Jobs
@@ -186,17 +187,12 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         )
     publisher = PricePublisher(market, bus)
     market.subscribe(publisher.on_change)
-    paper = PaperVenue(market, rules, seed=settings.sim_seed)
-    venues = VenueDirectory(rules, keybox, binance_factory(settings))
-    external = ExternalExecution(db, venues, bus.publish_user)
-    engine = ExecutionEngine(
-        db,
-        paper,
-        bus.publish_user,
-        maker_fee=settings.paper_maker_fee,
-        taker_fee=settings.paper_taker_fee,
-        external=external,
+    paper = PaperVenue(
+        market, rules, seed=settings.sim_seed, maker_fee=settings.paper_maker_fee, taker_fee=settings.paper_taker_fee
     )
+    venues = VenueDirectory(rules, keybox, binance_factory(settings))
+    external = ExchangeExecutor(db, venues, bus.publish_user)
+    engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user), external)
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
 
@@ -226,7 +222,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
             priced_venues=frozenset({Venue.PAPER, *([Venue.BINANCE_TESTNET] if feed is not None else [])}),
         ),
         portfolio=PortfolioService(db, accounts, market, engine, settings),
-        jobs=Jobs(external),
+        jobs=Jobs(external, engine),
         alerts=AlertService(db, rules, bus),
         simulator=simulator,
         feed=feed,
