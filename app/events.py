@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from app.domain import fmt
 from app.market.models import Ticker
 
@@ -33,7 +35,8 @@ class UserEvent:
 
     @classmethod
     def create(cls, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
-        return cls(user_id, 0, type_, data, json.dumps(data, separators=(",", ":")), ts)
+        # orjson: the payload is built on the hot path of every order (several events each), ~5x json.dumps.
+        return cls(user_id, 0, type_, data, orjson.dumps(data).decode(), ts)
 
     def numbered(self, seq: int) -> None:
         self.seq = seq

@@ -27,6 +27,7 @@ from app.events import UserEvent
 from app.execution.commands import CancelOrder, SubmitOrder
 from app.execution.records import OrderRecord
 from app.ids import new_id, now_ms, venue_client_order_id
+from app.open_orders import OpenOrderCounts
 from app.views import fill_data, order_data
 from storage.db import Database
 from storage.models import Account, Order
@@ -93,6 +94,7 @@ class OrderService:
         publish: Callable[[UserEvent], None],
         *,
         priced_venues: frozenset[str] = frozenset({Venue.PAPER}),
+        open_orders: OpenOrderCounts | None = None,
     ) -> None:
         """`last_price` is the market feed's price; it is the reference for market orders' checks only on
         `priced_venues` (an exchange account's orders are not checked against a simulated market's prices)."""
@@ -103,6 +105,7 @@ class OrderService:
         self.queue = queue
         self.publish = publish
         self.priced_venues = priced_venues
+        self.open_orders = open_orders or OpenOrderCounts()
 
     # ---- intake ---------------------------------------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class OrderService:
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
         order = self._build(user_id, account, request, await self.rules_for(account))
+        self.open_orders.reserve(account.id, order.symbol)  # 422 TOO_MANY_OPEN_ORDERS past the limit
         row = order.as_row()
         event = UserEvent.create(user_id, "ORDER_UPDATE", order_data(order), order.created_at)
 
@@ -131,9 +135,11 @@ class OrderService:
 
         try:
             event = await self.db.grouped.write(store)
-        except IntegrityError:
+        except Exception as error:  # (not a cancelled request: its order may still commit)
+            self.open_orders.release(account.id, order.symbol)
+            if not isinstance(error, IntegrityError) or client_order_id is None:
+                raise
             # A concurrent request with the same client_order_id won the race: answer with its order.
-            assert client_order_id is not None
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
             if existing is None:
                 raise

@@ -20,12 +20,14 @@ from app.events import EventBus
 from app.execution.core import ExecutionCore
 from app.execution.exchange import ExchangeExecutor
 from app.execution.paper_engine import PaperExecutor
+from app.execution.recorder import Recorder
 from app.ids import now_ms
 from app.jobs import Jobs
 from app.market.ccxt_feed import CcxtMarketFeed
 from app.market.simulated import SimulatedMarket
 from app.market.state import MarketState
 from app.market.symbols import simulated_rules
+from app.open_orders import OpenOrderCounts
 from app.orders import OrderService
 from app.portfolio_service import PortfolioService
 from app.venues.base import ExternalVenue
@@ -191,8 +193,10 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         market, rules, seed=settings.sim_seed, maker_fee=settings.paper_maker_fee, taker_fee=settings.paper_taker_fee
     )
     venues = VenueDirectory(rules, keybox, binance_factory(settings))
-    external = ExchangeExecutor(db, venues, bus.publish_user)
-    engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user), external)
+    open_orders = OpenOrderCounts()
+    recorder = Recorder(open_orders)
+    external = ExchangeExecutor(db, venues, bus.publish_user, recorder)
+    engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user, recorder), external, open_orders)
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
 
@@ -220,6 +224,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
             bus.publish_user,
             # The feed's prices are the testnet's only when the feed is the testnet's.
             priced_venues=frozenset({Venue.PAPER, *([Venue.BINANCE_TESTNET] if feed is not None else [])}),
+            open_orders=open_orders,
         ),
         portfolio=PortfolioService(db, accounts, market, engine, settings),
         jobs=Jobs(external, engine),

@@ -15,6 +15,7 @@ from app.execution.commands import CancelOrder, SubmitOrder
 from app.execution.paper_engine import PaperExecutor
 from app.ids import now_ms
 from app.market.models import Trade
+from app.open_orders import OpenOrderCounts
 from app.venues.paper import PaperVenue
 from storage.repositories import orders as order_repo
 
@@ -32,8 +33,11 @@ class Executor(Protocol):
 class ExecutionCore:
     """What intake talks to: `submit` and `cancel` route each command to the executor of its account's venue."""
 
-    def __init__(self, paper: PaperExecutor, external: Executor | None = None) -> None:
+    def __init__(
+        self, paper: PaperExecutor, external: Executor | None = None, open_orders: OpenOrderCounts | None = None
+    ) -> None:
         self.paper_executor = paper
+        self.open_orders = open_orders or paper.recorder.open_orders
         self.external = external
         self.routes: dict[Venue, Executor] = {Venue.PAPER: paper}
         if external is not None:
@@ -76,6 +80,7 @@ class ExecutionCore:
 
     async def start(self) -> None:
         self._stopping = False
+        self.open_orders.load(await self.paper_executor.db.read(order_repo.open_counts))
         await self.paper_executor.recover()
         self._task = asyncio.create_task(self._supervise(), name="execution-paper")
         start = getattr(self.external, "start", None)

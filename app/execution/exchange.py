@@ -34,6 +34,8 @@ from storage.repositories import accounts, orders, writes
 
 log = logging.getLogger(__name__)
 
+START_RETRY_FIRST, START_RETRY_MAX = 0.5, 30.0
+
 
 class ExchangeExecutor:
     """Routes exchange accounts' commands to their workers; records venue reports in one transaction each."""
@@ -43,16 +45,18 @@ class ExchangeExecutor:
         db: Database,
         venues: VenueDirectory,
         publish: Callable[[UserEvent], None],
+        recorder: Recorder,
         *,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
         self.db = db
         self.venues = venues
         self.publish = publish
-        self.recorder = Recorder()
+        self.recorder = recorder
         self._sleep = sleep
         self.workers: dict[str, AccountWorker] = {}
-        self._starting: dict[str, asyncio.Task[AccountWorker]] = {}
+        self._starting: dict[str, asyncio.Task[AccountWorker | None]] = {}
+        self._backlog: dict[str, list[Job]] = {}  # jobs of accounts whose worker is starting
         # One writer per account at a time: the worker's jobs and its user-data stream report the same orders
         # concurrently (an order's POST answer and its executionReport), and rows are not locked (PostgreSQL
         # would otherwise apply both: a transition twice, a bracket's exits twice).
@@ -73,9 +77,11 @@ class ExchangeExecutor:
     async def close_account(self, account_id: str) -> None:
         """A deleted exchange account: stop its worker and close its venue client (its keys are gone)."""
         starting = self._starting.pop(account_id, None)
-        if starting is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(starting)
+        if starting is not None:  # it may be retrying a venue that is down: stop it
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+        self._backlog.pop(account_id, None)
         worker = self.workers.pop(account_id, None)
         if worker is not None:
             await worker.stop()
@@ -89,33 +95,60 @@ class ExchangeExecutor:
             self._enqueue(account_id, Job("reconcile"))
 
     def _enqueue(self, account_id: str, job: Job) -> None:
-        asyncio.get_running_loop().create_task(self._enqueue_async(account_id, job))
-
-    async def _enqueue_async(self, account_id: str, job: Job) -> None:
-        worker = await self.worker(account_id)
+        """Give the job to the account's worker; while the worker is starting (or retrying its start), the job
+        waits in the account's backlog, in order."""
+        worker = self.workers.get(account_id)
         if worker is not None:
             worker.jobs.put_nowait(job)
+            return
+        self._backlog.setdefault(account_id, []).append(job)
+        self._ensure_starting(account_id)
+
+    def _ensure_starting(self, account_id: str) -> asyncio.Task[AccountWorker | None]:
+        task = self._starting.get(account_id)
+        if task is None:
+            task = self._starting[account_id] = asyncio.create_task(self._start_worker(account_id))
+        return task
 
     async def worker(self, account_id: str) -> AccountWorker | None:
+        """The account's running worker, started if needed; None if it can never start (no such account)."""
         if account_id in self.workers:
             return self.workers[account_id]
-        if account_id not in self._starting:
-            self._starting[account_id] = asyncio.create_task(self._start_worker(account_id))
-        try:
-            return await asyncio.shield(self._starting[account_id])
-        except Exception:
-            log.exception("could not start the venue worker of account %s", account_id)
-            self._starting.pop(account_id, None)
-            return None
+        return await asyncio.shield(self._ensure_starting(account_id))
 
-    async def _start_worker(self, account_id: str) -> AccountWorker:
-        account = await self.db.read(lambda s: accounts.get(s, account_id))
-        if account is None:
-            raise LookupError(account_id)
-        worker = AccountWorker(self, account, self.venues.open(account))
-        await worker.start()
-        self.workers[account_id] = worker
-        return worker
+    async def _start_worker(self, account_id: str) -> AccountWorker | None:
+        """Start the account's worker, retrying with backoff while the venue cannot be reached (its rules cannot
+        be loaded); the backlog of jobs waits meanwhile and is handed over, in order, once it runs."""
+        delay = START_RETRY_FIRST
+        try:
+            while True:
+                account = await self.db.read(lambda s: accounts.get(s, account_id))
+                if account is None or account.deleted_at is not None:
+                    log.error(
+                        "no exchange account %s: %d queued jobs dropped",
+                        account_id,
+                        len(self._backlog.get(account_id, [])),
+                    )
+                    self._backlog.pop(account_id, None)
+                    return None
+                try:
+                    worker = AccountWorker(self, account, self.venues.open(account))
+                    await worker.start()
+                except LookupError:
+                    log.error("exchange account %s has no usable keys; its jobs are dropped", account_id)
+                    self._backlog.pop(account_id, None)
+                    return None
+                except Exception:
+                    log.warning("the venue worker of account %s could not start; retrying in %.1f s", account_id, delay)
+                    await self.sleep(delay)
+                    delay = min(delay * 2, START_RETRY_MAX)
+                    continue
+                for job in self._backlog.pop(account_id, []):
+                    worker.jobs.put_nowait(job)
+                self.workers[account_id] = worker
+                return worker
+        finally:
+            self._starting.pop(account_id, None)
 
     async def start(self) -> None:
         """Recovery: start a worker per exchange account and resolve everything that may be at the venue."""

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+VENUE_FORGOT = "The venue no longer knows this order (Spot Testnet is reset from time to time)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +250,9 @@ class AccountWorker:
             report = await self.venue.fetch_order(order.symbol, client_id)  # e.g. filled meanwhile: take the truth
         if report is not None:
             await self.host.record(self.account, report, self.rules)
+        elif order.status != OrderStatus.PENDING:
+            # The venue has no such order (Spot Testnet is wiped from time to time): the cancel completes here.
+            await self.host.record_status(self.account, order.id, OrderStatus.CANCELED, VENUE_FORGOT)
         if order.oco_group is not None:  # the venue cancels the whole list: take the other leg's state too
             siblings = await self.host.db.read(lambda s: orders.siblings(s, order))
             for other in siblings:
@@ -258,7 +262,9 @@ class AccountWorker:
                         await self.host.record(self.account, sibling, self.rules)
 
     async def _reconcile(self) -> None:
-        """Compare with the venue: every order of ours that may be there, every open order it has, balances."""
+        """Compare with the venue: every order of ours that may be there, every open order it has, balances. An
+        open order the venue no longer knows (a testnet wipe) ends EXPIRED with the reason; one that never arrived
+        is sent again."""
         ours = await self.host.db.read(lambda s: orders.open_for_account(s, self.account.id))
         for order in ours:
             if order.status == OrderStatus.PENDING and order.sent_at is None:
@@ -269,6 +275,8 @@ class AccountWorker:
                 await self.host.record(self.account, report, self.rules)
             elif order.status == OrderStatus.PENDING:
                 await self.jobs.put(Job("submit", order.id))  # sent_at set but never arrived
+            else:
+                await self.host.record_status(self.account, order.id, OrderStatus.EXPIRED, VENUE_FORGOT)
         for report in await self.venue.open_orders():
             await self.host.record(self.account, report, self.rules)
         await self._on_balances(await self.venue.balances())

@@ -55,13 +55,14 @@ class PaperExecutor:
         db: Database,
         venue: PaperVenue,
         publish: Callable[[UserEvent], None],
+        recorder: Recorder,
         *,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self.db = db
         self.venue = venue
         self.publish = publish
-        self.recorder = Recorder()
+        self.recorder = recorder
         self.sleep = sleep
         self.queue: asyncio.Queue[PaperCommand] = asyncio.Queue()
         self.orders: dict[str, OrderRecord] = {}  # live paper orders (OPEN, PARTIALLY_FILLED)

@@ -22,6 +22,7 @@ from app.domain import ALLOWED_TRANSITIONS, OrderStatus, Side, SymbolRules, floo
 from app.execution.changes import Changes
 from app.execution.records import OrderRecord, Report
 from app.ids import new_id, now_ms
+from app.open_orders import OpenOrderCounts
 from app.portfolio import PositionState, update_position
 from app.views import fill_data, order_data
 
@@ -41,6 +42,10 @@ def applies(current: OrderStatus, reported: OrderStatus) -> bool:
 
 
 class Recorder:
+    def __init__(self, open_orders: OpenOrderCounts | None = None) -> None:
+        """`open_orders` learns when orders open (created here) and end."""
+        self.open_orders = open_orders or OpenOrderCounts()
+
     def record(
         self,
         order: OrderRecord,
@@ -93,6 +98,8 @@ class Recorder:
             order.status = reported
             if reported in ENDED_WITH_REASON:
                 order.reject_reason = report.reason or order.reject_reason
+            if reported.is_terminal:
+                self.open_orders.release(order.account_id, order.symbol)
         elif reported != current:
             log.debug("not applying a %s report to %s order %s", reported, current, order.id)
         if report.venue_order_id and report.venue_order_id != order.venue_order_id:
@@ -114,6 +121,8 @@ class Recorder:
             return False
         order.status = status
         order.reject_reason = reason if status in ENDED_WITH_REASON else order.reject_reason
+        if status.is_terminal:
+            self.open_orders.release(order.account_id, order.symbol)
         order.updated_at = now_ms()
         out.update(order)
         out.event(order.user_id, "ORDER_UPDATE", order_data(order), order.updated_at)
@@ -123,6 +132,8 @@ class Recorder:
         """An order created by the core (bracket leg, imported venue order): stored and told."""
         out.insert(order)
         out.event(order.user_id, "ORDER_UPDATE", order_data(order), order.created_at)
+        if not order.is_terminal:
+            self.open_orders.opened(order.account_id, order.symbol)
 
     def _bracket_exits(self, entry: OrderRecord, rules: SymbolRules, out: Changes) -> list[OrderRecord]:
         if entry.take_profit_price is None or entry.stop_loss_price is None or entry.parent_id is not None:

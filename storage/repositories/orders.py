@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import RowMapping
+from sqlalchemy import RowMapping, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -196,3 +196,13 @@ def trade_ids_of(session: Session, order_id: str) -> set[str]:
         Fill.order_id == order_id, col(Fill.venue_trade_id).is_not(None)
     )
     return {row[0] for row in session.execute(query)}
+
+
+def open_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(account id, symbol, number of open orders) for every account with open orders."""
+    query = (
+        sa_select(_ORDERS.c.account_id, _ORDERS.c.symbol, func.count())
+        .where(_ORDERS.c.status.in_(OPEN_STATUSES))
+        .group_by(_ORDERS.c.account_id, _ORDERS.c.symbol)
+    )
+    return [(r[0], r[1], int(r[2])) for r in session.execute(query)]

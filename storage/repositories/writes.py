@@ -22,7 +22,8 @@ _PENDING_ORDERS = "tradewind_pending_order_rows"
 
 
 def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.execute(insert(ORDERS), rows)
+    # On the connection, not the session: Session.execute would take the ORM's bulk-insert path.
+    session.connection().execute(insert(ORDERS), rows)
 
 
 def stage_order(session: Session, row: dict[str, Any]) -> None:
@@ -46,7 +47,7 @@ def update_orders(session: Session, columns: Sequence[str], rows: list[dict[str,
 
 
 def insert_fills(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.execute(insert(FILLS), rows)
+    session.connection().execute(insert(FILLS), rows)
 
 
 def upsert_balances(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -73,7 +74,7 @@ def _upsert(
     statement = statement.on_conflict_do_update(
         index_elements=list(keys), set_={column: statement.excluded[column] for column in values}
     )
-    session.execute(statement, rows)
+    session.connection().execute(statement, rows)
 
 
 @sa_event.listens_for(Session, "before_commit")
