@@ -20,6 +20,7 @@ VenueError types `from None`, and logs carry only their messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -274,6 +275,18 @@ class BinanceTestnetVenue:
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
+            await self._drop_user_socket()
+
+    async def _drop_user_socket(self) -> None:
+        """Close the WS-API socket after a session: ccxt marks it subscribed before Binance confirms, so a
+        subscribe abandoned on timeout would otherwise make the next session skip subscribing."""
+        ws_api = str(self._client.urls["api"]["ws"]["ws-api"]["spot"])
+        for url, socket in list((self._client.clients or {}).items()):
+            if str(url).startswith(ws_api):
+                del self._client.clients[url]
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self._call_timeout):
+                        await socket.close()
 
     def _stream_dropped(self, error: Exception | None, delay: float) -> None:
         reason = "session ended" if error is None else safe_message(error)
