@@ -29,7 +29,7 @@ from typing import Any, NoReturn, TypeVar
 
 from app.domain import SymbolRules
 from app.errors import VenueError, VenueRejected, VenueThrottled
-from app.retry import RECONNECT, RetryPolicy, Sleep, reconnect_forever
+from app.retry import RetryPolicy, Sleep, reconnect_forever
 from app.venues.base import BalanceListener, OcoSpec, OrderListener, OrderSpec, VenueBalance, VenueFill, VenueOrder
 from app.venues.binance import mapping
 from app.venues.binance.client import DEFAULT_KEEPALIVE_MS, DEFAULT_TIMEOUT_MS, build_client, call_timeout
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 TIME_SYNC_RETRIES = 2
 MY_TRADES_PAGE = 1000
+USER_STREAM_RECONNECT = RetryPolicy(initial=0.5, maximum=60.0)  # forever; reset once subscribed again
 
 
 def key_hint(api_key: str) -> str:
@@ -66,7 +67,7 @@ class BinanceTestnetVenue:
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
         enable_rate_limit: bool = True,
-        reconnect: RetryPolicy = RECONNECT,
+        reconnect: RetryPolicy = USER_STREAM_RECONNECT,
     ) -> None:
         """`rest_url` is the REST base without /api/v3, `stream_url` the stream base without /stream, `ws_api_url`
         the WS-API base without /ws-api/v3. `sleep` and `clock` drive the backoff and the throttle guard.

@@ -208,7 +208,7 @@ async def test_dropped_streams_reconnect_with_backoff_and_updates_continue(
 
 
 async def test_rest_fallback_when_streams_are_unavailable(
-    fake: FakeBinance, make_feed: FeedFactory, sleeper: RecordingSleep
+    fake: FakeBinance, make_feed: FeedFactory, sleeper: RecordingSleep, caplog: pytest.LogCaptureFixture
 ) -> None:
     feed = await make_feed(stream_url=f"ws://127.0.0.1:{closed_port()}", poll_interval=1.0, backoff_cap=4.0)
 
@@ -234,6 +234,7 @@ async def test_rest_fallback_when_streams_are_unavailable(
     await wait_for(lambda: 4.0 in sleeper.delays, what="the backoff to reach its cap")
     backoffs = [d for d in sleeper.delays if d != 1.0]
     assert {0.5, 2.0, 4.0} <= set(backoffs) and max(backoffs) == 4.0
+    assert "stream failed" in caplog.text and "/stream" not in caplog.text  # our words, not ccxt's URL
 
 
 # ---- start-up: rules and history ----------------------------------------------------------------------------
@@ -333,6 +334,22 @@ async def test_start_retries_then_gives_up_when_the_venue_is_unreachable(
     assert sleeper.delays == [0.5, 1.0]
     assert "/api/v3" not in str(caught.value)  # our words and the base URL, not ccxt's request URL
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_a_hanging_venue_is_unavailable_after_the_timeout_and_logs_no_urls(
+    fake: FakeBinance, make_feed: FeedFactory, sleeper: RecordingSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.timeout_after_accept(2, path="/api/v3/exchangeInfo", delay=30.0)  # answers never come in time
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(VenueUnavailable, match="did not answer") as caught:
+        async with asyncio.timeout(10):  # this test's guard, not the feed's
+            await make_feed(timeout_ms=300, start_attempts=2)
+    assert loop.time() - started < 5
+    assert sleeper.delays == [0.5]
+    assert "loading Binance markets failed" in caplog.text
+    for text in (caplog.text, str(caught.value)):
+        assert "/api/v3" not in text and "exchangeInfo" not in text
 
 
 @pytest.mark.parametrize(
