@@ -36,7 +36,7 @@ from app.venues.binance.client import (
     call_timeout,
     refuse_mainnet,
 )
-from app.venues.binance.errors import safe_message, venue_error
+from app.venues.binance.errors import from_ccxt, safe_message, venue_error
 from app.venues.binance.market_data import (
     VenueTicker,
     book_levels,
@@ -289,8 +289,11 @@ class CcxtMarketFeed:
                 self._delivered(symbol, kind)
                 try:
                     self._apply(feed, kind, data)
-                except Exception:  # one malformed message must not stop the stream (our parsing, no ccxt text)
-                    logger.exception("could not apply %s %s update", symbol, kind)
+                except Exception as exc:  # one malformed message must not stop the stream
+                    if from_ccxt(exc):
+                        logger.error("could not apply %s %s update: %s", symbol, kind, safe_message(exc))
+                    else:
+                        logger.exception("could not apply %s %s update", symbol, kind)
 
         def failed(error: Exception | None, delay: float) -> None:
             self.stats.stream_failures += 1

@@ -33,7 +33,7 @@ from app.retry import RetryPolicy, Sleep, reconnect_forever
 from app.venues.base import BalanceListener, OcoSpec, OrderListener, OrderSpec, VenueBalance, VenueFill, VenueOrder
 from app.venues.binance import mapping
 from app.venues.binance.client import DEFAULT_KEEPALIVE_MS, DEFAULT_TIMEOUT_MS, build_client, call_timeout
-from app.venues.binance.errors import ORDER_NOT_FOUND, safe_message, translate, venue_error
+from app.venues.binance.errors import ORDER_NOT_FOUND, from_ccxt, safe_message, translate, venue_error
 from app.venues.binance.filters import SymbolFilters, oco_params, order_params
 from app.venues.binance.rules import spot_filters
 from app.venues.binance.stream import next_item, run_forever
@@ -319,5 +319,8 @@ class BinanceTestnetVenue:
             await delivery
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("Binance user-data listener failed")
+        except Exception as exc:
+            if from_ccxt(exc):
+                log.error("Binance user-data listener failed: %s", safe_message(exc))
+            else:
+                log.exception("Binance user-data listener failed")

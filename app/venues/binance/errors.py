@@ -108,6 +108,19 @@ def safe_message(exc: BaseException) -> str:
     return venue_error(exc).message
 
 
+def from_ccxt(exc: BaseException) -> bool:
+    """True if `exc` or an exception chained to it is ccxt's: its traceback would print ccxt's text, so log it with
+    `safe_message` instead of `log.exception`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ccxt.BaseError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _is_transport(exc: Exception) -> bool:
     # ccxt wraps aiohttp.ClientError as a plain ExchangeError: the request may have gone out.
     cause: Any = exc.__cause__

@@ -13,7 +13,7 @@ import pytest
 
 from app.errors import VenueError, VenueRejected, VenueThrottled, VenueUnavailable
 from app.venues.base import OrderSpec, VenueBalance, VenueOrder
-from app.venues.binance.errors import safe_message, venue_error
+from app.venues.binance.errors import from_ccxt, safe_message, venue_error
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
 from tests.fakes.binance.app_venues import venue_on_fake
 
@@ -98,3 +98,10 @@ def test_safe_message_of_a_ccxt_error_is_ours() -> None:
     assert isinstance(venue_error(TimeoutError()), VenueUnavailable)
     rejected = VenueRejected("Unknown order sent.")
     assert venue_error(rejected) is rejected
+    try:
+        try:
+            raise raw
+        except ccxt.BaseError:
+            raise KeyError("listener bug") from None  # context kept (suppressed in display only)
+    except KeyError as chained:
+        assert from_ccxt(chained) and from_ccxt(raw) and not from_ccxt(rejected)
