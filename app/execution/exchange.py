@@ -26,6 +26,7 @@ from app.execution.recorder import PositionSource, Recorder
 from app.execution.records import Execution, OrderRecord, Report
 from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, now_ms
 from app.portfolio import PositionState
+from app.retry import RetryPolicy, retry
 from app.venues.base import VenueBalance, VenueOrder
 from app.venues.directory import VenueDirectory
 from storage.db import Database
@@ -34,7 +35,7 @@ from storage.repositories import accounts, orders, writes
 
 log = logging.getLogger(__name__)
 
-START_RETRY_FIRST, START_RETRY_MAX = 0.5, 30.0
+WORKER_START_RETRY = RetryPolicy(initial=0.5, maximum=30.0)  # until the venue answers
 
 
 class ExchangeExecutor:
@@ -119,36 +120,42 @@ class ExchangeExecutor:
     async def _start_worker(self, account_id: str) -> AccountWorker | None:
         """Start the account's worker, retrying with backoff while the venue cannot be reached (its rules cannot
         be loaded); the backlog of jobs waits meanwhile and is handed over, in order, once it runs."""
-        delay = START_RETRY_FIRST
         try:
-            while True:
-                account = await self.db.read(lambda s: accounts.get(s, account_id))
-                if account is None or account.deleted_at is not None:
-                    log.error(
-                        "no exchange account %s: %d queued jobs dropped",
-                        account_id,
-                        len(self._backlog.get(account_id, [])),
-                    )
-                    self._backlog.pop(account_id, None)
-                    return None
-                try:
-                    worker = AccountWorker(self, account, self.venues.open(account))
-                    await worker.start()
-                except LookupError:
-                    log.error("exchange account %s has no usable keys; its jobs are dropped", account_id)
-                    self._backlog.pop(account_id, None)
-                    return None
-                except Exception:
-                    log.warning("the venue worker of account %s could not start; retrying in %.1f s", account_id, delay)
-                    await self.sleep(delay)
-                    delay = min(delay * 2, START_RETRY_MAX)
-                    continue
-                for job in self._backlog.pop(account_id, []):
-                    worker.jobs.put_nowait(job)
-                self.workers[account_id] = worker
-                return worker
+            account = await self.db.read(lambda s: accounts.get(s, account_id))
+            if account is None or account.deleted_at is not None:
+                raise LookupError(f"no exchange account {account_id}")
+            worker = await retry(
+                lambda: self._new_worker(account),
+                policy=WORKER_START_RETRY,
+                retry_on=lambda exc: not isinstance(exc, LookupError),
+                sleep=self.sleep,
+                on_retry=lambda n, exc, delay: log.warning(
+                    "the venue worker of account %s could not start (try %d, %s); retrying in %.1f s",
+                    account_id,
+                    n,
+                    type(exc).__name__,
+                    delay,
+                ),
+            )
+        except LookupError:
+            dropped = self._backlog.pop(account_id, [])
+            log.error("exchange account %s is gone or has no usable keys: %d jobs dropped", account_id, len(dropped))
+            return None
         finally:
             self._starting.pop(account_id, None)
+        for job in self._backlog.pop(account_id, []):
+            worker.jobs.put_nowait(job)
+        self.workers[account_id] = worker
+        return worker
+
+    async def _new_worker(self, account: Account) -> AccountWorker:
+        worker = AccountWorker(self, account, self.venues.open(account))
+        try:
+            await worker.start()
+        except BaseException:
+            await worker.venue.close()
+            raise
+        return worker
 
     async def start(self) -> None:
         """Recovery: start a worker per exchange account and resolve everything that may be at the venue."""

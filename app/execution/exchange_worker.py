@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlmodel import Session
 
@@ -26,6 +26,7 @@ from app.domain import OrderStatus, OrderType, SymbolRules
 from app.errors import VenueRejected, VenueThrottled, VenueUnavailable
 from app.execution.records import OrderRecord
 from app.ids import venue_client_order_id
+from app.retry import RetryPolicy, retry
 from app.venues.base import ExternalVenue, OcoSpec, OrderSpec, VenueBalance, VenueOrder
 from storage.models import Account, Order
 from storage.repositories import orders
@@ -35,7 +36,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 30.0
+T = TypeVar("T")
+# Waiting for the venue's answer is bounded: past this, the job gives up and the periodic reconciliation (every
+# 30 s) asks again; the order stays in flight meanwhile, never re-sent blindly.
+VENUE_ANSWER_RETRY = RetryPolicy(initial=0.5, maximum=30.0, deadline=120.0)
 VENUE_FORGOT = "The venue no longer knows this order (Spot Testnet is reset from time to time)."
 
 
@@ -55,6 +59,7 @@ class AccountWorker:
         self.jobs: asyncio.Queue[Job] = asyncio.Queue()
         self.rules: Mapping[str, SymbolRules] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._notices: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.rules = await self.venue.load_rules()
@@ -155,16 +160,9 @@ class AccountWorker:
             await self._submit(order_id)  # the venue never saw it: sending the same client order id is safe
 
     async def _fetch_until_answered(self, symbol: str, client_order_id: str) -> VenueOrder | None:
-        """fetch_order, retried (with backoff, or the venue's Retry-After) until the venue answers definitively."""
-        delay = 0.5
-        while True:
-            try:
-                return await self.venue.fetch_order(symbol, client_order_id)
-            except VenueThrottled as exc:
-                await self._pause(exc)
-            except VenueUnavailable:
-                await self.host.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+        """fetch_order, retried (with backoff, or the venue's Retry-After) until the venue answers definitively
+        or VENUE_ANSWER_RETRY's deadline passes (the periodic reconciliation asks again later)."""
+        return await self._with_retries(lambda: self.venue.fetch_order(symbol, client_order_id))
 
     # ---- brackets: the exit pair as one venue OCO ---------------------------------------------------------------
 
@@ -281,20 +279,29 @@ class AccountWorker:
             await self.host.record(self.account, report, self.rules)
         await self._on_balances(await self.venue.balances())
 
-    async def _with_retries(self, action: Callable[[], object]) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await action()  # type: ignore[misc]
-                return
-            except VenueThrottled as exc:
-                await self._pause(exc)
-            except VenueUnavailable:
-                await self.host.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+    async def _with_retries(self, action: Callable[[], Awaitable[T]]) -> T:
+        """The one retry loop (app/retry.py) for venue calls: 5xx/timeouts back off, a 429 waits its Retry-After
+        (the user is told with a NOTICE); bounded by VENUE_ANSWER_RETRY's deadline."""
+
+        def on_retry(attempt: int, exc: Exception, delay: float) -> None:
+            if isinstance(exc, VenueThrottled):
+                task = asyncio.create_task(self._throttled(exc))
+                self._notices.add(task)  # keep a reference until it is done
+                task.add_done_callback(self._notices.discard)
+
+        return await retry(
+            action,
+            policy=VENUE_ANSWER_RETRY,
+            retry_on=(VenueUnavailable, VenueThrottled),
+            sleep=self.host.sleep,
+            on_retry=on_retry,
+        )
+
+    async def _throttled(self, exc: VenueThrottled) -> None:
+        await self.host.notice(self.account, "VENUE_THROTTLED", exc.message, exc.retry_after)
 
     async def _pause(self, exc: VenueThrottled) -> None:
-        await self.host.notice(self.account, "VENUE_THROTTLED", exc.message, exc.retry_after)
+        await self._throttled(exc)
         await self.host.sleep(exc.retry_after)
 
     # ---- stream -------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from app.execution.records import OrderRecord, Report
 from app.ids import now_ms
 from app.market.models import Trade
 from app.portfolio import PositionState
+from app.retry import RetryPolicy, retry
 from app.venues.paper import PaperVenue
 from storage.db import Database
 from storage.repositories import accounts as account_repo
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 LIVE = ("OPEN", "PARTIALLY_FILLED")
-RETRY_FIRST, RETRY_MAX = 0.05, 5.0
+# Forever: the batch's commands are journaled, so waiting is safe; giving up would reject accepted orders.
+DATABASE_RETRY = RetryPolicy(initial=0.05, maximum=5.0)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -281,32 +283,30 @@ class PaperExecutor:
     # ---- writing, and what happens when it fails ---------------------------------------------------------------
 
     async def _write(self, changes: Changes) -> None:
+        """One transaction; a transient database error retries the same writes (memory is already ahead)."""
         if not changes:
             return
-        delay = RETRY_FIRST
-        while True:
-            try:
-                await self.db.write(lambda session: batch_writes.write(session, changes))
-                return
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                log.warning("database busy or unreachable; retrying the batch's writes in %.2f s", delay)
-                await self.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
+        await retry(
+            lambda: self.db.write(lambda session: batch_writes.write(session, changes)),
+            policy=DATABASE_RETRY,
+            retry_on=is_transient,
+            sleep=self.sleep,
+            on_retry=lambda n, _, delay: log.warning(
+                "database busy or unreachable (try %d); again in %.2f s", n, delay
+            ),
+        )
 
     async def _rebuild(self) -> None:
         """Memory moved ahead of the database in a batch that did not commit: load it again (retried until the
         database answers; the commands of the batch and the queue wait meanwhile)."""
-        delay = RETRY_FIRST
-        while True:
-            try:
-                await self.recover(requeue=False)
-                return
-            except Exception:
-                log.exception("rebuilding the paper venue from the database failed; retrying in %.2f s", delay)
-                await self.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
+        await retry(
+            lambda: self.recover(requeue=False),
+            policy=DATABASE_RETRY,
+            sleep=self.sleep,
+            on_retry=lambda n, _, delay: log.error(
+                "rebuilding the paper venue failed (try %d); again in %.2f s", n, delay
+            ),
+        )
 
     async def _fail(self, command: PaperCommand) -> None:
         """A single command that cannot be applied: reject its order rather than retrying forever."""
