@@ -1,5 +1,6 @@
 """How many orders each account has open per symbol, in memory: intake refuses the 201st (Binance's MAX_NUM_ORDERS
-is 200 per symbol), so nothing a stranger sends can grow an account's book without bound.
+is 200 per symbol), so nothing a stranger sends can grow an account's book without bound. Only orders that can
+rest count (every type but MARKET: a market order never rests, so a stream of them is not refused).
 
 Exact in one process: intake reserves a slot synchronously before it stores the order (two racing requests cannot
 both take the last slot) and gives it back if storing fails; the recorder frees it when an order ends. Loaded from
@@ -24,7 +25,7 @@ class OpenOrderCounts:
         self._counts = {(account_id, symbol): count for account_id, symbol, count in rows if count}
 
     def reserve(self, account_id: str, symbol: str) -> None:
-        """Take a slot for a new order, or raise 422 TOO_MANY_OPEN_ORDERS."""
+        """Take a slot for a new resting-capable order, or raise 422 TOO_MANY_OPEN_ORDERS."""
         key = (account_id, symbol)
         count = self._counts.get(key, 0)
         if count >= self.limit:

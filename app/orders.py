@@ -124,7 +124,9 @@ class OrderService:
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
         order = self._build(user_id, account, request, await self.rules_for(account))
-        self.open_orders.reserve(account.id, order.symbol)  # 422 TOO_MANY_OPEN_ORDERS past the limit
+        rests = order.type != OrderType.MARKET
+        if rests:
+            self.open_orders.reserve(account.id, order.symbol)  # 422 TOO_MANY_OPEN_ORDERS past the limit
         row = order.as_row()
         event = UserEvent.create(user_id, "ORDER_UPDATE", order_data(order), order.created_at)
 
@@ -136,7 +138,8 @@ class OrderService:
         try:
             event = await self.db.grouped.write(store)
         except Exception as error:  # (not a cancelled request: its order may still commit)
-            self.open_orders.release(account.id, order.symbol)
+            if rests:
+                self.open_orders.release(account.id, order.symbol)
             if not isinstance(error, IntegrityError) or client_order_id is None:
                 raise
             # A concurrent request with the same client_order_id won the race: answer with its order.

@@ -8,7 +8,6 @@ import gc
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from app.accounts import AccountService
 from app.alerts import AlertService
@@ -200,10 +199,6 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
 
-    def last_price(symbol: str) -> Decimal | None:
-        ticker = market.ticker(symbol)
-        return ticker.price if ticker else None
-
     return Services(
         settings=settings,
         db=db,
@@ -219,7 +214,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
             db,
             accounts,
             venues.rules_for,
-            last_price,
+            market.last_price,
             engine,
             bus.publish_user,
             # The feed's prices are the testnet's only when the feed is the testnet's.

@@ -91,10 +91,11 @@ async def in_process(url: str, folder: Path, count: int) -> tuple[float, float, 
     )
     from app.config import load_settings
     from app.orders import OrderRequest
-    from app.services import build_services
+    from app.services import build_services, freeze_startup_heap
 
     services = build_services(load_settings())
     await services.engine.start()
+    freeze_startup_heap()  # what Services.start does for the server
     users = [(await services.auth.register(f"bench{n}@example.com", "correct horse battery")).id for n in range(4)]
     request = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.0001")
     cpu = time.process_time()

@@ -50,7 +50,7 @@ def write(session: Session, changes: Changes) -> None:
     if changes.inserted:
         writes.insert_orders(session, [order.as_row() for order in changes.inserted.values()])
     if changes.updated:
-        rows = [{"_id": o.id, **{c: getattr(o, c) for c in EXECUTION_COLUMNS}} for o in changes.updated.values()]
+        rows = [{"_key": o.id, **{c: getattr(o, c) for c in EXECUTION_COLUMNS}} for o in changes.updated.values()]
         writes.update_orders(session, EXECUTION_COLUMNS, rows)
     if changes.fills:
         writes.insert_fills(session, changes.fills)

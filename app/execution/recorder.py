@@ -18,7 +18,7 @@ from collections.abc import Callable, Container
 from decimal import Decimal
 
 from app.brackets import exit_legs
-from app.domain import ALLOWED_TRANSITIONS, OrderStatus, Side, SymbolRules, floor_to_step, fmt
+from app.domain import ALLOWED_TRANSITIONS, OrderStatus, OrderType, Side, SymbolRules, floor_to_step, fmt
 from app.execution.changes import Changes
 from app.execution.records import OrderRecord, Report
 from app.ids import new_id, now_ms
@@ -98,7 +98,7 @@ class Recorder:
             order.status = reported
             if reported in ENDED_WITH_REASON:
                 order.reject_reason = report.reason or order.reject_reason
-            if reported.is_terminal:
+            if reported.is_terminal and order.type != OrderType.MARKET:
                 self.open_orders.release(order.account_id, order.symbol)
         elif reported != current:
             log.debug("not applying a %s report to %s order %s", reported, current, order.id)
@@ -121,7 +121,7 @@ class Recorder:
             return False
         order.status = status
         order.reject_reason = reason if status in ENDED_WITH_REASON else order.reject_reason
-        if status.is_terminal:
+        if status.is_terminal and order.type != OrderType.MARKET:
             self.open_orders.release(order.account_id, order.symbol)
         order.updated_at = now_ms()
         out.update(order)
@@ -132,7 +132,7 @@ class Recorder:
         """An order created by the core (bracket leg, imported venue order): stored and told."""
         out.insert(order)
         out.event(order.user_id, "ORDER_UPDATE", order_data(order), order.created_at)
-        if not order.is_terminal:
+        if not order.is_terminal and order.type != OrderType.MARKET:
             self.open_orders.opened(order.account_id, order.symbol)
 
     def _bracket_exits(self, entry: OrderRecord, rules: SymbolRules, out: Changes) -> list[OrderRecord]:

@@ -129,6 +129,11 @@ class MarketState:
 
     # ---- reads --------------------------------------------------------------------------------------------
 
+    def last_price(self, symbol: str) -> Decimal | None:
+        """The last trade price alone (cheap: the paper venue and intake ask on every order)."""
+        data = self._data.get(symbol)
+        return data.price if data is not None else None
+
     def ticker(self, symbol: str) -> Ticker | None:
         """Last price, best bid/ask and rolling 24 h statistics; None if unknown or not priced yet."""
         data = self._data.get(symbol)

@@ -193,5 +193,4 @@ class PaperVenue:
         return self.state.depth(symbol, limit=1000)
 
     def _last(self, symbol: str) -> Decimal | None:
-        ticker = self.state.ticker(symbol)
-        return ticker.price if ticker else None
+        return self.state.last_price(symbol)

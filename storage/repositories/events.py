@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlmodel import Session, col
 
+from storage import bulk
 from storage.models import Event, User
 
 _PENDING = "tradewind_pending_events"
@@ -62,7 +63,7 @@ def _number_pending_events(session: Session) -> None:
             if item.on_seq is not None:
                 item.on_seq(seq)
     if rows:  # one executemany for the whole transaction (on the connection: no ORM bulk-insert path)
-        session.connection().execute(insert(Event.__table__), rows)  # type: ignore[attr-defined]
+        bulk.insert_rows(session.connection(), Event.__table__, rows)  # type: ignore[attr-defined]
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -199,10 +199,10 @@ def trade_ids_of(session: Session, order_id: str) -> set[str]:
 
 
 def open_counts(session: Session) -> list[tuple[str, str, int]]:
-    """(account id, symbol, number of open orders) for every account with open orders."""
+    """(account id, symbol, number of open orders that can rest: not MARKET) for every account with some."""
     query = (
         sa_select(_ORDERS.c.account_id, _ORDERS.c.symbol, func.count())
-        .where(_ORDERS.c.status.in_(OPEN_STATUSES))
+        .where(_ORDERS.c.status.in_(OPEN_STATUSES), _ORDERS.c.type != "MARKET")
         .group_by(_ORDERS.c.account_id, _ORDERS.c.symbol)
     )
     return [(r[0], r[1], int(r[2])) for r in session.execute(query)]

@@ -1,16 +1,18 @@
-"""Bulk writes of the execution core: Core `executemany` statements, no ORM objects (each costs more than the
-row's SQL). Upserts use the dialect's ON CONFLICT (SQLite and PostgreSQL both have it)."""
+"""Bulk writes of the execution core: `executemany` statements, no ORM objects (each costs more than the row's
+SQL). The hottest go to the driver directly (storage/bulk.py); upserts use the dialect's ON CONFLICT (SQLite and
+PostgreSQL both have it) through Core."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy import Table, bindparam, delete
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from storage import bulk
 from storage.models import Balance, Fill, Order, Position
 
 ORDERS: Table = Order.__table__  # type: ignore[attr-defined]
@@ -22,8 +24,7 @@ _PENDING_ORDERS = "tradewind_pending_order_rows"
 
 
 def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
-    # On the connection, not the session: Session.execute would take the ORM's bulk-insert path.
-    session.connection().execute(insert(ORDERS), rows)
+    bulk.insert_rows(session.connection(), ORDERS, rows)
 
 
 def stage_order(session: Session, row: dict[str, Any]) -> None:
@@ -39,15 +40,12 @@ def flush_staged_orders(session: Session) -> None:
 
 
 def update_orders(session: Session, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    """`rows` carry `_id` and the new values of `columns`."""
-    statement = (
-        update(ORDERS).where(ORDERS.c.id == bindparam("_id")).values({column: bindparam(column) for column in columns})
-    )
-    session.connection().execute(statement, rows)
+    """`rows` carry `_key` (the order id) and the new values of `columns`."""
+    bulk.update_rows(session.connection(), ORDERS, "id", columns, rows)
 
 
 def insert_fills(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.connection().execute(insert(FILLS), rows)
+    bulk.insert_rows(session.connection(), FILLS, rows)
 
 
 def upsert_balances(session: Session, rows: list[dict[str, Any]]) -> None:
