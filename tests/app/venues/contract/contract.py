@@ -8,14 +8,14 @@ branch on the venue. Where a venue does not meet the contract yet, its subclass 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import pytest
 
 from app.domain import ALLOWED_TRANSITIONS, OrderStatus
-from app.errors import Conflict
+from app.errors import Conflict, ValidationFailed
 from app.events import UserEvent
 
 from .harness import (
@@ -53,15 +53,12 @@ def differs_here(test: ContractTest, what: str) -> ContractTest:
     return pytest.mark.xfail(reason=f"contract: {what}", strict=True)(run)
 
 
+@pytest.mark.asyncio(loop_scope="class")
 class VenueContract:
-    """The behaviour every venue shares. Subclasses set `harness` (and are named Test…)."""
+    """The behaviour every venue shares. Subclasses set `harness` (and are named Test…). One harness (services,
+    venue, user) serves the class; every test starts from a fresh account (fixtures in conftest.py)."""
 
     harness: ClassVar[type[VenueHarness]]
-
-    @pytest.fixture
-    async def venue(self, database_url: str) -> AsyncIterator[VenueHarness]:
-        async with self.harness.running() as harness:
-            yield harness
 
     # ---- market orders ------------------------------------------------------------------------------------------
 
@@ -200,6 +197,19 @@ class VenueContract:
         assert "insufficient balance" in (order["reject_reason"] or "").lower()
         assert order["fills"] == [] and events(venue, "FILL") == []
         assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+
+    async def test_orders_off_the_venues_filters_are_refused_at_intake_and_nothing_is_stored(
+        self, venue: VenueHarness
+    ) -> None:
+        for fields, field in (
+            ({"quantity": "0.000001"}, "quantity"),  # below the step
+            ({"type": "LIMIT", "price": "59000.001"}, "price"),  # off the tick
+            ({"type": "LIMIT", "price": "100", "quantity": "0.01"}, "quantity"),  # 1 USDT: below the minimum notional
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                await venue.app.orders.submit(venue.user_id, venue.request(**fields))
+            assert refused.value.field == field and refused.value.message
+        assert venue.events == []  # nothing stored: not even a PENDING order
 
     # ---- cancel, cancel-all --------------------------------------------------------------------------------------
 
@@ -347,7 +357,7 @@ class VenueContract:
 
     async def test_open_orders_survive_a_restart_and_can_be_canceled_or_filled(self, venue: VenueHarness) -> None:
         limit = await place(venue, type="LIMIT", price="58000")
-        stop = await place(venue, type="STOP_MARKET", side="SELL", stop_price="59500")
+        stop = await place(venue, type="STOP_MARKET", side="SELL", stop_price="58995")
         partial = await place(venue, type="LIMIT", price="59000", quantity="0.03")
         await venue.print_trade(D(59000), D("0.01"))
         await venue.restart()

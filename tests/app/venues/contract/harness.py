@@ -13,6 +13,7 @@ holding 10,000 USDT and 1 BTC. Both venues charge 0.1 % in the received asset.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -30,10 +31,12 @@ from tests.fakes.binance import FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
 
 SYMBOL, BASE, QUOTE = "BTCUSDT", "BTC", "USDT"
+CONTRACT_SYMBOLS = [SYMBOL, "ETHUSDT"]  # what the services trade: start-up history is built per symbol
 MID = Decimal(60000)
 TICK_GAP = Decimal(10)
 BEST_BID, BEST_ASK = MID - TICK_GAP, MID + TICK_GAP
 LEVEL_QTY = Decimal(1)
+MID_PRINT = Decimal("0.001")  # the print that sets the last price
 LEVELS = 10
 FEE_RATE = Decimal("0.001")
 STARTING_BALANCES = {QUOTE: Decimal(10000), BASE: Decimal(1)}
@@ -50,7 +53,11 @@ def standard_book() -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, 
 
 
 class VenueHarness(ABC):
-    """What a venue must provide to run the contract suite. Subclass it (one small class per venue)."""
+    """What a venue must provide to run the contract suite. Subclass it (one small class per venue).
+
+    One harness serves a whole test class (services, venue and one user are started once); each test starts from a
+    fresh account (`begin` / `end`): exactly STARTING_BALANCES, nothing open, the contract's market, no events.
+    """
 
     venue_name: ClassVar[str]
 
@@ -58,32 +65,40 @@ class VenueHarness(ABC):
         self.services: Services | None = None
         self.user_id = ""
         self.account_id = ""
-        self.events: list[UserEvent] = []  # every event of the user, across restarts, in publication order
+        self.events: list[UserEvent] = []  # the user's events since the test began, across restarts, in order
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
 
     @classmethod
     @asynccontextmanager
     async def running(cls) -> AsyncIterator[Self]:
-        """A started harness: services running, user registered, account funded, market in place."""
+        """A started harness: the venue and the services running, the contract's market in place, one user."""
         harness = cls()
         async with harness._venue_context():
             try:
-                await harness._open()
+                await harness._start_services()
+                harness.user_id = (await harness.app.auth.register(unique_email(), PASSWORD)).id
+                harness._listen()
                 yield harness
             finally:
                 await harness.stop()
 
-    async def _open(self) -> None:
-        await self._start_services()
-        self.user_id = (await self.app.auth.register(unique_email(), PASSWORD)).id
-        self._listen()
-        self.account_id = await self._create_account()
+    async def begin(self) -> None:
+        """A fresh start for one test: an account holding exactly STARTING_BALANCES, nothing open, the market
+        reset, no events yet."""
+        self.account_id = await self._fresh_account()
+        await self._reset_market()
         await self.settle()
-        self.events.clear()  # the contract's tests look at what their own orders cause
+        self.events.clear()  # the tests look at what their own orders cause
+
+    async def end(self) -> None:
+        """After a test: every open order canceled, so nothing of it can touch the next test's market."""
+        await self.app.orders.cancel_all(self.user_id, self.account_id, None)
+        await self.settle()
+        await self._close_account()
 
     async def _start_services(self) -> None:
-        self.services = build_services(load_settings(), migrate=False)
+        self.services = build_services(load_settings(symbols=CONTRACT_SYMBOLS), migrate=False)
         self._wire(self.services)
         if self.user_id:
             self._listen()
@@ -120,7 +135,7 @@ class VenueHarness(ABC):
         return self.services
 
     def request(self, **fields: Any) -> OrderRequest:
-        """An order request on the harness's account; defaults: MARKET BUY 0.01 BTCUSDT."""
+        """An order request on the trader's account; defaults: MARKET BUY 0.01 BTCUSDT."""
         body: dict[str, Any] = {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "0.01"}
         return OrderRequest(**{**body, **fields, "account_id": self.account_id})
 
@@ -132,15 +147,21 @@ class VenueHarness(ABC):
         yield
 
     def _wire(self, services: Services) -> None:  # noqa: B027 - a hook, empty for venues that need no wiring
-        """Point freshly built services at the venue and put the contract's market in place (before they start:
-        recovery at start-up already executes against it)."""
+        """Point freshly built services at the venue, before they start (recovery at start-up trades already)."""
 
     async def _after_start(self) -> None:  # noqa: B027 - a hook
         """The services started: wait until the venue's streams are live."""
 
+    async def _close_account(self) -> None:  # noqa: B027 - a hook
+        """The trader's account is no longer used (an exchange account is deleted, so restarts do not reconcile it)."""
+
     @abstractmethod
-    async def _create_account(self) -> str:
-        """The user's account on this venue, funded with STARTING_BALANCES; returns its id."""
+    async def _fresh_account(self) -> str:
+        """An account of the user on this venue holding exactly STARTING_BALANCES, nothing open; returns its id."""
+
+    @abstractmethod
+    async def _reset_market(self) -> None:
+        """The contract's book, and a print at MID so the last price is MID."""
 
     @abstractmethod
     async def settle(self) -> None:
@@ -174,12 +195,16 @@ class PaperHarness(VenueHarness):
     def _wire(self, services: Services) -> None:
         bids, asks = standard_book()
         services.market.apply_depth(Depth(SYMBOL, tuple(bids), tuple(asks), now_ms()))
-        services.market.apply_trade(Trade(symbol=SYMBOL, price=MID, qty=Decimal("0.001"), side="SELL", ts=now_ms()))
+        services.market.apply_trade(Trade(symbol=SYMBOL, price=MID, qty=MID_PRINT, side="SELL", ts=now_ms()))
 
-    async def _create_account(self) -> str:
+    async def _fresh_account(self) -> str:
+        """The user's paper account, reset (open orders canceled, balances set, positions from zero)."""
         [paper] = [a for a in await self.app.accounts.list_for_user(self.user_id) if a.venue == "paper"]
         await self.app.portfolio.reset_paper(self.user_id, paper.id, {k: str(v) for k, v in STARTING_BALANCES.items()})
         return paper.id
+
+    async def _reset_market(self) -> None:
+        self._wire(self.app)
 
     async def settle(self) -> None:
         await self.app.engine.drain()
@@ -188,31 +213,26 @@ class PaperHarness(VenueHarness):
         self.app.market.apply_depth(Depth(SYMBOL, tuple(bids), tuple(asks), now_ms()))
 
     async def print_trade(self, price: Decimal, qty: Decimal) -> None:
-        self._apply_trade(price, qty)
-        await self.settle()
-
-    def _apply_trade(self, price: Decimal, qty: Decimal) -> None:
         self.app.market.apply_trade(Trade(symbol=SYMBOL, price=price, qty=qty, side="SELL", ts=now_ms()))
+        await self.settle()
 
 
 class BinanceHarness(VenueHarness):
-    """The Binance Spot Testnet adapter against the project's fake exchange (tests/fakes/binance)."""
+    """The Binance Spot Testnet adapter against the project's fake exchange (tests/fakes/binance); each trader has
+    a new key at the exchange."""
 
     venue_name = "binance-testnet"
-    api_key = "K" * 60 + "CTRT"
-    api_secret = "S" * 60 + "CTRT"
 
     def __init__(self) -> None:
         super().__init__()
         self.fake: FakeBinance | None = None
+        self.api_key = ""
+        self._keys = itertools.count(1)
         self._subscriptions = 0
 
     @asynccontextmanager
     async def _venue_context(self) -> AsyncIterator[None]:
         async with FakeBinance.start(default_account=False) as fake:
-            fake.add_account(self.api_key, self.api_secret, {k: str(v) for k, v in STARTING_BALANCES.items()})
-            bids, asks = standard_book()
-            fake.set_book(SYMBOL, bids, asks)
             self.fake = fake
             yield
 
@@ -228,11 +248,24 @@ class BinanceHarness(VenueHarness):
         if self.account_id:
             await self._stream_subscribed()
 
-    async def _create_account(self) -> str:
-        view = await self.app.accounts.add_binance_account(self.user_id, self.api_key, self.api_secret, "Contract")
+    async def _fresh_account(self) -> str:
+        """A new key at the exchange, added as a new testnet account of the user."""
+        number = next(self._keys)
+        self.api_key, secret = f"CONTRACTKEY{number:053d}", f"CONTRACTSECRET{number:050d}"
+        self.exchange.add_account(self.api_key, secret, {k: str(v) for k, v in STARTING_BALANCES.items()})
+        self._subscriptions = 0
+        view = await self.app.accounts.add_binance_account(self.user_id, self.api_key, secret, "Contract")
         self.account_id = view.id
         await self._stream_subscribed()
         return view.id
+
+    async def _close_account(self) -> None:
+        await self.app.accounts.delete_account(self.user_id, self.account_id)
+
+    async def _reset_market(self) -> None:
+        bids, asks = standard_book()
+        self.exchange.set_book(SYMBOL, bids, asks)
+        self.exchange.trade(SYMBOL, MID, MID_PRINT)
 
     async def _stream_subscribed(self) -> None:
         """The account's user-data stream is live (a new subscription since the last start), so every executionReport
@@ -240,7 +273,7 @@ class BinanceHarness(VenueHarness):
         wanted = self._subscriptions + 1
         async with asyncio.timeout(SETTLE_TIMEOUT):
             while self._subscription_count() < wanted:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.01)
         self._subscriptions = self._subscription_count()
 
     def _subscription_count(self) -> int:

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from .contract import VenueContract
+from .contract import VenueContract, differs_here
 from .harness import PaperHarness
 
 
 class TestPaperVenue(VenueContract):
     harness = PaperHarness
+
+    test_one_exit_filling_expires_the_other = differs_here(
+        VenueContract.test_one_exit_filling_expires_the_other,
+        "paper ends the other OCO leg CANCELED ('OCO: the other leg executed'); Binance, the reference, EXPIRED",
+    )
+    test_exits_the_venue_refuses_are_both_rejected_with_the_reason = differs_here(
+        VenueContract.test_exits_the_venue_refuses_are_both_rejected_with_the_reason,
+        "paper submits the exits one by one: only the crossed stop-loss is REJECTED, the take-profit stays OPEN "
+        "(Binance refuses the OCO list as a whole)",
+    )
+    test_exits_below_the_minimum_notional_are_not_placed_and_the_user_is_told = differs_here(
+        VenueContract.test_exits_below_the_minimum_notional_are_not_placed_and_the_user_is_told,
+        "paper's bracket sizing checks min_qty only (not min_notional) and sends no BRACKET_SKIPPED notice",
+    )
