@@ -8,9 +8,10 @@ branch on the venue. Where a venue does not meet the contract yet, its subclass 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import pytest
 
@@ -36,10 +37,12 @@ ORDER_KEYS = {
     "price", "stop_price", "status", "filled_quantity", "avg_fill_price", "fee", "fee_asset", "reject_reason",
     "parent_id", "take_profit_price", "stop_loss_price", "created_at", "updated_at",
 }  # fmt: skip
-FILL_KEYS = {"id", "order_id", "account_id", "symbol", "side", "price", "quantity", "fee", "fee_asset", "liquidity", "ts"}
+FILL_KEYS = {
+    "id", "order_id", "account_id", "symbol", "side", "price", "quantity", "fee", "fee_asset", "liquidity", "ts",
+}  # fmt: skip
 BALANCE_KEYS = {"asset", "free", "locked"}
 
-ContractTest = Callable[..., Awaitable[None]]
+ContractTest = TypeVar("ContractTest", bound=Callable[..., Awaitable[None]])
 
 
 def differs_here(test: ContractTest, what: str) -> ContractTest:
@@ -50,7 +53,7 @@ def differs_here(test: ContractTest, what: str) -> ContractTest:
     async def run(self: VenueContract, venue: VenueHarness) -> None:
         await test(self, venue)
 
-    return pytest.mark.xfail(reason=f"contract: {what}", strict=True)(run)
+    return cast(ContractTest, pytest.mark.xfail(reason=f"contract: {what}", strict=True)(run))
 
 
 @pytest.mark.asyncio(loop_scope="class")
@@ -71,7 +74,9 @@ class VenueContract:
             "0.00001",
             BASE,
         )
-        assert [(f["price"], f["quantity"], f["liquidity"]) for f in order["fills"]] == [(fmt(BEST_ASK), "0.01", "TAKER")]
+        assert [(f["price"], f["quantity"], f["liquidity"]) for f in order["fills"]] == [
+            (fmt(BEST_ASK), "0.01", "TAKER")
+        ]
         assert [e.data for e in events(venue, "FILL")] == order["fills"]
         assert await balances(venue) == {
             QUOTE: (STARTING_BALANCES[QUOTE] - BEST_ASK * D("0.01"), D(0)),
@@ -125,7 +130,9 @@ class VenueContract:
             BASE: (STARTING_BALANCES[BASE] + D("0.03") - D("0.00003"), D(0)),
         }
 
-    async def test_a_crossing_limit_takes_the_book_up_to_its_price_and_rests_the_rest(self, venue: VenueHarness) -> None:
+    async def test_a_crossing_limit_takes_the_book_up_to_its_price_and_rests_the_rest(
+        self, venue: VenueHarness
+    ) -> None:
         await venue.set_book([(BEST_BID, D(1))], [(BEST_ASK, D("0.01")), (BEST_ASK + 10, D(1))])
         order = await place(venue, type="LIMIT", price=fmt(BEST_ASK), quantity="0.03")
         assert (order["status"], order["filled_quantity"]) == ("PARTIALLY_FILLED", "0.01")
@@ -149,7 +156,10 @@ class VenueContract:
         await venue.set_book(*book)
         hit = await place(venue, type="LIMIT", price=fmt(BEST_ASK + 10), quantity="0.015", time_in_force="FOK")
         assert hit["status"] == "FILLED"
-        assert [(f["price"], f["quantity"]) for f in hit["fills"]] == [(fmt(BEST_ASK), "0.01"), (fmt(BEST_ASK + 10), "0.005")]
+        assert [(f["price"], f["quantity"]) for f in hit["fills"]] == [
+            (fmt(BEST_ASK), "0.01"),
+            (fmt(BEST_ASK + 10), "0.005"),
+        ]
 
     # ---- stops and take-profits ---------------------------------------------------------------------------------
 
@@ -162,7 +172,9 @@ class VenueContract:
         await venue.print_trade(D(59500), D("0.01"))
         filled = await venue.app.orders.get(venue.user_id, order["id"])
         assert statuses(venue, order["id"]) == ["PENDING", "OPEN", "FILLED"]
-        assert [(f["price"], f["liquidity"], f["fee_asset"]) for f in filled["fills"]] == [(fmt(BEST_BID), "TAKER", QUOTE)]
+        assert [(f["price"], f["liquidity"], f["fee_asset"]) for f in filled["fills"]] == [
+            (fmt(BEST_BID), "TAKER", QUOTE)
+        ]
         assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D(0))
 
     async def test_stop_limit_and_take_profit_orders_trigger_on_the_last_price(self, venue: VenueHarness) -> None:
@@ -412,7 +424,7 @@ def statuses(venue: VenueHarness, order_id: str) -> list[str]:
 
 def assert_legal(sequence: list[str]) -> None:
     assert sequence and sequence[0] == "PENDING", sequence
-    for before, after in zip(sequence, sequence[1:], strict=False):
+    for before, after in itertools.pairwise(sequence):
         assert OrderStatus(after) in ALLOWED_TRANSITIONS[OrderStatus(before)], sequence
 
 
