@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from app.config import load_settings
 from app.events import UserEvent
@@ -58,8 +58,6 @@ class VenueHarness(ABC):
     One harness serves a whole test class (services, venue and one user are started once); each test starts from a
     fresh account (`begin` / `end`): exactly STARTING_BALANCES, nothing open, the contract's market, no events.
     """
-
-    venue_name: ClassVar[str]
 
     def __init__(self) -> None:
         self.services: Services | None = None
@@ -190,8 +188,6 @@ class _Unplugged:
 class PaperHarness(VenueHarness):
     """The built-in paper exchange: the market is MarketState (depth snapshot + public trades)."""
 
-    venue_name = "paper"
-
     def _wire(self, services: Services) -> None:
         bids, asks = standard_book()
         services.market.apply_depth(Depth(SYMBOL, tuple(bids), tuple(asks), now_ms()))
@@ -220,8 +216,6 @@ class PaperHarness(VenueHarness):
 class BinanceHarness(VenueHarness):
     """The Binance Spot Testnet adapter against the project's fake exchange (tests/fakes/binance); each trader has
     a new key at the exchange."""
-
-    venue_name = "binance-testnet"
 
     def __init__(self) -> None:
         super().__init__()
