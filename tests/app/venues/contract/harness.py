@@ -291,7 +291,7 @@ class BinanceHarness(VenueHarness):
             agreed = agreed + 1 if difference is None else 0
             if difference is not None and loop.time() > deadline:
                 raise AssertionError(f"not settled after {SETTLE_TIMEOUT} s: {difference}")
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.01)
 
     async def _difference_from_exchange(self) -> str | None:
         ours = await self.app.orders.list_orders(self.user_id, account_id=self.account_id, limit=1000)
