@@ -178,10 +178,10 @@ class VenueHarness(ABC):
 class _Unplugged:
     """An execution hand-over that goes nowhere (the process died between intake's commit and execution)."""
 
-    def submit(self, order_id: str, account_id: str = "", venue: str = "") -> None:
+    def submit(self, *_command: object) -> None:
         return None
 
-    def cancel(self, order_id: str, account_id: str = "", venue: str = "") -> None:
+    def cancel(self, *_command: object) -> None:
         return None
 
 

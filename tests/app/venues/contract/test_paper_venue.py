@@ -18,7 +18,3 @@ class TestPaperVenue(VenueContract):
         "paper submits the exits one by one: only the crossed stop-loss is REJECTED, the take-profit stays OPEN "
         "(Binance refuses the OCO list as a whole)",
     )
-    test_exits_below_the_minimum_notional_are_not_placed_and_the_user_is_told = differs_here(
-        VenueContract.test_exits_below_the_minimum_notional_are_not_placed_and_the_user_is_told,
-        "paper's bracket sizing checks min_qty only (not min_notional) and sends no BRACKET_SKIPPED notice",
-    )
