@@ -22,6 +22,7 @@ from typing import Any, Self
 
 from app.config import load_settings
 from app.events import UserEvent
+from app.execution.exchange import ExchangeExecutor
 from app.ids import now_ms, venue_client_order_id
 from app.market.models import Depth, Trade
 from app.orders import OrderRequest
@@ -281,7 +282,7 @@ class BinanceHarness(VenueHarness):
         """Execution is settled when the app's view agrees with the exchange's twice in a row: no order still
         PENDING, every order's status, filled quantity and fills as the exchange has them, balances equal."""
         external = self.app.engine.external
-        assert external is not None
+        assert isinstance(external, ExchangeExecutor)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_TIMEOUT
         agreed = 0
