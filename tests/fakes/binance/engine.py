@@ -522,6 +522,7 @@ class Engine:
             asset = spec.quote
             amount = max(o.orig_qty * (o.price if o.price > 0 else o.stop_price) for o in validated)
         account.lock(asset, amount)
+        self._touch(account, [asset])  # Binance reports the list's reservation (outboundAccountPosition)
         placed: list[Order] = []
         for i, leg in enumerate(legs):
             order = self.place_order(account, leg, order_list_id=list_id, lock=False)
