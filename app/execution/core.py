@@ -111,11 +111,11 @@ class ExecutionCore:
                 with contextlib.suppress(Exception):
                     await self.paper_executor.recover(requeue=False)
 
-    async def sweep_pending(self) -> int:
-        """Re-queue PENDING paper orders older than SWEEP_AFTER_MS that no command carries (a command lost
-        without a restart). Returns how many were re-queued."""
+    async def sweep_pending(self, older_than_ms: int = SWEEP_AFTER_MS) -> int:
+        """Re-queue PENDING paper orders older than `older_than_ms` that no command carries (a command lost
+        without a restart, e.g. a request cancelled between its commit and its enqueue). Returns how many."""
         executor = self.paper_executor
-        before = now_ms() - SWEEP_AFTER_MS
+        before = now_ms() - older_than_ms
         found = await executor.db.read(lambda s: order_repo.pending_ids_before(s, Venue.PAPER, before))
         requeued = 0
         for order_id, account_id in found:

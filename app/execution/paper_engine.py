@@ -161,7 +161,7 @@ class PaperExecutor:
                         self.queued.discard(command.order_id)
                     self.queue.task_done()
 
-    async def _process(self, batch: list[PaperCommand]) -> None:
+    async def _process(self, batch: list[PaperCommand], *, isolated: bool = False) -> None:
         # Most public trades touch no paper order: skip them without a transaction.
         batch = [c for c in batch if not isinstance(c, MarketTrade) or self.venue.has_live_orders(c.trade.symbol)]
         if not batch:
@@ -176,11 +176,11 @@ class PaperExecutor:
         except Exception:
             log.exception("a batch of %d commands could not be written; replaying it one by one", len(batch))
             await self._rebuild()
-            if len(batch) == 1:
+            if isolated:  # it failed on its own too: this command is the problem
                 await self._fail(batch[0])
             else:
                 for command in batch:
-                    await self._process([_fresh(command)])
+                    await self._process([_fresh(command)], isolated=True)
             return
         self.processed += len(batch)
         for event in changes.events:
@@ -235,6 +235,14 @@ class PaperExecutor:
         self.orders[order.id] = order
         self._record_all(self.venue.submit(order, order.sent_at), changes)
 
+    def _submit_exits(self, legs: list[OrderRecord], changes: Changes) -> None:
+        """A bracket's exit pair goes to the venue as one order list."""
+        now = now_ms()
+        for leg in legs:
+            leg.sent_at = now
+            self.orders[leg.id] = leg
+        self._record_all(self.venue.submit_list(legs, now), changes)
+
     def _record_all(self, reports: list[Report], changes: Changes) -> None:
         for report in reports:
             order = self.orders.get(report.order_id)
@@ -245,8 +253,8 @@ class PaperExecutor:
             legs = self.recorder.record(order, report, rules, self._position, changes)
             if order.is_terminal:
                 del self.orders[order.id]
-            for leg in legs:
-                self._submit(leg, changes)
+            if legs:
+                self._submit_exits(legs, changes)
 
     def _reset(self, command: ResetAccount, changes: Changes) -> None:
         self.users.setdefault(command.account_id, command.user_id)

@@ -16,7 +16,7 @@ from app.market.models import Depth, Trade
 from app.market.state import MarketState
 from app.portfolio import Requirement, fee_for, reservation
 from app.venues.paper_ledger import PaperLedger
-from app.venues.paper_matching import MatchOrder, MatchResult, PaperMatcher
+from app.venues.paper_matching import WOULD_TRIGGER, MatchOrder, MatchResult, PaperMatcher, trigger_fires
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,16 @@ class PaperVenue:
         result = self.matcher.submit(match_order(order), self._depth(order.symbol), self._last(order.symbol), ts)
         return self._settle_all([*result.related, result])
 
+    def submit_list(self, orders: list[OrderRecord], ts: int) -> list[Report]:
+        """Accept an order list (a bracket's OCO exits) whole or not at all, as Binance does: if one leg would
+        trigger at once, every leg is rejected with that reason."""
+        last = self._last(orders[0].symbol) if orders else None
+        if last is not None and any(
+            OrderType(o.type).is_triggered and trigger_fires(match_order(o), last) for o in orders
+        ):
+            return [Report(o.id, OrderStatus.REJECTED, reason=WOULD_TRIGGER) for o in orders]
+        return [report for order in orders for report in self.submit(order, ts)]
+
     def on_trade(self, trade: Trade) -> list[Report]:
         """A public trade printed: resting limits it reaches fill, stops/take-profits it crosses fire."""
         return self._settle_all(self.matcher.on_trade(trade, self._depth(trade.symbol)))
@@ -123,8 +133,8 @@ class PaperVenue:
     # ---- settlement: a matcher result becomes a report, and money moves -------------------------------------
 
     def _settle_all(self, results: list[MatchResult]) -> list[Report]:
-        # Cancellations first: an OCO leg's cancel releases the lock the other leg's fill draws on.
-        ordered = sorted(results, key=lambda r: r.status != OrderStatus.CANCELED)
+        # Ends without fills first: an OCO leg's end releases the lock the other leg's fill draws on.
+        ordered = sorted(results, key=lambda r: bool(r.fills) or not r.status.is_terminal)
         reports = []
         for result in ordered:
             order = self._live.get(result.order_id)

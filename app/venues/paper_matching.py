@@ -8,7 +8,8 @@ calls `PaperMatcher` and records what it returns. Binance Spot is the reference 
 - Resting limits fill as MAKER at their own price when public trades print through them, or partially at the
   level when the traded volume there is smaller (shared out in price-time priority).
 - STOP_* / TAKE_PROFIT_* trigger on the last trade price; an order that would trigger at once is rejected.
-- Legs sharing an `oco_group`: the first fill or trigger of one cancels the others.
+- Legs sharing an `oco_group`: the first fill or trigger of one expires the others (Binance reports the other
+  leg of an OCO as EXPIRED).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from app.market.models import Depth, Trade
 from app.venues.paper_book import ZERO, Take, TakerBook, walk_quantity, walk_quote
 
 WOULD_TRIGGER = "Order would trigger immediately."
-OCO_CANCELED = "OCO: the other leg executed"
+OCO_EXPIRED = "OCO: the other leg executed"
 NO_LIQUIDITY = "no liquidity"
 
 
@@ -136,7 +137,7 @@ class PaperMatcher:
         if problem is not None:
             return MatchResult(order.id, OrderStatus.REJECTED, reason=problem)
         if order.oco_group is not None and order.oco_group in self._spent_groups:
-            return MatchResult(order.id, OrderStatus.CANCELED, reason=OCO_CANCELED)
+            return MatchResult(order.id, OrderStatus.EXPIRED, reason=OCO_EXPIRED)
         if order.type.is_triggered:
             if last_price is not None and trigger_fires(order, last_price):
                 return MatchResult(order.id, OrderStatus.REJECTED, reason=WOULD_TRIGGER)
@@ -329,7 +330,7 @@ class PaperMatcher:
         )
         for live in siblings:
             del self._live[live.order.id]
-        return [MatchResult(live.order.id, OrderStatus.CANCELED, reason=OCO_CANCELED) for live in siblings]
+        return [MatchResult(live.order.id, OrderStatus.EXPIRED, reason=OCO_EXPIRED) for live in siblings]
 
     # ---- bookkeeping ----------------------------------------------------------------------------------
 

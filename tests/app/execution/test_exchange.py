@@ -98,31 +98,6 @@ async def test_market_order_fills_with_the_exchange_commission(
             await asyncio.sleep(0.05)
 
 
-async def test_resting_limit_is_filled_through_the_user_data_stream(
-    testnet: tuple[Services, str, str], fake: FakeBinance
-) -> None:
-    services, user, account = testnet
-    best_bid = Decimal(str(fake.last_price("BTCUSDT"))) - 500
-    order = await place(services, user, account, type="LIMIT", price=str(best_bid), quantity="0.02")
-    await until(services, user, order["id"], "OPEN")
-    fake.trade("BTCUSDT", best_bid, Decimal("0.005"))
-    partial = await until(services, user, order["id"], "PARTIALLY_FILLED")
-    assert partial["filled_quantity"] == "0.005"
-    fake.trade("BTCUSDT", best_bid - 1, Decimal("1"))
-    filled = await until(services, user, order["id"], "FILLED")
-    assert len(filled["fills"]) == 2 and {f["liquidity"] for f in filled["fills"]} == {"MAKER"}
-
-
-async def test_cancel_on_the_exchange(testnet: tuple[Services, str, str], fake: FakeBinance) -> None:
-    services, user, account = testnet
-    price = Decimal(str(fake.last_price("BTCUSDT"))) - 1000
-    order = await place(services, user, account, type="LIMIT", price=str(price))
-    await until(services, user, order["id"], "OPEN")
-    await services.orders.cancel(user, order["id"])
-    await until(services, user, order["id"], "CANCELED")
-    assert fake.orders(API_KEY, open_only=True) == []
-
-
 async def test_exchange_refusal_is_rejected_with_its_message(testnet: tuple[Services, str, str]) -> None:
     services, user, account = testnet
     order = await place(services, user, account, quantity="5")  # ~300k USDT with 10k available
@@ -226,3 +201,51 @@ async def test_two_users_with_two_keys_never_see_each_others_orders(
     assert await services.orders.list_orders(bob) == []
     with pytest.raises(Exception, match="not found"):
         await services.orders.get(bob, order["id"])
+
+
+async def resting_limit(services: Services, user: str, account: str, fake: FakeBinance) -> dict[str, Any]:
+    far_below = (fake.last_price("BTCUSDT") / 2).quantize(Decimal("0.01"))
+    order = await place(services, user, account, type="LIMIT", price=str(far_below))
+    return await until(services, user, order["id"], "OPEN")
+
+
+async def test_an_open_order_the_venue_forgot_expires_and_the_account_can_then_be_removed(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    order = await resting_limit(services, user, account, fake)
+    fake.wipe()  # Spot Testnet was reset
+    assert services.engine.external is not None
+    services.engine.external.reconcile_all()  # what the periodic job does
+    expired = await until(services, user, order["id"], "EXPIRED")
+    assert "no longer knows this order" in expired["reject_reason"]
+    await services.accounts.delete_account(user, account)  # no open order is left to block it
+
+
+async def test_cancelling_an_order_the_venue_forgot_completes(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    order = await resting_limit(services, user, account, fake)
+    fake.wipe()
+    await services.orders.cancel(user, order["id"])
+    canceled = await until(services, user, order["id"], "CANCELED")
+    assert "no longer knows this order" in canceled["reject_reason"]
+
+
+async def test_a_worker_that_cannot_start_keeps_its_jobs_and_retries(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    external = services.engine.external
+    assert external is not None
+    await external.idle()
+    await external.close_account(account)  # as after a restart: the next job starts a new worker
+    fake.requests.clear()
+    fake.server_error_next(2, status=503, path="/api/v3/exchangeInfo")  # the testnet is down while rules load
+    order = await place(services, user, account)
+    filled = await until(services, user, order["id"], "FILLED", timeout=30)
+    assert filled["filled_quantity"] == "0.01"
+    loads = [r.status for r in fake.requests if r.path == "/api/v3/exchangeInfo"]
+    assert loads[:3] == [503, 503, 200]
+    assert len(fake.orders(API_KEY)) == 1  # sent once

@@ -8,9 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlmodel import col, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, col, select
 
+from app.errors import ValidationFailed
 from app.events import UserEvent
+from app.execution import changes as batch_writes
 from app.orders import OrderRequest
 from app.services import Services
 from storage.models import Event
@@ -57,80 +60,6 @@ async def test_ioc_and_fok_expire_what_they_cannot_fill(running: Services) -> No
     assert [(b.asset, b.free, b.locked) for b in balances] == [("USDT", Decimal(10000), Decimal(0))]
 
 
-async def test_stop_market_triggers_on_the_last_price(running: Services) -> None:
-    user = await new_user(running)
-    _, ask = book(running)
-    stop = (ask * Decimal("1.01")).quantize(Decimal("0.01"))
-    order = await submit(running, user, type="STOP_MARKET", stop_price=str(stop))
-    assert order["status"] == "OPEN"
-    await print_trade(running, stop - 1)
-    assert (await running.orders.get(user, order["id"]))["status"] == "OPEN"
-    await print_trade(running, stop)
-    filled = await running.orders.get(user, order["id"])
-    assert filled["status"] == "FILLED" and filled["fills"][0]["liquidity"] == "TAKER"
-
-
-async def test_stop_that_would_trigger_immediately_is_rejected(running: Services) -> None:
-    user = await new_user(running)
-    _, ask = book(running)
-    await print_trade(running, ask)
-    order = await submit(running, user, type="STOP_MARKET", stop_price=str(ask - 100))
-    assert order["status"] == "REJECTED"
-    assert order["reject_reason"] == "Order would trigger immediately."
-
-
-async def test_bracket_places_an_oco_exit_pair_and_one_leg_cancels_the_other(running: Services) -> None:
-    user = await new_user(running)
-    _, ask = book(running)
-    take_profit = (ask * Decimal("1.05")).quantize(Decimal("0.01"))
-    stop_loss = (ask * Decimal("0.95")).quantize(Decimal("0.01"))
-    entry = await submit(
-        running, user, take_profit_price=str(take_profit), stop_loss_price=str(stop_loss), quantity="0.01"
-    )
-    assert entry["status"] == "FILLED"
-    legs = [o for o in await running.orders.list_orders(user, status="open") if o["parent_id"] == entry["id"]]
-    assert sorted((leg["type"], leg["side"]) for leg in legs) == [("LIMIT", "SELL"), ("STOP_MARKET", "SELL")]
-    assert all(leg["quantity"] == "0.00999" for leg in legs)  # what the entry delivered after its BTC fee
-    base = {b.asset: b for b in await running.portfolio.balances(user, None)}["BTC"]
-    assert base.locked == Decimal("0.00999") and base.free == 0  # one lock shared by the pair
-    await print_trade(running, stop_loss - 1)
-    statuses = {leg["type"]: (await running.orders.get(user, leg["id"]))["status"] for leg in legs}
-    assert statuses == {"LIMIT": "CANCELED", "STOP_MARKET": "FILLED"}
-    balances = {b.asset: b for b in await running.portfolio.balances(user, None)}
-    assert balances["BTC"].free == 0 and balances["BTC"].locked == 0
-    [position] = await running.portfolio.positions(user, None)
-    assert position["quantity"] == "0" and Decimal(position["realized_pnl"]) < 0
-
-
-async def test_canceling_one_bracket_leg_cancels_both(running: Services) -> None:
-    user = await new_user(running)
-    _, ask = book(running)
-    entry = await submit(
-        running,
-        user,
-        take_profit_price=str((ask * Decimal("1.05")).quantize(Decimal("0.01"))),
-        stop_loss_price=str((ask * Decimal("0.95")).quantize(Decimal("0.01"))),
-    )
-    legs = [o for o in await running.orders.list_orders(user, status="open") if o["parent_id"] == entry["id"]]
-    await running.orders.cancel(user, legs[0]["id"])
-    await running.engine.drain()
-    assert {(await running.orders.get(user, leg["id"]))["status"] for leg in legs} == {"CANCELED"}
-
-
-async def test_partial_fill_when_less_trades_at_the_level(running: Services) -> None:
-    user = await new_user(running)
-    bid, _ = book(running)
-    price = bid - 50
-    order = await submit(running, user, type="LIMIT", price=str(price), quantity="0.01")
-    await print_trade(running, price, qty="0.004")
-    partial = await running.orders.get(user, order["id"])
-    assert partial["status"] == "PARTIALLY_FILLED" and partial["filled_quantity"] == "0.004"
-    usdt = {b.asset: b for b in await running.portfolio.balances(user, None)}["USDT"]
-    assert usdt.locked == price * Decimal("0.006")
-    await print_trade(running, price - 1, qty="1")
-    assert (await running.orders.get(user, order["id"]))["status"] == "FILLED"
-
-
 async def test_events_are_gap_free_per_user_and_match_the_log(running: Services) -> None:
     alice, bob = await new_user(running), await new_user(running)
     seen: dict[str, list[UserEvent]] = {alice: [], bob: []}
@@ -154,29 +83,89 @@ async def test_events_are_gap_free_per_user_and_match_the_log(running: Services)
     assert alice_orders.isdisjoint(bob_orders)
 
 
-async def test_recovery_requeues_pending_and_restores_resting_orders(services: Services) -> None:
-    user = await new_user(services)
-    bid, _ = book(services)
-    # Stored while the engine is not running: exactly the state a crash leaves behind.
-    pending = (await services.orders.submit(user, OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.01"))).order
-    await services.engine.start()
-    resting = await submit(services, user, type="LIMIT", price=str(bid - 10))
-    assert (await services.orders.get(user, pending["id"]))["status"] == "FILLED"
-    await services.engine.stop()
-    # A fresh engine (as after a restart) rebuilds the paper book from the database.
-    services.engine.paper.reset_book()
-    await services.engine.start()
-    assert services.engine.paper.open_order_ids() == {resting["id"]}
-    await print_trade(services, bid - 20, qty="1")
-    assert (await services.orders.get(user, resting["id"]))["status"] == "FILLED"
-    filled_again = await services.orders.get(user, pending["id"])
-    assert len(filled_again["fills"]) == 1  # never executed twice
-    await services.engine.stop()
+class FlakyWrites:
+    """Makes the next `failures` batch writes of the engine fail with `error` (fault injection), then writes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, error: Exception, failures: int) -> None:
+        self.error, self.left, self.failed = error, failures, 0
+        self.original = batch_writes.write
+        monkeypatch.setattr(batch_writes, "write", self.write)
+
+    def write(self, session: Session, changes: Any) -> None:
+        if self.left > 0:
+            self.left -= 1
+            self.failed += 1
+            raise self.error
+        self.original(session, changes)
 
 
-async def test_quote_quantity_market_buy_spends_at_most_the_amount(running: Services) -> None:
+async def submit_many(services: Services, user_id: str, count: int) -> list[str]:
+    request = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.001")
+    return [(await services.orders.submit(user_id, request)).order["id"] for _ in range(count)]
+
+
+async def test_a_transient_database_error_retries_the_batch_instead_of_rejecting_it(
+    running: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user = await new_user(running)
-    order = await submit(running, user, quantity=None, quote_quantity="250")
-    assert order["status"] == "FILLED"
-    spent = sum(Decimal(f["price"]) * Decimal(f["quantity"]) for f in order["fills"])
-    assert Decimal(240) < spent <= Decimal(250)
+    flaky = FlakyWrites(monkeypatch, OperationalError("UPDATE", {}, Exception("database is locked")), failures=2)
+    ids = await submit_many(running, user, 5)
+    await running.engine.drain()
+    assert flaky.failed == 2
+    for order_id in ids:
+        assert (await running.orders.get(user, order_id))["status"] == "FILLED"
+
+
+async def test_a_batch_that_fails_to_commit_is_replayed_one_by_one_and_loses_nothing(
+    running: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await new_user(running)
+    flaky = FlakyWrites(monkeypatch, IntegrityError("INSERT", {}, Exception("constraint")), failures=1)
+    ids = await submit_many(running, user, 5)
+    await running.engine.drain()
+    assert flaky.failed == 1
+    orders = [await running.orders.get(user, order_id) for order_id in ids]
+    assert [o["status"] for o in orders] == ["FILLED"] * 5
+    assert all(len(o["fills"]) == 1 for o in orders)  # executed exactly once each
+    await check_gap_free_log(running, user)
+
+
+async def check_gap_free_log(services: Services, user_id: str) -> None:
+    def load(session: Session) -> list[int]:
+        return [e.seq for e in session.exec(select(Event).where(Event.user_id == user_id).order_by(col(Event.seq)))]
+
+    seqs = services.db.run_sync(load)
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_the_sweeper_requeues_a_pending_order_whose_command_was_lost(running: Services) -> None:
+    user = await new_user(running)
+    router = running.orders.queue
+    running.orders.queue = type("Lost", (), {"submit": lambda self, c: None, "cancel": router.cancel})()
+    lost = (await running.orders.submit(user, OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.01"))).order
+    running.orders.queue = router
+    await running.engine.drain()
+    assert (await running.orders.get(user, lost["id"]))["status"] == "PENDING"
+    assert await running.engine.sweep_pending(older_than_ms=0) == 1
+    await running.engine.drain()
+    assert (await running.orders.get(user, lost["id"]))["status"] == "FILLED"
+    assert await running.engine.sweep_pending(older_than_ms=0) == 0  # nothing left, nothing doubled
+
+
+async def test_at_most_200_open_orders_per_account_and_symbol(running: Services) -> None:
+    user = await new_user(running)
+    bid, _ = book(running)
+    resting = OrderRequest("BTCUSDT", "BUY", "LIMIT", quantity="0.001", price=str((bid / 2).quantize(Decimal("0.01"))))
+    for _ in range(200):
+        await running.orders.submit(user, resting)
+    with pytest.raises(ValidationFailed) as refused:
+        await running.orders.submit(user, resting)
+    assert refused.value.code == "TOO_MANY_OPEN_ORDERS" and "200" in refused.value.message
+    other_symbol = OrderRequest("ETHUSDT", "BUY", "LIMIT", quantity="0.1", price="100")
+    await running.orders.submit(user, other_symbol)  # the limit is per symbol
+    await running.orders.submit(user, OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.001"))  # never rests
+    await running.engine.drain()
+    first = (await running.orders.list_orders(user, status="open", symbol="BTCUSDT", limit=1))[0]
+    await running.orders.cancel(user, first["id"])
+    await running.engine.drain()
+    await running.orders.submit(user, resting)  # a slot is free again

@@ -22,7 +22,7 @@ from app.domain import (
 )
 from app.market.models import Depth, Trade
 from app.venues.paper_matching import (
-    OCO_CANCELED,
+    OCO_EXPIRED,
     WOULD_TRIGGER,
     MatchOrder,
     MatchResult,
@@ -368,32 +368,32 @@ def test_oco_first_fill_of_one_leg_cancels_the_other() -> None:
     results = m.on_trade(trade("110", "0.3"), None)
     assert results == [
         MatchResult("tp", OrderStatus.PARTIALLY_FILLED, results[0].fills),
-        MatchResult("sl", OrderStatus.CANCELED, reason=OCO_CANCELED),
+        MatchResult("sl", OrderStatus.EXPIRED, reason=OCO_EXPIRED),
     ]
     assert [o.id for o in m.open_orders()] == ["tp"]
     # A second fill of the same leg cancels nothing more.
     assert [r.order_id for r in m.on_trade(trade("111"), None)] == ["tp"]
 
 
-def test_oco_trigger_of_the_stop_leg_cancels_the_limit_leg() -> None:
+def test_oco_trigger_of_the_stop_leg_expires_the_limit_leg() -> None:
     m = PaperMatcher(RULES)
     bracket(m)
     results = m.on_trade(trade("90"), book([("89", "5")], []))
     assert [(r.order_id, r.status, r.triggered) for r in results] == [
         ("sl", OrderStatus.FILLED, True),
-        ("tp", OrderStatus.CANCELED, False),
+        ("tp", OrderStatus.EXPIRED, False),
     ]
     assert m.open_orders() == []
 
 
-def test_oco_leg_filling_on_submit_cancels_resting_sibling_and_later_legs() -> None:
+def test_oco_leg_filling_on_submit_expires_resting_sibling_and_later_legs() -> None:
     m = PaperMatcher(RULES)
     m.submit(order("sl", SELL, OrderType.STOP_MARKET, "1", stop="90", group="G"), None, D("100"), ts=1)
     r = m.submit(order("tp", SELL, OrderType.LIMIT, "1", price="98", group="G"), BOOK, D("100"), ts=1)
     assert r.status is OrderStatus.FILLED
-    assert r.related == (MatchResult("sl", OrderStatus.CANCELED, reason=OCO_CANCELED),)
+    assert r.related == (MatchResult("sl", OrderStatus.EXPIRED, reason=OCO_EXPIRED),)
     late = m.submit(order("x", SELL, OrderType.LIMIT, "1", price="120", group="G"), BOOK, D("100"), ts=1)
-    assert late == MatchResult("x", OrderStatus.CANCELED, reason=OCO_CANCELED)
+    assert late == MatchResult("x", OrderStatus.EXPIRED, reason=OCO_EXPIRED)
     assert m.open_orders() == []
 
 
@@ -591,7 +591,7 @@ def test_matching_invariants_hold_over_random_sequences(
 
 # ---- golden scenario -----------------------------------------------------------------------------
 
-GOLDEN_SHA256 = "f19e951585622bdee51830b1e673c683f77ed25e1db454e1f66310c0ea2255c6"
+GOLDEN_SHA256 = "46233394243c47c6ac1bade572e0d4818e76c9e7fd804a5df65529ae62e55927"
 
 
 def golden_run(seed: int = 42) -> list[MatchResult]:

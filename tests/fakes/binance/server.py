@@ -221,6 +221,10 @@ class FakeBinance(RestMixin, StreamsMixin):
             if o.api_key == api_key and (symbol is None or o.symbol == symbol) and (o.is_open or not open_only)
         ]
 
+    def wipe(self) -> None:
+        """What Spot Testnet does from time to time: every order is forgotten (accounts and balances stay)."""
+        self.engine.orders.clear()
+
     def set_book(self, symbol: str, bids: Iterable[tuple[Any, Any]], asks: Iterable[tuple[Any, Any]]) -> None:
         """Replace the book of ``symbol``; pushes a depth diff with the next update id."""
         self.engine.set_book(symbol, bids, asks)
