@@ -32,8 +32,8 @@ from tests.factories import PASSWORD, unique_email
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
 
-MAX_EXAMPLES = 12  # per operation and phase: enough to find the bugs found so far, cheap enough for 2 cores
-MAX_SECONDS = 45  # schemathesis' own time budget; the subprocess timeout below is a safety net only
+MAX_EXAMPLES = 8  # per operation and phase: enough to find the bugs found so far, cheap enough for 2 cores
+MAX_SECONDS = 50  # a safety net: the run ends after MAX_EXAMPLES per operation, well before this
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
@@ -95,15 +95,20 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(live_api: str, tm
         f"{live_api}/openapi.json",
         f"--header=Authorization: Bearer {token}",
         f"--max-examples={MAX_EXAMPLES}",
-        f"--max-time={MAX_SECONDS}",
         "--phases=examples,coverage,fuzzing,stateful",
         "--seed=20261202",
         "--workers=1",
         "--no-shrink",
+        "--generation-database=none",
+        "--suppress-health-check=all",
+        "--report=har",
+        "--report-har-path=/tmp/fuzz.har",
         "--request-timeout=10",
         "--exclude-checks=positive_data_acceptance,use_after_free",
     ]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=MAX_SECONDS + 60, env=env, cwd=tmp_path)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=MAX_SECONDS * 3, env=env, cwd=tmp_path)
     output = result.stdout + result.stderr
+    if os.environ.get("TW_FUZZ_LOG"):
+        Path(os.environ["TW_FUZZ_LOG"]).write_text(output)
     assert result.returncode == 0, output
