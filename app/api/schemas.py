@@ -31,9 +31,9 @@ class AuthResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    db: Literal["ok", "error"]
-    market_data: Literal["ok", "stale"]
+    status: str
+    db: str
+    market_data: str
     version: str
 
 
