@@ -103,6 +103,7 @@ def test_method_not_allowed_names_every_method_of_the_path(live_api: str) -> Non
         assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 
+@pytest.mark.timeout(MAX_SECONDS + 30)
 def test_fuzzing_finds_no_server_error_and_no_schema_violation(live_api: str, tmp_path: Path) -> None:
     registered = httpx.post(f"{live_api}/auth/register", json={"email": unique_email("fuzz"), "password": PASSWORD})
     assert registered.status_code == 201, registered.text
