@@ -36,7 +36,7 @@ from tests.fakes.binance.app_venues import point_services_at
 # per operation. TW_FUZZ_FULL=1 adds the coverage phase (boundary values and unexpected methods of every operation,
 # several hundred more requests) and more examples; run it after changing a route or a schema.
 FULL = os.environ.get("TW_FUZZ_FULL") == "1"
-MAX_EXAMPLES = 50 if FULL else 8
+MAX_EXAMPLES = 50 if FULL else 6
 PHASES = "examples,coverage,fuzzing,stateful" if FULL else "examples,fuzzing,stateful"
 MAX_SECONDS = 600 if FULL else 120  # a safety net only: the run ends after MAX_EXAMPLES per operation
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
