@@ -1,17 +1,17 @@
 """Bracket exits: when an entry with take_profit_price and stop_loss_price fills, two exit orders are created,
 a take-profit LIMIT and a stop-loss STOP_MARKET on the opposite side, sharing one `oco_group` (one filling
-cancels the other). The paper engine and the exchange workers create them the same way."""
+cancels the other). The recorder creates them the same way for every venue."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from app.domain import OrderStatus, OrderType, Side
+from app.execution.records import OrderRecord
 from app.ids import new_id, now_ms, venue_client_order_id
-from storage.models import Order
 
 
-def exit_legs(entry: Order, quantity: Decimal) -> list[Order]:
+def exit_legs(entry: OrderRecord, quantity: Decimal) -> list[OrderRecord]:
     """The two PENDING exit orders of a filled bracket entry (not yet stored), take-profit first."""
     group, now = new_id(), now_ms()
     legs = [
@@ -22,7 +22,7 @@ def exit_legs(entry: Order, quantity: Decimal) -> list[Order]:
     for kind, price, stop, tif in legs:
         leg_id = new_id()
         made.append(
-            Order(
+            OrderRecord(
                 id=leg_id,
                 user_id=entry.user_id,
                 account_id=entry.account_id,

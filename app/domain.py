@@ -120,6 +120,7 @@ MONEY_PRECISION = 60
 decimal.DefaultContext.prec = MONEY_PRECISION
 decimal.getcontext().prec = MONEY_PRECISION
 
+_WIDE = decimal.Context(prec=MONEY_PRECISION)
 MAX_DECIMAL_PLACES = 18
 MAX_MAGNITUDE = Decimal("1e20")
 
@@ -151,7 +152,7 @@ def fmt(value: Decimal | None) -> str | None:
         return None
     if value == 0:
         return "0"
-    return format(value.normalize(decimal.Context(prec=MONEY_PRECISION)), "f")
+    return format(value.normalize(_WIDE), "f")
 
 
 def on_grid(value: Decimal, step: Decimal) -> bool:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from json import dumps
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -25,12 +24,15 @@ from app.domain import (
 )
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import UserEvent
+from app.execution.commands import CancelOrder, SubmitOrder
+from app.execution.records import OrderRecord
 from app.ids import new_id, now_ms, venue_client_order_id
+from app.open_orders import OpenOrderCounts
 from app.views import fill_data, order_data
 from storage.db import Database
 from storage.models import Account, Order
 from storage.repositories import accounts as account_repo
-from storage.repositories import events, orders
+from storage.repositories import events, orders, writes
 
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MAX_LIST_LIMIT = 1000
@@ -39,8 +41,10 @@ OPEN_STATUSES = tuple(s.value for s in OrderStatus if not s.is_terminal)
 
 
 class ExecutionQueue(Protocol):
-    def submit(self, order_id: str, account_id: str = ..., venue: str = ...) -> None: ...
-    def cancel(self, order_id: str, account_id: str = ..., venue: str = ...) -> None: ...
+    """The execution core's router (app/execution/core.py)."""
+
+    def submit(self, command: SubmitOrder) -> None: ...
+    def cancel(self, command: CancelOrder) -> None: ...
 
 
 class AccountResolver(Protocol):
@@ -74,8 +78,8 @@ class Submitted:
 def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
     """Append to the durable event log (same transaction as the change it describes). The returned event's `seq`
     is filled in when the transaction commits; publish it only after that."""
-    event = UserEvent(user_id, 0, type_, data)
-    events.append(session, user_id, type_, dumps(data, separators=(",", ":")), ts, on_seq=event.numbered)
+    event = UserEvent.create(user_id, type_, data, ts)
+    events.append(session, user_id, type_, event.payload, ts, on_seq=event.numbered)
     return event
 
 
@@ -90,6 +94,7 @@ class OrderService:
         publish: Callable[[UserEvent], None],
         *,
         priced_venues: frozenset[str] = frozenset({Venue.PAPER}),
+        open_orders: OpenOrderCounts | None = None,
     ) -> None:
         """`last_price` is the market feed's price; it is the reference for market orders' checks only on
         `priced_venues` (an exchange account's orders are not checked against a simulated market's prices)."""
@@ -100,6 +105,7 @@ class OrderService:
         self.queue = queue
         self.publish = publish
         self.priced_venues = priced_venues
+        self.open_orders = open_orders or OpenOrderCounts()
 
     # ---- intake ---------------------------------------------------------------------------------------------
 
@@ -118,27 +124,33 @@ class OrderService:
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
         order = self._build(user_id, account, request, await self.rules_for(account))
+        self.open_orders.reserve(account.id, order.symbol)  # 422 TOO_MANY_OPEN_ORDERS past the limit
+        row = order.as_row()
+        event = UserEvent.create(user_id, "ORDER_UPDATE", order_data(order), order.created_at)
 
         def store(session: Session) -> UserEvent:
-            orders.add(session, order, flush=False)  # group commit: one INSERT for the whole group
-            return store_event(session, user_id, "ORDER_UPDATE", order_data(order), order.created_at)
+            writes.stage_order(session, row)  # group commit: one executemany for the whole group
+            events.append(session, user_id, event.type, event.payload, event.ts, on_seq=event.numbered)
+            return event
 
         try:
             event = await self.db.grouped.write(store)
-        except IntegrityError:
+        except Exception as error:  # (not a cancelled request: its order may still commit)
+            self.open_orders.release(account.id, order.symbol)
+            if not isinstance(error, IntegrityError) or client_order_id is None:
+                raise
             # A concurrent request with the same client_order_id won the race: answer with its order.
-            assert client_order_id is not None
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
             if existing is None:
                 raise
             return Submitted(order_data(existing), created=False)
         self.publish(event)
-        self.queue.submit(order.id, account.id, account.venue)
-        return Submitted(order_data(order), created=True)
+        self.queue.submit(SubmitOrder(order.id, account.id, Venue(account.venue), order))
+        return Submitted(event.data, created=True)
 
     def _build(
         self, user_id: str, account: Account, request: OrderRequest, rules_by_symbol: Mapping[str, SymbolRules]
-    ) -> Order:
+    ) -> OrderRecord:
         if not isinstance(request.symbol, str) or not request.symbol.strip():
             raise ValidationFailed("symbol is required", field="symbol")
         symbol = normalize_symbol(request.symbol)
@@ -160,20 +172,20 @@ class OrderService:
         take_profit, stop_loss = self._bracket(side, request, rules, reference)
         now = now_ms()
         order_id = new_id()
-        return Order(
+        return OrderRecord(
             id=order_id,
             user_id=user_id,
             account_id=account.id,
             client_order_id=request.client_order_id or venue_client_order_id(order_id),
             symbol=symbol,
-            side=side,
-            type=kind,
+            side=side.value,
+            type=kind.value,
             time_in_force=tif,
             quantity=quantity,
             quote_quantity=quote_quantity,
             price=price,
             stop_price=stop_price,
-            status=OrderStatus.PENDING,
+            status=OrderStatus.PENDING.value,
             take_profit_price=take_profit,
             stop_loss_price=stop_loss,
             created_at=now,
@@ -186,7 +198,7 @@ class OrderService:
             if raw is not None:
                 raise ValidationFailed("time_in_force applies to limit orders only", field="time_in_force")
             return None
-        return _enum(TimeInForce, raw, "time_in_force") if raw is not None else TimeInForce.GTC
+        return str(_enum(TimeInForce, raw, "time_in_force")) if raw is not None else TimeInForce.GTC.value
 
     @staticmethod
     def _sizes(kind: OrderType, request: OrderRequest, rules: SymbolRules) -> tuple[Decimal | None, Decimal | None]:
@@ -260,7 +272,7 @@ class OrderService:
             return order, account.venue if account else "paper"
 
         order, venue = await self.db.write(mark)
-        self.queue.cancel(order.id, order.account_id, venue)
+        self.queue.cancel(CancelOrder(order.id, order.account_id, Venue(venue)))
         return order_data(order)
 
     async def cancel_all(self, user_id: str, account_id: str | None, symbol: str | None) -> int:
@@ -279,7 +291,7 @@ class OrderService:
 
         ids = await self.db.write(mark)
         for order_id in ids:
-            self.queue.cancel(order_id, account.id, account.venue)
+            self.queue.cancel(CancelOrder(order_id, account.id, Venue(account.venue)))
         return len(ids)
 
     # ---- reads ----------------------------------------------------------------------------------------------

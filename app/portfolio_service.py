@@ -19,7 +19,7 @@ MAX_ASSETS = 50
 
 
 class AccountResetter(Protocol):
-    async def reset_account(self, account_id: str, balances: Mapping[str, Decimal]) -> None: ...
+    async def reset_account(self, account_id: str, user_id: str, balances: Mapping[str, Decimal]) -> None: ...
 
 
 class PortfolioService:
@@ -64,7 +64,7 @@ class PortfolioService:
         if account.venue != Venue.PAPER:
             raise Conflict("Only paper accounts can be reset.", code="NOT_A_PAPER_ACCOUNT")
         amounts = self.settings.paper_balances if balances is None else parse_balances(balances)
-        await self.engine.reset_account(account.id, amounts)
+        await self.engine.reset_account(account.id, user_id, amounts)
 
 
 def parse_balances(raw: Mapping[str, Any]) -> dict[str, Decimal]:

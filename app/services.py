@@ -17,14 +17,17 @@ from app.config import Settings, decode_key
 from app.crypto import KeyBox
 from app.domain import SymbolRules, Venue
 from app.events import EventBus
-from app.execution import ExecutionEngine
-from app.external_execution import ExternalExecution
+from app.execution.core import ExecutionCore
+from app.execution.exchange import ExchangeExecutor
+from app.execution.paper_engine import PaperExecutor
+from app.execution.recorder import Recorder
 from app.ids import now_ms
 from app.jobs import Jobs
 from app.market.ccxt_feed import CcxtMarketFeed
 from app.market.simulated import SimulatedMarket
 from app.market.state import MarketState
 from app.market.symbols import simulated_rules
+from app.open_orders import OpenOrderCounts
 from app.orders import OrderService
 from app.portfolio_service import PortfolioService
 from app.venues.base import ExternalVenue
@@ -78,7 +81,7 @@ class Services:
     venues: VenueDirectory
     auth: AuthService
     accounts: AccountService
-    engine: ExecutionEngine
+    engine: ExecutionCore
     orders: OrderService
     portfolio: PortfolioService
     jobs: Jobs
@@ -186,17 +189,14 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         )
     publisher = PricePublisher(market, bus)
     market.subscribe(publisher.on_change)
-    paper = PaperVenue(market, rules, seed=settings.sim_seed)
-    venues = VenueDirectory(rules, keybox, binance_factory(settings))
-    external = ExternalExecution(db, venues, bus.publish_user)
-    engine = ExecutionEngine(
-        db,
-        paper,
-        bus.publish_user,
-        maker_fee=settings.paper_maker_fee,
-        taker_fee=settings.paper_taker_fee,
-        external=external,
+    paper = PaperVenue(
+        market, rules, seed=settings.sim_seed, maker_fee=settings.paper_maker_fee, taker_fee=settings.paper_taker_fee
     )
+    venues = VenueDirectory(rules, keybox, binance_factory(settings))
+    open_orders = OpenOrderCounts()
+    recorder = Recorder(open_orders)
+    external = ExchangeExecutor(db, venues, bus.publish_user, recorder)
+    engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user, recorder), external, open_orders)
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
 
@@ -224,9 +224,10 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
             bus.publish_user,
             # The feed's prices are the testnet's only when the feed is the testnet's.
             priced_venues=frozenset({Venue.PAPER, *([Venue.BINANCE_TESTNET] if feed is not None else [])}),
+            open_orders=open_orders,
         ),
         portfolio=PortfolioService(db, accounts, market, engine, settings),
-        jobs=Jobs(external),
+        jobs=Jobs(external, engine),
         alerts=AlertService(db, rules, bus),
         simulator=simulator,
         feed=feed,

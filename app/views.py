@@ -3,14 +3,44 @@ events (stored in the event log) and the UI. Money is a decimal string."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from app.domain import fmt
-from storage.models import Balance, Fill, Order
+from storage.models import Balance, Fill
+
+AVG_PLACES = Decimal("1e-12")
 
 
-def order_data(order: Order) -> dict[str, Any]:
+class OrderFields(Protocol):
+    """An order row or an in-memory OrderRecord: what the wire form reads."""
+
+    id: str
+    client_order_id: str
+    account_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str | None
+    quantity: Decimal | None
+    quote_quantity: Decimal | None
+    price: Decimal | None
+    stop_price: Decimal | None
+    status: str
+    filled_quantity: Decimal
+    filled_quote: Decimal
+    fee: Decimal
+    fee_asset: str | None
+    reject_reason: str | None
+    parent_id: str | None
+    take_profit_price: Decimal | None
+    stop_loss_price: Decimal | None
+    created_at: int
+    updated_at: int
+
+
+def order_data(order: OrderFields) -> dict[str, Any]:
     avg = order.filled_quote / order.filled_quantity if order.filled_quantity else None
     return {
         "id": order.id,
@@ -26,7 +56,7 @@ def order_data(order: Order) -> dict[str, Any]:
         "stop_price": fmt(order.stop_price),
         "status": order.status,
         "filled_quantity": fmt(order.filled_quantity),
-        "avg_fill_price": fmt(avg.quantize(Decimal("1e-12")) if avg is not None else None),
+        "avg_fill_price": fmt(avg.quantize(AVG_PLACES) if avg is not None else None),
         "fee": fmt(order.fee),
         "fee_asset": order.fee_asset,
         "reject_reason": order.reject_reason,
@@ -38,19 +68,22 @@ def order_data(order: Order) -> dict[str, Any]:
     }
 
 
-def fill_data(fill: Fill) -> dict[str, Any]:
+def fill_data(fill: Fill | Mapping[str, Any]) -> dict[str, Any]:
+    """A stored fill, or the column values of one (the execution core builds fills as plain rows)."""
+    if not isinstance(fill, Mapping):
+        fill = fill.model_dump()
     return {
-        "id": fill.id,
-        "order_id": fill.order_id,
-        "account_id": fill.account_id,
-        "symbol": fill.symbol,
-        "side": fill.side,
-        "price": fmt(fill.price),
-        "quantity": fmt(fill.quantity),
-        "fee": fmt(fill.fee),
-        "fee_asset": fill.fee_asset,
-        "liquidity": fill.liquidity,
-        "ts": fill.ts,
+        "id": fill["id"],
+        "order_id": fill["order_id"],
+        "account_id": fill["account_id"],
+        "symbol": fill["symbol"],
+        "side": fill["side"],
+        "price": fmt(fill["price"]),
+        "quantity": fmt(fill["quantity"]),
+        "fee": fmt(fill["fee"]),
+        "fee_asset": fill["fee_asset"],
+        "liquidity": fill["liquidity"],
+        "ts": fill["ts"],
     }
 
 

@@ -93,9 +93,6 @@ class Order(SQLModel, table=True):
     oco_group: str | None = Field(default=None, max_length=26)
     take_profit_price: Decimal | None = money(nullable=True)
     stop_loss_price: Decimal | None = money(nullable=True)
-    # Funds reserved while the order rests (paper venue): asset and remaining amount.
-    locked_asset: str | None = Field(default=None, max_length=16)
-    locked_amount: Decimal = money(Decimal(0))
     venue_order_id: str | None = Field(default=None, max_length=64)
     # Set, and committed, before the venue call: an order with sent_at and no venue answer is "in flight".
     sent_at: int | None = millis(nullable=True)

@@ -9,13 +9,18 @@ Behaviour the execution engine relies on (app/venues/base.py):
   VenueThrottled at once without touching the exchange.
 - `fetch_order` returns the order with every fill (myTrades), or None when Binance answers -2013.
 - `watch` delivers every executionReport as a VenueOrder carrying that report's execution, and every
-  outboundAccountPosition as balances; it reconnects with exponential backoff until cancelled.
+  outboundAccountPosition as balances; it reconnects with exponential backoff (app/retry.py) until cancelled.
+- Every call is bounded: ccxt's REST timeout (`timeout_ms`), WebSocket connect and keepalive limits (client.py),
+  and `call_timeout(timeout_ms)` around each call; a venue that does not answer surfaces as VenueUnavailable.
 The API secret lives only inside the ccxt client: it is never logged, stored on this object or put in messages.
+ccxt's exception text (it carries the signed request URL) never leaves this adapter: errors are re-raised as our
+VenueError types `from None`, and logs carry only their messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -24,18 +29,21 @@ from typing import Any, NoReturn, TypeVar
 
 from app.domain import SymbolRules
 from app.errors import VenueError, VenueRejected, VenueThrottled
+from app.retry import RetryPolicy, Sleep, reconnect_forever
 from app.venues.base import BalanceListener, OcoSpec, OrderListener, OrderSpec, VenueBalance, VenueFill, VenueOrder
 from app.venues.binance import mapping
-from app.venues.binance.client import build_client
-from app.venues.binance.errors import ORDER_NOT_FOUND, translate
+from app.venues.binance.client import DEFAULT_KEEPALIVE_MS, DEFAULT_TIMEOUT_MS, build_client, call_timeout
+from app.venues.binance.errors import ORDER_NOT_FOUND, from_ccxt, safe_message, translate, venue_error
 from app.venues.binance.filters import SymbolFilters, oco_params, order_params
-from app.venues.binance.stream import Backoff, Sleep, next_item, reconnect_forever, run_forever
+from app.venues.binance.rules import spot_filters
+from app.venues.binance.stream import next_item, run_forever
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TIME_SYNC_RETRIES = 2
 MY_TRADES_PAGE = 1000
+USER_STREAM_RECONNECT = RetryPolicy(initial=0.5, maximum=60.0)  # forever; reset once subscribed again
 
 
 def key_hint(api_key: str) -> str:
@@ -56,12 +64,16 @@ class BinanceTestnetVenue:
         ws_api_url: str,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
-        timeout_ms: int = 10_000,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
         enable_rate_limit: bool = True,
+        reconnect: RetryPolicy = USER_STREAM_RECONNECT,
     ) -> None:
         """`rest_url` is the REST base without /api/v3, `stream_url` the stream base without /stream, `ws_api_url`
         the WS-API base without /ws-api/v3. `sleep` and `clock` drive the backoff and the throttle guard.
-        `enable_rate_limit` keeps ccxt's own request pacing (Binance's IP weight budget); tests turn it off."""
+        `timeout_ms` bounds each REST request and WebSocket connect, `keepalive_ms` the silence of a socket.
+        `reconnect` is the user-data stream's backoff. `enable_rate_limit` keeps ccxt's own request pacing
+        (Binance's IP weight budget); tests turn it off."""
         self._client = build_client(
             api_key,
             api_secret,
@@ -69,8 +81,11 @@ class BinanceTestnetVenue:
             stream_url=stream_url,
             ws_api_url=ws_api_url,
             timeout_ms=timeout_ms,
+            keepalive_ms=keepalive_ms,
             enable_rate_limit=enable_rate_limit,
         )
+        self._call_timeout = call_timeout(timeout_ms)
+        self._reconnect = reconnect
         self._hint = key_hint(api_key)
         self._rest_url = rest_url
         self._sleep = sleep
@@ -162,9 +177,10 @@ class BinanceTestnetVenue:
         try:
             await reconnect_forever(
                 lambda connected: self._stream_session(on_order, on_balances, connected),
+                policy=self._reconnect,
                 sleep=self._sleep,
-                backoff=Backoff(),
-                name=f"Binance user-data stream ({self._hint})",
+                clock=self._clock,
+                on_failure=self._stream_dropped,
             )
         finally:
             self._watching = False
@@ -178,11 +194,13 @@ class BinanceTestnetVenue:
 
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
         """Run one exchange call through the throttle guard and the error mapping; a -1021 refusal resyncs the
-        clock and resends the same request (same parameters, same client order id), at most twice."""
+        clock and resends the same request (same parameters, same client order id), at most twice. Each attempt is
+        bounded by `call_timeout`; ccxt's exception (its text has the signed URL) is replaced, `from None`."""
         for attempt in itertools.count():
             self._refuse_while_throttled()
             try:
-                return await request()
+                async with asyncio.timeout(self._call_timeout):
+                    return await request()
             except Exception as exc:
                 outcome = translate(exc)
                 if outcome.time_sync and attempt < TIME_SYNC_RETRIES:
@@ -191,7 +209,8 @@ class BinanceTestnetVenue:
                     continue
                 if isinstance(outcome.error, VenueThrottled):
                     self._throttled_until = self._clock() + outcome.error.retry_after
-                raise outcome.error from exc
+                error = outcome.error
+            raise error from None
         raise AssertionError("unreachable")
 
     def _refuse_while_throttled(self) -> None:
@@ -204,18 +223,18 @@ class BinanceTestnetVenue:
 
     async def _resync_time(self) -> None:
         try:
-            await self._client.load_time_difference()
+            async with asyncio.timeout(self._call_timeout):
+                await self._client.load_time_difference()
         except Exception as exc:
-            raise translate(exc).error from exc
+            error = translate(exc).error
+        else:
+            return
+        raise error from None
 
     async def _load_filters(self, reload: bool = False) -> dict[str, SymbolFilters]:
         if self._filters is None or reload:
             markets: dict[str, Any] = await self._call(lambda: self._client.load_markets(reload))
-            self._filters = {
-                str(market["id"]): SymbolFilters.from_exchange_info(market["info"])
-                for market in markets.values()
-                if market.get("spot") and isinstance(market.get("info"), dict)
-            }
+            self._filters = spot_filters(markets)
         return self._filters
 
     async def _order_fills(self, symbol: str, order_id: object) -> list[VenueFill]:
@@ -247,12 +266,32 @@ class BinanceTestnetVenue:
             connected()
             await self._deliver_snapshot(on_balances)
             while True:
-                await self._dispatch(await next_item(queue, watchers), on_order, on_balances)
+                try:
+                    event = await next_item(queue, watchers)
+                except Exception as exc:  # the socket failed: ccxt's text (URLs) stays here
+                    raise venue_error(exc) from None
+                await self._dispatch(event, on_order, on_balances)
         finally:
             self._client.user_event_sink = None
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
+            await self._drop_user_socket()
+
+    async def _drop_user_socket(self) -> None:
+        """Close the WS-API socket after a session: ccxt marks it subscribed before Binance confirms, so a
+        subscribe abandoned on timeout would otherwise make the next session skip subscribing."""
+        ws_api = str(self._client.urls["api"]["ws"]["ws-api"]["spot"])
+        for url, socket in list((self._client.clients or {}).items()):
+            if str(url).startswith(ws_api):
+                del self._client.clients[url]
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self._call_timeout):
+                        await socket.close()
+
+    def _stream_dropped(self, error: Exception | None, delay: float) -> None:
+        reason = "session ended" if error is None else safe_message(error)
+        log.warning("Binance user-data stream (%s) dropped (%s); reconnecting in %.1fs", self._hint, reason, delay)
 
     async def _deliver_snapshot(self, on_balances: BalanceListener) -> None:
         try:
@@ -280,5 +319,8 @@ class BinanceTestnetVenue:
             await delivery
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("Binance user-data listener failed")
+        except Exception as exc:
+            if from_ccxt(exc):
+                log.error("Binance user-data listener failed: %s", safe_message(exc))
+            else:
+                log.exception("Binance user-data listener failed")

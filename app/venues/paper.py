@@ -1,19 +1,29 @@
-"""The paper venue: the built-in exchange. Matching is `PaperMatcher` (pure); this adapter feeds it the live
-depth and last price from MarketState and converts stored orders to the matcher's view."""
+"""The paper venue: the built-in exchange. Like a real one it owns matching (`PaperMatcher`, pure), funds
+(`PaperLedger`: balances, locks, fees) and refusals ("insufficient balance"), and it answers every call with
+`Report`s, the same shape the Binance adapter's answers are turned into, so one recorder handles both.
+
+It runs only inside the execution engine's batches (one caller at a time, on the event loop)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from decimal import Decimal
 
-from app.domain import OrderType, Side, SymbolRules, TimeInForce
+from app.domain import Liquidity, OrderStatus, OrderType, Side, SymbolRules, TimeInForce
+from app.execution.records import Execution, OrderRecord, Report
 from app.market.models import Depth, Trade
 from app.market.state import MarketState
+from app.portfolio import Requirement, fee_for, reservation
+from app.venues.paper_ledger import PaperLedger
 from app.venues.paper_matching import MatchOrder, MatchResult, PaperMatcher
-from storage.models import Order
+
+log = logging.getLogger(__name__)
+
+UNAFFORDABLE_AT_TRIGGER = "Insufficient balance when the order triggered."
 
 
-def match_order(order: Order) -> MatchOrder:
+def match_order(order: OrderRecord) -> MatchOrder:
     return MatchOrder(
         id=order.id,
         symbol=order.symbol,
@@ -31,44 +41,157 @@ def match_order(order: Order) -> MatchOrder:
 
 
 class PaperVenue:
-    """Runs only inside the execution engine's transactions (one caller at a time)."""
-
     name = "paper"
 
-    def __init__(self, state: MarketState, rules: Mapping[str, SymbolRules], *, seed: int) -> None:
+    def __init__(
+        self,
+        state: MarketState,
+        rules: Mapping[str, SymbolRules],
+        *,
+        seed: int,
+        maker_fee: Decimal = Decimal("0.001"),
+        taker_fee: Decimal = Decimal("0.001"),
+    ) -> None:
         self.state = state
         self.rules = rules
         self.seed = seed
+        self.maker_fee = maker_fee
+        self.taker_fee = taker_fee
+        self.ledger = PaperLedger()
         self.matcher = PaperMatcher(rules, seed=seed)
+        self._live: dict[str, OrderRecord] = {}  # resting or waiting orders, by id
+        self._groups: dict[str, set[str]] = {}  # oco group -> live order ids
 
     def reset_book(self) -> None:
-        """Forget every resting order (before restoring them from the database)."""
+        """Forget every resting order and every balance (before restoring them from the database)."""
         self.matcher = PaperMatcher(self.rules, seed=self.seed)
+        self.ledger.forget_all()
+        self._live.clear()
+        self._groups.clear()
 
-    def depth(self, symbol: str) -> Depth | None:
-        return self.state.depth(symbol, limit=1000)
+    # ---- orders -------------------------------------------------------------------------------------------
 
-    def last_price(self, symbol: str) -> Decimal | None:
-        ticker = self.state.ticker(symbol)
-        return ticker.price if ticker else None
+    def submit(self, order: OrderRecord, ts: int) -> list[Report]:
+        """Accept a PENDING order: check or lock its funds, match what is marketable now."""
+        rules = self.rules[order.symbol]
+        need, atomic = self._initial_requirement(order, rules)
+        if need is not None:
+            enough = self.ledger.free(order.account_id, need.asset) >= need.amount if atomic else None
+            if enough is None:
+                enough = self.ledger.lock(order.id, order.account_id, need)
+            if not enough:
+                reason = f"Insufficient balance: needs {need.amount.normalize():f} {need.asset}."
+                return [Report(order.id, OrderStatus.REJECTED, reason=reason)]
+        self._track(order)
+        result = self.matcher.submit(match_order(order), self._depth(order.symbol), self._last(order.symbol), ts)
+        return self._settle_all([*result.related, result])
 
-    def preview(self, order: Order) -> tuple[tuple[Decimal, Decimal], ...]:
-        return self.matcher.preview(match_order(order), self.depth(order.symbol))
+    def on_trade(self, trade: Trade) -> list[Report]:
+        """A public trade printed: resting limits it reaches fill, stops/take-profits it crosses fire."""
+        return self._settle_all(self.matcher.on_trade(trade, self._depth(trade.symbol)))
 
-    def submit(self, order: Order, ts: int) -> MatchResult:
-        return self.matcher.submit(match_order(order), self.depth(order.symbol), self.last_price(order.symbol), ts)
+    def cancel(self, order_id: str, reason: str) -> list[Report]:
+        """Cancel a live order and the other legs of its OCO group; [] if it is not live (already ended)."""
+        order = self._live.get(order_id)
+        if order is None:
+            return []
+        targets = [order_id, *sorted(self._groups.get(order.oco_group or "", set()) - {order_id})]
+        results = []
+        for target in targets:
+            self.matcher.cancel(target)
+            results.append(MatchResult(target, OrderStatus.CANCELED, reason=reason))
+        return self._settle_all(results)
 
-    def on_trade(self, trade: Trade) -> list[MatchResult]:
-        return self.matcher.on_trade(trade, self.depth(trade.symbol))
+    def cancel_account(self, account_id: str, reason: str) -> list[Report]:
+        ids = [order.id for order in self._live.values() if order.account_id == account_id]
+        return [report for order_id in ids for report in self.cancel(order_id, reason)]
+
+    def restore(self, order: OrderRecord) -> None:
+        """Start-up: an order resting before the restart rests again, with its lock (already in the balances)."""
+        self.matcher.restore(match_order(order))
+        self._track(order)
+        status = OrderStatus(order.status)
+        need = reservation(order, self.rules[order.symbol], status, order.filled_quantity)
+        self.ledger.restore_lock(order.id, order.account_id, need)
 
     def has_live_orders(self, symbol: str) -> bool:
         return self.matcher.has_live_orders(symbol)
 
-    def cancel(self, order_id: str) -> bool:
-        return self.matcher.cancel(order_id)
-
-    def restore(self, order: Order) -> None:
-        self.matcher.restore(match_order(order))
-
     def open_order_ids(self) -> set[str]:
         return {order.id for order in self.matcher.open_orders()}
+
+    # ---- settlement: a matcher result becomes a report, and money moves -------------------------------------
+
+    def _settle_all(self, results: list[MatchResult]) -> list[Report]:
+        # Cancellations first: an OCO leg's cancel releases the lock the other leg's fill draws on.
+        ordered = sorted(results, key=lambda r: r.status != OrderStatus.CANCELED)
+        reports = []
+        for result in ordered:
+            order = self._live.get(result.order_id)
+            if order is None:
+                log.error("matcher reported unknown order %s", result.order_id)
+                continue
+            reports.append(self._settle(order, result))
+        return reports
+
+    def _settle(self, order: OrderRecord, result: MatchResult) -> Report:
+        rules = self.rules[order.symbol]
+        side = Side(order.side)
+        status, reason, fills = result.status, result.reason, result.fills
+        self.ledger.release(order.id)
+        if fills and not self._affordable(order, result, rules):
+            status, reason, fills = OrderStatus.EXPIRED, UNAFFORDABLE_AT_TRIGGER, ()
+            self.matcher.cancel(order.id)
+        executions = []
+        filled = order.filled_quantity
+        for match in fills:
+            rate = self.maker_fee if match.liquidity == Liquidity.MAKER else self.taker_fee
+            fee, fee_asset = fee_for(side, match.price, match.quantity, rate, rules)
+            self.ledger.trade(order.account_id, rules, side, match.price, match.quantity, fee)
+            executions.append(Execution(match.price, match.quantity, fee, fee_asset, match.liquidity, match.ts))
+            filled += match.quantity
+        if status.is_terminal:
+            self._untrack(order)
+        elif not self.ledger.lock(order.id, order.account_id, reservation(order, rules, status, filled)):
+            log.error("order %s could not re-lock its remaining funds", order.id)
+        return Report(order.id, status, tuple(executions), reason, result.triggered)
+
+    def _affordable(self, order: OrderRecord, result: MatchResult, rules: SymbolRules) -> bool:
+        """A triggered stop/take-profit market order spends at trigger time; it may no longer be covered."""
+        side = Side(order.side)
+        asset = rules.quote if side is Side.BUY else rules.base
+        needed = sum(((f.price * f.quantity) if side is Side.BUY else f.quantity for f in result.fills), Decimal(0))
+        return self.ledger.free(order.account_id, asset) >= needed
+
+    def _initial_requirement(self, order: OrderRecord, rules: SymbolRules) -> tuple[Requirement | None, bool]:
+        """(funds to check, atomic?) — market orders are checked against what they would take now, others lock."""
+        side = Side(order.side)
+        if OrderType(order.type) is OrderType.MARKET:
+            takes = self.matcher.preview(match_order(order), self._depth(order.symbol))
+            if not takes:
+                return None, True  # the matcher rejects it: no liquidity
+            if side is Side.BUY:
+                return Requirement(rules.quote, sum((p * q for p, q in takes), Decimal(0))), True
+            return Requirement(rules.base, sum((q for _, q in takes), Decimal(0))), True
+        return reservation(order, rules, OrderStatus.OPEN, order.filled_quantity), False
+
+    def _track(self, order: OrderRecord) -> None:
+        self._live[order.id] = order
+        if order.oco_group is not None:
+            self._groups.setdefault(order.oco_group, set()).add(order.id)
+
+    def _untrack(self, order: OrderRecord) -> None:
+        self._live.pop(order.id, None)
+        if order.oco_group is not None:
+            group = self._groups.get(order.oco_group)
+            if group is not None:
+                group.discard(order.id)
+                if not group:
+                    del self._groups[order.oco_group]
+
+    def _depth(self, symbol: str) -> Depth | None:
+        return self.state.depth(symbol, limit=1000)
+
+    def _last(self, symbol: str) -> Decimal | None:
+        ticker = self.state.ticker(symbol)
+        return ticker.price if ticker else None

@@ -20,18 +20,21 @@ ZERO = Decimal(0)
 class TakerBook:
     """A consumable copy of a depth snapshot for one symbol (levels best first)."""
 
-    __slots__ = ("_asks", "_bids")
+    __slots__ = ("_copies", "_depth")
 
     def __init__(self, depth: Depth | None, symbol: str) -> None:
         # A snapshot of another symbol is no liquidity at all, never a wrong price.
-        if depth is None or depth.symbol != symbol:
-            depth = Depth(symbol, (), (), ts=0)
-        self._asks = [[p, q] for p, q in depth.asks if q > 0]
-        self._bids = [[p, q] for p, q in depth.bids if q > 0]
+        self._depth = depth if depth is not None and depth.symbol == symbol else Depth(symbol, (), (), ts=0)
+        self._copies: dict[Side, list[list[Decimal]]] = {}
 
     def levels(self, taker: Side) -> list[list[Decimal]]:
-        """The side a taker consumes: asks for a BUY, bids for a SELL."""
-        return self._asks if taker is Side.BUY else self._bids
+        """The side a taker consumes: asks for a BUY, bids for a SELL (copied on first use: most calls take from
+        one side only)."""
+        copy = self._copies.get(taker)
+        if copy is None:
+            side = self._depth.asks if taker is Side.BUY else self._depth.bids
+            copy = self._copies[taker] = [[p, q] for p, q in side if q > 0]
+        return copy
 
     def has_liquidity(self, taker: Side) -> bool:
         """True when the side a taker of `taker` would consume has at least one level."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.models import Account, Balance
@@ -74,3 +75,23 @@ def set_balances(session: Session, account_id: str, amounts: Mapping[str, Decima
 def active_ids_for_venue(session: Session, venue: str) -> list[str]:
     query = select(Account.id).where(Account.venue == venue, col(Account.deleted_at).is_(None))
     return list(session.exec(query))
+
+
+def balance_rows(session: Session, account_ids: Sequence[str]) -> list[tuple[str, str, Decimal, Decimal]]:
+    """(account id, asset, free, locked) of many accounts, in one query."""
+    if not account_ids:
+        return []
+    table = Balance.__table__  # type: ignore[attr-defined]
+    query = sa_select(table.c.account_id, table.c.asset, table.c.free, table.c.locked).where(
+        table.c.account_id.in_(set(account_ids))
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in session.execute(query)]
+
+
+def owners(session: Session, account_ids: Sequence[str]) -> dict[str, str]:
+    """account id -> user id."""
+    if not account_ids:
+        return {}
+    table = Account.__table__  # type: ignore[attr-defined]
+    query = sa_select(table.c.id, table.c.user_id).where(table.c.id.in_(set(account_ids)))
+    return {r[0]: r[1] for r in session.execute(query)}

@@ -61,8 +61,8 @@ def _number_pending_events(session: Session) -> None:
             rows.append({"user_id": user_id, "seq": seq, "type": item.type, "payload": item.payload, "ts": item.ts})
             if item.on_seq is not None:
                 item.on_seq(seq)
-    if rows:  # one multi-row INSERT (executemany) for the whole transaction
-        session.execute(insert(Event), rows)
+    if rows:  # one executemany for the whole transaction (on the connection: no ORM bulk-insert path)
+        session.connection().execute(insert(Event.__table__), rows)  # type: ignore[attr-defined]
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import RowMapping, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from storage.models import Account, Fill, Order, Position
@@ -143,3 +145,64 @@ def delete_positions(session: Session, account_id: str) -> None:
 def load(session: Session, order_ids: Sequence[str]) -> list[Order]:
     """Load many orders in one query (they stay in the session's identity map)."""
     return list(session.exec(select(Order).where(col(Order.id).in_(set(order_ids)))))
+
+
+# ---- Core reads for the execution core (plain rows, no ORM objects) ---------------------------------------------
+
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+_POSITIONS = Position.__table__  # type: ignore[attr-defined]
+
+
+def rows_by_ids(session: Session, order_ids: Sequence[str]) -> list[RowMapping]:
+    if not order_ids:
+        return []
+    query = sa_select(_ORDERS).where(_ORDERS.c.id.in_(set(order_ids)))
+    return list(session.execute(query).mappings())
+
+
+def rows_in_statuses_for_venue(session: Session, venue: str, statuses: Sequence[str]) -> list[RowMapping]:
+    """Every order of the venue's accounts in one of `statuses`, oldest first."""
+    query = (
+        sa_select(_ORDERS)
+        .join(_ACCOUNTS, _ACCOUNTS.c.id == _ORDERS.c.account_id)
+        .where(_ACCOUNTS.c.venue == venue, _ORDERS.c.status.in_(statuses))
+        .order_by(_ORDERS.c.id)
+    )
+    return list(session.execute(query).mappings())
+
+
+def pending_ids_before(session: Session, venue: str, created_before: int) -> list[tuple[str, str]]:
+    """(order id, account id) of the venue's PENDING orders created before `created_before` (ms)."""
+    query = (
+        sa_select(_ORDERS.c.id, _ORDERS.c.account_id)
+        .join(_ACCOUNTS, _ACCOUNTS.c.id == _ORDERS.c.account_id)
+        .where(_ACCOUNTS.c.venue == venue, _ORDERS.c.status == "PENDING", _ORDERS.c.created_at < created_before)
+        .order_by(_ORDERS.c.id)
+    )
+    return [(row.id, row.account_id) for row in session.execute(query)]
+
+
+def position_rows(session: Session, account_ids: Sequence[str]) -> list[RowMapping]:
+    if not account_ids:
+        return []
+    query = sa_select(_POSITIONS).where(_POSITIONS.c.account_id.in_(set(account_ids)))
+    return list(session.execute(query).mappings())
+
+
+def trade_ids_of(session: Session, order_id: str) -> set[str]:
+    """The venue trade ids of an order's recorded fills (a venue may report a fill twice)."""
+    query = sa_select(Fill.venue_trade_id).where(  # type: ignore[call-overload]
+        Fill.order_id == order_id, col(Fill.venue_trade_id).is_not(None)
+    )
+    return {row[0] for row in session.execute(query)}
+
+
+def open_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(account id, symbol, number of open orders) for every account with open orders."""
+    query = (
+        sa_select(_ORDERS.c.account_id, _ORDERS.c.symbol, func.count())
+        .where(_ORDERS.c.status.in_(OPEN_STATUSES))
+        .group_by(_ORDERS.c.account_id, _ORDERS.c.symbol)
+    )
+    return [(r[0], r[1], int(r[2])) for r in session.execute(query)]

@@ -1,4 +1,10 @@
-"""The ccxt.pro binance client the adapter drives: spot-only sandbox pointed at configurable hosts.
+"""The one ccxt.pro binance client builder (venue adapter and live market feed): spot-only sandbox pointed at the
+configured testnet hosts, behind the mainnet guard, with every wait bounded.
+
+Bounded waits: REST calls time out after `timeout_ms` (ccxt `timeout`), a WebSocket connect after the same (at
+least 1 s: ccxt rounds it down to whole seconds), and a silent WebSocket is declared dead when no pong came back for
+two `keepalive_ms` ping intervals (ccxt's ping loop raises RequestTimeout). Callers bound what ccxt cannot (a
+WS-API request answered never on a live socket) with `call_timeout(timeout_ms)` around the call.
 
 One small subclass adds two hooks: failed REST/WS-API answers get their HTTP status, Retry-After and Binance error
 body attached (errors.py decides on those), and raw user-data events are handed to a sink before ccxt folds them
@@ -19,6 +25,9 @@ from app.config import MAINNET_HOST_MARKERS
 from app.venues.binance.errors import annotate
 
 UserEventSink = Callable[[Mapping[str, Any]], None]
+
+DEFAULT_TIMEOUT_MS = 10_000  # one REST request, one WebSocket connect
+DEFAULT_KEEPALIVE_MS = 20_000  # WebSocket ping interval; no pong for two of them = dead (ccxt's default: 180 s)
 
 # ccxt logs every request and response at DEBUG, headers included (X-MBX-APIKEY). Give it a logger of its own that
 # never emits DEBUG, so turning the root logger to DEBUG cannot put key material into the logs.
@@ -76,24 +85,38 @@ class TradewindBinance(ccxtpro.binance):  # type: ignore[misc]  # ccxt is untype
 def refuse_mainnet(*urls: str) -> None:
     """Tradewind trades on testnets only: refuse Binance mainnet hosts even if settings validation was bypassed."""
     for url in urls:
-        host = urlsplit(url).hostname or ""
+        host = (urlsplit(url).hostname or "").lower()
         if any(marker in host for marker in MAINNET_HOST_MARKERS):
             raise ValueError(f"{host} is a Binance mainnet host; Tradewind trades on testnets only")
 
 
+def call_timeout(timeout_ms: int) -> float:
+    """Seconds after which one adapter call (a ccxt method that may make two requests, e.g. time + exchangeInfo,
+    or wait for a WS-API answer) is abandoned: twice the per-request timeout."""
+    return 2 * timeout_ms / 1000
+
+
 def build_client(
-    api_key: str,
-    api_secret: str,
+    api_key: str = "",
+    api_secret: str = "",
     *,
     rest_url: str,
     stream_url: str,
-    ws_api_url: str,
-    timeout_ms: int,
-    enable_rate_limit: bool,
+    ws_api_url: str | None = None,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
+    enable_rate_limit: bool = True,
 ) -> TradewindBinance:
     """A spot-only ccxt.pro binance client: sandbox mode first (it replaces urls['api'] with the testnet URLs),
-    then every URL the spot calls use is pointed at the given bases (reference §1.3)."""
+    then every URL the spot calls use is pointed at the given bases (reference §1.3).
+
+    `rest_url` is the REST base without /api/v3, `stream_url` the market-stream base without /stream, `ws_api_url`
+    the WS-API base without /ws-api/v3 (default: `stream_url`). Without an API key (the market feed) no clock
+    offset is fetched. Raises ValueError for a Binance mainnet host."""
+    ws_api_url = ws_api_url or stream_url
     refuse_mainnet(rest_url, stream_url, ws_api_url)
+    if timeout_ms <= 0 or keepalive_ms <= 0:
+        raise ValueError("timeout_ms and keepalive_ms must be > 0")
     rest, stream, ws_api = rest_url.rstrip("/"), stream_url.rstrip("/"), ws_api_url.rstrip("/")
     client = TradewindBinance(
         {
@@ -103,13 +126,14 @@ def build_client(
             "timeout": timeout_ms,
             "verbose": False,
             "logger": CCXT_LOGGER,
+            "streaming": {"keepAlive": keepalive_ms, "connectionTimeout": max(1000, timeout_ms)},
             "options": {
                 "defaultType": "spot",
                 # Spot only: no fapi/dapi exchangeInfo, no sapi currencies/margin calls (testnet has no sapi).
                 "fetchMarkets": {"types": ["spot"]},
                 "fetchCurrencies": False,
                 "fetchMargins": False,
-                "adjustForTimeDifference": True,
+                "adjustForTimeDifference": bool(api_key),
             },
         }
     )

@@ -9,6 +9,9 @@
 |   -1013 filter failure, -1121 bad symbol, -2011/-2013 ...)  |                                          |
 | 5xx, timeout, dropped or refused connection, non-JSON body  | VenueUnavailable (outcome unknown)       |
 
+Secret hygiene: ccxt's exception text carries the full request URL (query string, `signature=`). Callers raise the
+translated error `from None` and log only `safe_message(exc)`; no message built here contains ccxt's text.
+
 The HTTP status and Binance's {"code", "msg"} are attached to ccxt's exception by the client's `handle_errors`
 hook (client.py), so the decision rests on what the exchange said, not on ccxt's class names (which differ between
 the real testnet host and a local fake, and turn -2015 into DDoSProtection after a first successful call).
@@ -88,6 +91,34 @@ def translate(exc: Exception) -> Outcome:
         # Raised by ccxt before anything was sent (bad arguments, unsupported call): a definite refusal.
         return Outcome(VenueRejected(f"Binance request refused locally: {type(exc).__name__}"))
     return Outcome(VenueUnavailable(_unavailable_message(exc, status, msg)))
+
+
+def venue_error(exc: BaseException) -> VenueError:
+    """The venue error for any failure: VenueErrors as they are, everything else translated (raise it `from None`).
+    A timeout of our own (asyncio.timeout around a call) becomes VenueUnavailable."""
+    if isinstance(exc, VenueError):
+        return exc
+    if isinstance(exc, Exception):
+        return translate(exc).error
+    return VenueUnavailable(f"Binance call interrupted ({type(exc).__name__})")
+
+
+def safe_message(exc: BaseException) -> str:
+    """What may be logged about a failure: our own message, never ccxt's text (it may carry a signed URL)."""
+    return venue_error(exc).message
+
+
+def from_ccxt(exc: BaseException) -> bool:
+    """True if `exc` or an exception chained to it is ccxt's: its traceback would print ccxt's text, so log it with
+    `safe_message` instead of `log.exception`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ccxt.BaseError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_transport(exc: Exception) -> bool:

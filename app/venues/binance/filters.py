@@ -1,4 +1,4 @@
-"""Symbol filters from exchangeInfo and the pre-trade checks made with them before an order is sent.
+"""The pre-trade checks made with a symbol's exchangeInfo filters (rules.py) before an order is sent.
 
 The checks follow Binance's own rules (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE, NOTIONAL) on exact Decimals, so an
 order the exchange would refuse with -1013 is refused here with a clear message and no request.
@@ -6,77 +6,15 @@ order the exchange would refuse with -1013 is refused here with a clear message 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from app.domain import OrderType, SymbolRules, fmt
+from app.domain import OrderType, fmt
 from app.errors import VenueRejected
 from app.venues.base import OcoSpec, OrderSpec
-from app.venues.binance.mapping import LIMIT_TYPES, TIME_IN_FORCE, TO_BINANCE_TYPE, TRIGGERED_TYPES, dec
+from app.venues.binance.mapping import LIMIT_TYPES, TIME_IN_FORCE, TO_BINANCE_TYPE, TRIGGERED_TYPES
+from app.venues.binance.rules import SymbolFilters
 
-
-@dataclass(frozen=True, slots=True)
-class SymbolFilters:
-    """The exchangeInfo filters the adapter checks before sending (PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE,
-    NOTIONAL / MIN_NOTIONAL), exactly as Binance states them."""
-
-    symbol: str
-    base: str
-    quote: str
-    status: str
-    tick_size: Decimal
-    min_price: Decimal
-    max_price: Decimal
-    step_size: Decimal
-    min_qty: Decimal
-    max_qty: Decimal
-    market_max_qty: Decimal
-    min_notional: Decimal
-    max_notional: Decimal
-
-    @classmethod
-    def from_exchange_info(cls, info: Mapping[str, Any]) -> SymbolFilters:
-        """Build from one raw `symbols[]` entry of GET /api/v3/exchangeInfo (ccxt keeps it as `market['info']`)."""
-        by_type = {f.get("filterType"): f for f in info.get("filters", [])}
-        price = by_type.get("PRICE_FILTER", {})
-        lot = by_type.get("LOT_SIZE", {})
-        market_lot = by_type.get("MARKET_LOT_SIZE", {})
-        notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
-        return cls(
-            symbol=str(info["symbol"]),
-            base=str(info.get("baseAsset", "")),
-            quote=str(info.get("quoteAsset", "")),
-            status=str(info.get("status", "")),
-            tick_size=dec(price.get("tickSize", "0")),
-            min_price=dec(price.get("minPrice", "0")),
-            max_price=dec(price.get("maxPrice", "0")),
-            step_size=dec(lot.get("stepSize", "0")),
-            min_qty=dec(lot.get("minQty", "0")),
-            max_qty=dec(lot.get("maxQty", "0")),
-            market_max_qty=dec(market_lot.get("maxQty", "0")),
-            min_notional=dec(notional.get("minNotional", "0")),
-            max_notional=dec(notional.get("maxNotional", "0")),
-        )
-
-    def rules(self) -> SymbolRules:
-        """The domain's view (tick, step, min qty, min notional, max qty), values normalised ("0.01", not
-        "0.01000000"; equal either way)."""
-        return SymbolRules(
-            symbol=self.symbol,
-            base=self.base,
-            quote=self.quote,
-            tick_size=_plain(self.tick_size),
-            step_size=_plain(self.step_size),
-            min_qty=_plain(self.min_qty),
-            min_notional=_plain(self.min_notional),
-            max_qty=_plain(self.max_qty),
-        )
-
-
-def _plain(value: Decimal) -> Decimal:
-    return Decimal(fmt(value) or "0")
+__all__ = ["SymbolFilters", "oco_params", "order_params"]
 
 
 def _on_grid(value: Decimal, start: Decimal, step: Decimal) -> bool:

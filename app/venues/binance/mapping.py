@@ -53,6 +53,22 @@ def dec(raw: object) -> Decimal:
         raise VenueUnavailable(f"Binance sent a malformed number: {raw!r}") from None
 
 
+def to_decimal(value: object) -> Decimal:
+    """A number from ccxt as an exact Decimal: strings as sent, floats (ccxt's parsed values) through their shortest
+    repr, so 0.1 is Decimal("0.1") and not 0.1000000000000000055... Raises ValueError for anything else."""
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, str | int) and not isinstance(value, bool):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    else:
+        raise ValueError(f"not a number: {value!r}")
+    if not result.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return result
+
+
 def opt_dec(raw: object) -> Decimal | None:
     """Decimal, or None for absent / zero (Binance renders 'no price' as 0.00000000)."""
     if raw in (None, ""):

@@ -14,18 +14,14 @@ from fastapi import FastAPI
 
 from app.api import mount_api
 from app.config import SettingsError, load_settings
-from app.market.ccxt_feed import (
-    Backoff,
-    CcxtMarketFeed,
-    float_decimal,
-    rules_from_market,
-    to_decimal,
-    trade_from_info,
-)
+from app.errors import VenueUnavailable
+from app.market.ccxt_feed import CcxtMarketFeed
 from app.market.models import Interval
 from app.market.state import MarketState
 from app.market.symbols import simulated_rules
 from app.services import build_services
+from app.venues.binance.market_data import float_decimal, to_decimal, trade_from_info
+from app.venues.binance.rules import SymbolFilters
 from tests.factories import wait_for
 from tests.fakes.binance import FakeBinance
 
@@ -212,7 +208,7 @@ async def test_dropped_streams_reconnect_with_backoff_and_updates_continue(
 
 
 async def test_rest_fallback_when_streams_are_unavailable(
-    fake: FakeBinance, make_feed: FeedFactory, sleeper: RecordingSleep
+    fake: FakeBinance, make_feed: FeedFactory, sleeper: RecordingSleep, caplog: pytest.LogCaptureFixture
 ) -> None:
     feed = await make_feed(stream_url=f"ws://127.0.0.1:{closed_port()}", poll_interval=1.0, backoff_cap=4.0)
 
@@ -238,6 +234,7 @@ async def test_rest_fallback_when_streams_are_unavailable(
     await wait_for(lambda: 4.0 in sleeper.delays, what="the backoff to reach its cap")
     backoffs = [d for d in sleeper.delays if d != 1.0]
     assert {0.5, 2.0, 4.0} <= set(backoffs) and max(backoffs) == 4.0
+    assert "stream failed" in caplog.text and "/stream" not in caplog.text  # our words, not ccxt's URL
 
 
 # ---- start-up: rules and history ----------------------------------------------------------------------------
@@ -332,9 +329,27 @@ async def test_start_retries_then_gives_up_when_the_venue_is_unreachable(
     make_feed: FeedFactory, sleeper: RecordingSleep
 ) -> None:
     port = closed_port()
-    with pytest.raises(Exception, match=rf"127\.0\.0\.1:{port}"):
+    with pytest.raises(VenueUnavailable, match=rf"127\.0\.0\.1:{port}") as caught:
         await make_feed(rest_url=f"http://127.0.0.1:{port}", start_attempts=3)
     assert sleeper.delays == [0.5, 1.0]
+    assert "/api/v3" not in str(caught.value)  # our words and the base URL, not ccxt's request URL
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+async def test_a_hanging_venue_is_unavailable_after_the_timeout_and_logs_no_urls(
+    fake: FakeBinance, make_feed: FeedFactory, sleeper: RecordingSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.timeout_after_accept(2, path="/api/v3/exchangeInfo", delay=30.0)  # answers never come in time
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(VenueUnavailable, match="did not answer") as caught:
+        async with asyncio.timeout(10):  # this test's guard, not the feed's
+            await make_feed(timeout_ms=300, start_attempts=2)
+    assert loop.time() - started < 5
+    assert sleeper.delays == [0.5]
+    assert "loading Binance markets failed" in caplog.text
+    for text in (caplog.text, str(caught.value)):
+        assert "/api/v3" not in text and "exchangeInfo" not in text
 
 
 @pytest.mark.parametrize(
@@ -418,15 +433,6 @@ async def test_services_use_the_live_feed_and_its_rules(fake: FakeBinance, datab
 # ---- pure helpers ---------------------------------------------------------------------------------------------
 
 
-def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
-    backoff = Backoff(0.5, 4.0)
-    assert [backoff.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    backoff.reset()
-    assert backoff.next() == 0.5
-    with pytest.raises(ValueError):
-        Backoff(0, 1)
-
-
 def test_decimal_conversions_never_keep_floats() -> None:
     assert to_decimal("0.10000000") == Decimal("0.1")
     assert to_decimal(0.1) == Decimal("0.1")  # the shortest repr, not 0.1000000000000000055...
@@ -454,7 +460,7 @@ def test_rules_fall_back_to_ccxt_precision_when_a_filter_is_missing() -> None:
         "precision": {"price": 0.0001, "amount": 0.1},
         "limits": {"amount": {"min": 0.1, "max": 1000.0}, "cost": {"min": 10.0}},
     }
-    rules = rules_from_market(market)
+    rules = SymbolFilters.from_market(market).rules()
     assert (rules.tick_size, rules.step_size, rules.min_qty, rules.min_notional, rules.max_qty) == (
         Decimal("0.0001"),
         Decimal("0.1"),

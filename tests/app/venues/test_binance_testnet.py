@@ -13,8 +13,8 @@ import pytest
 
 from app.domain import OrderStatus, SymbolRules
 from app.errors import VenueRejected, VenueThrottled, VenueUnavailable
+from app.retry import RECONNECT, Backoff, RetryPolicy
 from app.venues.base import OcoSpec, OrderSpec, VenueBalance, VenueOrder
-from app.venues.binance.stream import Backoff
 from app.venues.binance_testnet import BinanceTestnetVenue
 from tests.fakes.binance import DEFAULT_SYMBOLS, DOC_API_KEY, DOC_SECRET, FakeBinance
 from tests.fakes.binance.app_venues import venue_on_fake
@@ -480,7 +480,7 @@ async def test_watch_reconnects_with_backoff_after_a_drop_and_keeps_delivering(f
         async with watching(venue, recorder):
             await fake.drop_connections()
             await wait_until(lambda: subscriptions(fake) == 2 and len(recorder.balances) == 2)  # fresh snapshot
-            assert slept == [Backoff().initial]
+            assert slept == [RECONNECT.initial]
             await wait_until(lambda: fake.connection_count == 1)
             await venue.submit(spec("after-drop", price="59000"))
             fake.trade(BTC, "59000", "0.1")
@@ -491,7 +491,7 @@ async def test_watch_reconnects_with_backoff_after_a_drop_and_keeps_delivering(f
 
 
 def test_backoff_grows_exponentially_and_resets() -> None:
-    backoff = Backoff(initial=0.5, factor=2, maximum=4)
+    backoff = Backoff(RetryPolicy(initial=0.5, factor=2, maximum=4))
     assert [backoff.next_delay() for _ in range(5)] == [0.5, 1, 2, 4, 4]
     backoff.reset()
     assert backoff.next_delay() == 0.5

@@ -128,6 +128,7 @@ class FakeBinance(RestMixin, StreamsMixin):
         self._accept_faults: list[_AcceptFault] = []
         self._timestamp_faults = 0
         self.muted_user_streams: set[str] = set()
+        self.unanswered_ws_api_requests = 0
         self._stream_conns: list[WsConnection] = []
         self._api_conns: list[WsConnection] = []
         self._weight_minute = 0
@@ -292,6 +293,11 @@ class FakeBinance(RestMixin, StreamsMixin):
             self.muted_user_streams.add(api_key)
         else:
             self.muted_user_streams.discard(api_key)
+
+    def leave_ws_api_unanswered(self, count: int = 1) -> None:
+        """The next ``count`` WebSocket-API requests are neither executed nor answered (the socket stays up and
+        answers pings): a venue that hangs. They are logged in ``ws_requests`` as method ``<unanswered>``."""
+        self.unanswered_ws_api_requests += count
 
     async def drop_connections(self, *, abrupt: bool = True) -> None:
         """Close every market-stream and WS-API connection (abruptly = TCP reset, no close frame)."""

@@ -41,6 +41,7 @@ class StreamsMixin:
     _api_conns: list[WsConnection]
     _weight_used: int
     muted_user_streams: set[str]
+    unanswered_ws_api_requests: int
 
     def server_time(self) -> int:
         raise NotImplementedError
@@ -278,8 +279,13 @@ class StreamsMixin:
         self._api_conns.append(conn)
         try:
             async for msg in conn.ws:
-                if msg.type == WSMsgType.TEXT:
-                    conn.queue.put_nowait(json.dumps(self._handle_api_request(conn, msg.data)))
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                if self.unanswered_ws_api_requests > 0:  # a hanging venue: the socket lives, no answer comes
+                    self.unanswered_ws_api_requests -= 1
+                    self.ws_requests.append({"id": None, "method": "<unanswered>", "params": {}})
+                    continue
+                conn.queue.put_nowait(json.dumps(self._handle_api_request(conn, msg.data)))
         finally:
             if conn in self._api_conns:
                 self._api_conns.remove(conn)

@@ -1,0 +1,77 @@
+"""A batch's outputs, collected in memory and written in one transaction with Core `executemany` statements:
+new and changed orders, fills, balances, positions and events. Events are published only after that commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session
+
+from app.events import UserEvent
+from app.execution.records import EXECUTION_COLUMNS, OrderRecord
+from app.portfolio import PositionState
+from storage.repositories import events as event_log
+from storage.repositories import writes
+
+
+@dataclass(slots=True)
+class Changes:
+    inserted: dict[str, OrderRecord] = field(default_factory=dict)
+    updated: dict[str, OrderRecord] = field(default_factory=dict)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    positions: dict[tuple[str, str], PositionState] = field(default_factory=dict)
+    balances: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)  # account, asset, free, locked
+    removed_balances: list[tuple[str, str]] = field(default_factory=list)  # account, asset (paper reset)
+    events: list[UserEvent] = field(default_factory=list)
+
+    def insert(self, order: OrderRecord) -> None:
+        self.inserted[order.id] = order
+
+    def update(self, order: OrderRecord) -> None:
+        if order.id not in self.inserted:  # a row inserted by this batch is written in its final state anyway
+            self.updated[order.id] = order
+
+    def event(self, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
+        """Append an event; its payload is serialised now (the order may change again later in the batch)."""
+        event = UserEvent.create(user_id, type_, data, ts)
+        self.events.append(event)
+        return event
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.inserted or self.updated or self.fills or self.positions or self.balances or self.removed_balances
+        ) or bool(self.events)
+
+
+def write(session: Session, changes: Changes) -> None:
+    """Write everything in the caller's transaction (numbers the events at its commit)."""
+    if changes.inserted:
+        writes.insert_orders(session, [order.as_row() for order in changes.inserted.values()])
+    if changes.updated:
+        rows = [{"_id": o.id, **{c: getattr(o, c) for c in EXECUTION_COLUMNS}} for o in changes.updated.values()]
+        writes.update_orders(session, EXECUTION_COLUMNS, rows)
+    if changes.fills:
+        writes.insert_fills(session, changes.fills)
+    if changes.positions:
+        writes.upsert_positions(
+            session,
+            [
+                {
+                    "account_id": p.account_id,
+                    "symbol": p.symbol,
+                    "quantity": p.quantity,
+                    "cost": p.cost,
+                    "realized_pnl": p.realized_pnl,
+                }
+                for p in changes.positions.values()
+            ],
+        )
+    if changes.balances:
+        rows = [{"account_id": a, "asset": s, "free": f, "locked": lk} for a, s, f, lk in changes.balances]
+        writes.upsert_balances(session, rows)
+    if changes.removed_balances:
+        writes.delete_balances(session, [{"_account": a, "_asset": s} for a, s in changes.removed_balances])
+    for event in changes.events:
+        event_log.append(session, event.user_id, event.type, event.payload, event.ts, on_seq=event.numbered)

@@ -1,0 +1,53 @@
+"""Typed commands of the execution core. Intake journals an order (its row, PENDING) before it sends a command;
+a command that is lost in a crash is rebuilt from that journal at start-up (or by the PENDING sweeper)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.domain import Venue
+from app.execution.records import OrderRecord
+from app.market.models import Trade
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    """Execute a stored PENDING order. `record` is the stored row as intake built it (saves reading it back);
+    None means "read it from the database" (recovery, the sweeper)."""
+
+    order_id: str
+    account_id: str
+    venue: Venue
+    record: OrderRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Cancel an order whose cancel request is stored (`cancel_requested_at`)."""
+
+    order_id: str
+    account_id: str
+    venue: Venue
+
+
+@dataclass(frozen=True, slots=True)
+class MarketTrade:
+    """A public trade printed: resting paper orders may fill, stops may fire."""
+
+    trade: Trade
+
+
+@dataclass(frozen=True, slots=True)
+class ResetAccount:
+    """Paper reset: cancel open orders, set balances, positions from zero. `done` resolves once committed."""
+
+    account_id: str
+    user_id: str
+    balances: Mapping[str, Decimal]
+    done: asyncio.Future[None]
+
+
+PaperCommand = SubmitOrder | CancelOrder | MarketTrade | ResetAccount

@@ -1,0 +1,127 @@
+"""The execution core's front: an explicit router from an account's venue to its executor (no default venue), and
+the lifecycle (recovery, the supervised paper task, the PENDING sweeper, /health's view of it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Protocol
+
+from app.domain import Venue
+from app.execution.commands import CancelOrder, SubmitOrder
+from app.execution.paper_engine import PaperExecutor
+from app.ids import now_ms
+from app.market.models import Trade
+from app.open_orders import OpenOrderCounts
+from app.venues.paper import PaperVenue
+from storage.repositories import orders as order_repo
+
+log = logging.getLogger(__name__)
+
+SWEEP_AFTER_MS = 5_000
+RESTART_DELAY = 1.0
+
+
+class Executor(Protocol):
+    def submit(self, command: SubmitOrder) -> None: ...
+    def cancel(self, command: CancelOrder) -> None: ...
+
+
+class ExecutionCore:
+    """What intake talks to: `submit` and `cancel` route each command to the executor of its account's venue."""
+
+    def __init__(
+        self, paper: PaperExecutor, external: Executor | None = None, open_orders: OpenOrderCounts | None = None
+    ) -> None:
+        self.paper_executor = paper
+        self.open_orders = open_orders or paper.recorder.open_orders
+        self.external = external
+        self.routes: dict[Venue, Executor] = {Venue.PAPER: paper}
+        if external is not None:
+            self.routes[Venue.BINANCE_TESTNET] = external
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def paper(self) -> PaperVenue:
+        return self.paper_executor.venue
+
+    def executor(self, venue: Venue | str) -> Executor:
+        try:
+            return self.routes[Venue(venue)]
+        except (KeyError, ValueError):
+            raise LookupError(f"no executor for venue {venue!r}") from None
+
+    def submit(self, command: SubmitOrder) -> None:
+        self.executor(command.venue).submit(command)
+
+    def cancel(self, command: CancelOrder) -> None:
+        self.executor(command.venue).cancel(command)
+
+    def on_market_trade(self, trade: Trade) -> None:
+        self.paper_executor.on_market_trade(trade)
+
+    async def reset_account(self, account_id: str, user_id: str, balances: Mapping[str, Decimal]) -> None:
+        await self.paper_executor.reset_account(account_id, user_id, dict(balances))
+
+    async def drain(self) -> None:
+        """Wait until every queued paper command is processed (tests and benchmarks)."""
+        await self.paper_executor.drain()
+
+    # ---- lifecycle ------------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """/health's `execution`: "ok" while the paper task runs, else "down"."""
+        return "ok" if self._task is not None and not self._task.done() else "down"
+
+    async def start(self) -> None:
+        self._stopping = False
+        self.open_orders.load(await self.paper_executor.db.read(order_repo.open_counts))
+        await self.paper_executor.recover()
+        self._task = asyncio.create_task(self._supervise(), name="execution-paper")
+        start = getattr(self.external, "start", None)
+        if start is not None:
+            await start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        stop = getattr(self.external, "stop", None)
+        if stop is not None:
+            await stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _supervise(self) -> None:
+        """Run the paper executor; if it ever crashes, log it, rebuild its memory and start it again."""
+        while not self._stopping:
+            try:
+                await self.paper_executor.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the paper execution task crashed; restarting it")
+                await asyncio.sleep(RESTART_DELAY)
+                with contextlib.suppress(Exception):
+                    await self.paper_executor.recover(requeue=False)
+
+    async def sweep_pending(self) -> int:
+        """Re-queue PENDING paper orders older than SWEEP_AFTER_MS that no command carries (a command lost
+        without a restart). Returns how many were re-queued."""
+        executor = self.paper_executor
+        before = now_ms() - SWEEP_AFTER_MS
+        found = await executor.db.read(lambda s: order_repo.pending_ids_before(s, Venue.PAPER, before))
+        requeued = 0
+        for order_id, account_id in found:
+            if order_id not in executor.queued:
+                executor.submit(SubmitOrder(order_id, account_id, Venue.PAPER))
+                requeued += 1
+        if requeued:
+            log.warning("re-queued %d PENDING paper orders that no command carried", requeued)
+        return requeued

@@ -1,0 +1,380 @@
+"""Execution on exchange venues (Binance Spot Testnet): one worker per account (app/execution/exchange_worker.py);
+this host routes commands to the workers, runs recovery, and records what the venues report — through the same
+`Recorder` as the paper venue, one transaction per report (Core statements), events published after the commit.
+
+Fills are recorded one by one, de-duplicated by the venue's trade id, whichever path reports them first (the order
+response, the user-data stream, or a reconciliation). Orders the venue has but we did not place are imported as
+external. Testnet balances are the exchange's: its snapshots are mirrored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+
+from sqlmodel import Session
+
+from app.domain import OrderStatus, SymbolRules, Venue, fmt
+from app.events import UserEvent
+from app.execution import changes as batch_writes
+from app.execution.changes import Changes
+from app.execution.commands import CancelOrder, SubmitOrder
+from app.execution.exchange_worker import AccountWorker, Job
+from app.execution.recorder import PositionSource, Recorder
+from app.execution.records import Execution, OrderRecord, Report
+from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, now_ms
+from app.portfolio import PositionState
+from app.retry import RetryPolicy, retry
+from app.venues.base import VenueBalance, VenueOrder
+from app.venues.directory import VenueDirectory
+from storage.db import Database
+from storage.models import Account, Order, Position
+from storage.repositories import accounts, orders, writes
+
+log = logging.getLogger(__name__)
+
+WORKER_START_RETRY = RetryPolicy(initial=0.5, maximum=30.0)  # until the venue answers
+
+
+class ExchangeExecutor:
+    """Routes exchange accounts' commands to their workers; records venue reports in one transaction each."""
+
+    def __init__(
+        self,
+        db: Database,
+        venues: VenueDirectory,
+        publish: Callable[[UserEvent], None],
+        recorder: Recorder,
+        *,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.db = db
+        self.venues = venues
+        self.publish = publish
+        self.recorder = recorder
+        self._sleep = sleep
+        self.workers: dict[str, AccountWorker] = {}
+        self._starting: dict[str, asyncio.Task[AccountWorker | None]] = {}
+        self._backlog: dict[str, list[Job]] = {}  # jobs of accounts whose worker is starting
+        # One writer per account at a time: the worker's jobs and its user-data stream report the same orders
+        # concurrently (an order's POST answer and its executionReport), and rows are not locked (PostgreSQL
+        # would otherwise apply both: a transition twice, a bracket's exits twice).
+        self._record_locks: dict[str, asyncio.Lock] = {}
+
+    def _recording(self, account_id: str) -> asyncio.Lock:
+        return self._record_locks.setdefault(account_id, asyncio.Lock())
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)  # type: ignore[misc]
+
+    def submit(self, command: SubmitOrder) -> None:
+        self._enqueue(command.account_id, Job("submit", command.order_id))
+
+    def cancel(self, command: CancelOrder) -> None:
+        self._enqueue(command.account_id, Job("cancel", command.order_id))
+
+    async def close_account(self, account_id: str) -> None:
+        """A deleted exchange account: stop its worker and close its venue client (its keys are gone)."""
+        starting = self._starting.pop(account_id, None)
+        if starting is not None:  # it may be retrying a venue that is down: stop it
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+        self._backlog.pop(account_id, None)
+        worker = self.workers.pop(account_id, None)
+        if worker is not None:
+            await worker.stop()
+
+    def account_added(self, account_id: str) -> None:
+        """A new exchange account: start its worker now (user-data stream, open orders, balance snapshot)."""
+        self._enqueue(account_id, Job("reconcile"))
+
+    def reconcile_all(self) -> None:
+        for account_id in list(self.workers):
+            self._enqueue(account_id, Job("reconcile"))
+
+    def _enqueue(self, account_id: str, job: Job) -> None:
+        """Give the job to the account's worker; while the worker is starting (or retrying its start), the job
+        waits in the account's backlog, in order."""
+        worker = self.workers.get(account_id)
+        if worker is not None:
+            worker.jobs.put_nowait(job)
+            return
+        self._backlog.setdefault(account_id, []).append(job)
+        self._ensure_starting(account_id)
+
+    def _ensure_starting(self, account_id: str) -> asyncio.Task[AccountWorker | None]:
+        task = self._starting.get(account_id)
+        if task is None:
+            task = self._starting[account_id] = asyncio.create_task(self._start_worker(account_id))
+        return task
+
+    async def worker(self, account_id: str) -> AccountWorker | None:
+        """The account's running worker, started if needed; None if it can never start (no such account)."""
+        if account_id in self.workers:
+            return self.workers[account_id]
+        return await asyncio.shield(self._ensure_starting(account_id))
+
+    async def _start_worker(self, account_id: str) -> AccountWorker | None:
+        """Start the account's worker, retrying with backoff while the venue cannot be reached (its rules cannot
+        be loaded); the backlog of jobs waits meanwhile and is handed over, in order, once it runs."""
+        try:
+            account = await self.db.read(lambda s: accounts.get(s, account_id))
+            if account is None or account.deleted_at is not None:
+                raise LookupError(f"no exchange account {account_id}")
+            worker = await retry(
+                lambda: self._new_worker(account),
+                policy=WORKER_START_RETRY,
+                retry_on=lambda exc: not isinstance(exc, LookupError),
+                sleep=self.sleep,
+                on_retry=lambda n, exc, delay: log.warning(
+                    "the venue worker of account %s could not start (try %d, %s); retrying in %.1f s",
+                    account_id,
+                    n,
+                    type(exc).__name__,
+                    delay,
+                ),
+            )
+        except LookupError:
+            dropped = self._backlog.pop(account_id, [])
+            log.error("exchange account %s is gone or has no usable keys: %d jobs dropped", account_id, len(dropped))
+            return None
+        finally:
+            self._starting.pop(account_id, None)
+        for job in self._backlog.pop(account_id, []):
+            worker.jobs.put_nowait(job)
+        self.workers[account_id] = worker
+        return worker
+
+    async def _new_worker(self, account: Account) -> AccountWorker:
+        worker = AccountWorker(self, account, self.venues.open(account))
+        try:
+            await worker.start()
+        except BaseException:
+            await worker.venue.close()
+            raise
+        return worker
+
+    async def start(self) -> None:
+        """Recovery: start a worker per exchange account and resolve everything that may be at the venue."""
+
+        def load(session: Session) -> list[Order]:
+            return orders.in_statuses_for_venue(session, Venue.BINANCE_TESTNET, ("PENDING", "OPEN", "PARTIALLY_FILLED"))
+
+        for order in await self.db.read(load):
+            if order.status == OrderStatus.PENDING and order.sent_at is None:
+                self._enqueue(order.account_id, Job("submit", order.id))
+            elif order.status == OrderStatus.PENDING:
+                self._enqueue(order.account_id, Job("resolve", order.id))
+            if order.cancel_requested_at is not None:
+                self._enqueue(order.account_id, Job("cancel", order.id))
+        account_ids = await self.db.read(lambda s: accounts.active_ids_for_venue(s, Venue.BINANCE_TESTNET))
+        for account_id in account_ids:
+            self._enqueue(account_id, Job("reconcile"))
+
+    async def stop(self) -> None:
+        for task in self._starting.values():
+            task.cancel()
+        for worker in list(self.workers.values()):
+            await worker.stop()
+        self.workers.clear()
+        self._starting.clear()
+
+    async def idle(self) -> None:
+        """Wait until every worker's queue is empty (tests)."""
+        await asyncio.sleep(0)
+        for task in list(self._starting.values()):
+            with contextlib.suppress(Exception):
+                await task
+        for worker in list(self.workers.values()):
+            await worker.idle()
+
+    # ---- recording ----------------------------------------------------------------------------------------------
+
+    async def record(self, account: Account, report: VenueOrder, rules: Mapping[str, SymbolRules]) -> None:
+        async with self._recording(account.id):
+            events, legs = await self.db.write(lambda s: self._record(s, account, report, rules))
+        for event in events:
+            self.publish(event)
+        if legs:  # one job sends the pair as one venue order list
+            self._enqueue(account.id, Job("submit", legs[-1].id))
+
+    def _record(
+        self, session: Session, account: Account, report: VenueOrder, rules: Mapping[str, SymbolRules]
+    ) -> tuple[list[UserEvent], list[OrderRecord]]:
+        changes = Changes()
+        order = self._find(session, account, report)
+        if order is None:
+            order = _imported(account, report)
+            self.recorder.new_order(order, changes)
+        legs: list[OrderRecord] = []
+        symbol_rules = rules.get(order.symbol)
+        if symbol_rules is None:
+            log.warning("no symbol rules for %s: report of order %s not recorded", order.symbol, order.id)
+        else:
+            known = orders.trade_ids_of(session, order.id)
+            legs = self.recorder.record(
+                order, as_report(order.id, report), symbol_rules, _positions(session), changes, known
+            )
+        batch_writes.write(session, changes)
+        return changes.events, legs
+
+    def _find(self, session: Session, account: Account, report: VenueOrder) -> OrderRecord | None:
+        client_id = report.client_order_id
+        if client_id.startswith(VENUE_CLIENT_ID_PREFIX):
+            rows = orders.rows_by_ids(session, [client_id.removeprefix(VENUE_CLIENT_ID_PREFIX)])
+            if rows and rows[0]["account_id"] == account.id:
+                return OrderRecord.from_row(rows[0])
+        found = orders.by_client_order_id(session, account.id, client_id)
+        return OrderRecord.from_row(found.model_dump()) if found is not None else None
+
+    async def mark_sent(self, account: Account, order_ids: list[str]) -> list[OrderRecord]:
+        """Persist before send: the committed `sent_at` means "may be at the venue" to any later recovery. All of
+        `order_ids` (one order, or a bracket's two legs) must still be PENDING; if the user asked to cancel, they
+        end CANCELED instead and nothing is sent."""
+
+        def mark(session: Session) -> tuple[list[OrderRecord], list[UserEvent]]:
+            records = [OrderRecord.from_row(row) for row in orders.rows_by_ids(session, order_ids)]
+            if not records or any(r.status != OrderStatus.PENDING for r in records):
+                return [], []
+            changes = Changes()
+            if any(r.cancel_requested_at is not None for r in records):
+                for record in records:
+                    self.recorder.transition(record, OrderStatus.CANCELED, "canceled before execution", changes)
+                batch_writes.write(session, changes)
+                return [], changes.events
+            now = now_ms()
+            for record in records:
+                record.sent_at = now
+                changes.update(record)
+            batch_writes.write(session, changes)
+            return records, []
+
+        async with self._recording(account.id):
+            records, events = await self.db.write(mark)
+        for event in events:
+            self.publish(event)
+        return records
+
+    async def unmark_sent(self, order_ids: list[str]) -> None:
+        """The venue refused to take the request (429): the orders were never there."""
+
+        def unmark(session: Session) -> None:
+            changes = Changes()
+            for row in orders.rows_by_ids(session, order_ids):
+                record = OrderRecord.from_row(row)
+                if record.status == OrderStatus.PENDING:
+                    record.sent_at = None
+                    changes.update(record)
+            batch_writes.write(session, changes)
+
+        await self.db.write(unmark)
+
+    async def record_status(self, account: Account, order_id: str, status: OrderStatus, reason: str | None) -> None:
+        """A status decided here (the venue refused the order), if the state machine allows it."""
+
+        def apply(session: Session) -> list[UserEvent]:
+            changes = Changes()
+            for row in orders.rows_by_ids(session, [order_id]):
+                self.recorder.transition(OrderRecord.from_row(row), status, reason, changes)
+            batch_writes.write(session, changes)
+            return changes.events
+
+        async with self._recording(account.id):
+            events = await self.db.write(apply)
+        for event in events:
+            self.publish(event)
+
+    async def mirror_balances(self, account: Account, balances: list[VenueBalance]) -> None:
+        """Testnet balances come from the exchange: copy its snapshot, then tell the user (the same BALANCE_UPDATE
+        as the paper venue's: non-zero balances plus every asset that changed)."""
+
+        def apply(session: Session) -> list[UserEvent]:
+            stored = {asset: (free, locked) for _, asset, free, locked in accounts.balance_rows(session, [account.id])}
+            changed = [b for b in balances if stored.get(b.asset) != (b.free, b.locked)]
+            rows = [{"account_id": account.id, "asset": b.asset, "free": b.free, "locked": b.locked} for b in changed]
+            if rows:
+                writes.upsert_balances(session, rows)
+            current = {**stored, **{b.asset: (b.free, b.locked) for b in balances}}
+            touched = {b.asset for b in changed}
+            data = {
+                "account_id": account.id,
+                "balances": [
+                    {"asset": asset, "free": fmt(free), "locked": fmt(locked)}
+                    for asset, (free, locked) in sorted(current.items())
+                    if free or locked or asset in touched
+                ],
+            }
+            changes = Changes()
+            changes.event(account.user_id, "BALANCE_UPDATE", data, now_ms())
+            batch_writes.write(session, changes)
+            return changes.events
+
+        async with self._recording(account.id):
+            events = await self.db.write(apply)
+        for event in events:
+            self.publish(event)
+
+    async def notice(self, account: Account, code: str, message: str, retry_after: float) -> None:
+        data = {"account_id": account.id, "code": code, "message": message, "retry_after": retry_after}
+
+        def store(session: Session) -> list[UserEvent]:
+            changes = Changes()
+            changes.event(account.user_id, "NOTICE", data, now_ms())
+            batch_writes.write(session, changes)
+            return changes.events
+
+        for event in await self.db.write(store):
+            self.publish(event)
+
+
+def as_report(order_id: str, report: VenueOrder) -> Report:
+    executions = tuple(
+        Execution(f.price, f.quantity, f.fee, f.fee_asset, f.liquidity, f.ts, venue_trade_id=f.trade_id)
+        for f in report.fills
+    )
+    return Report(order_id, report.status, executions, report.reason, venue_order_id=report.venue_order_id)
+
+
+def _positions(session: Session) -> PositionSource:
+    """Positions read in the recording transaction, each once."""
+    cache: dict[tuple[str, str], PositionState] = {}
+
+    def get(account_id: str, symbol: str) -> PositionState:
+        key = (account_id, symbol)
+        if key not in cache:
+            row = session.get(Position, key)
+            cache[key] = (
+                PositionState(account_id, symbol, row.quantity, row.cost, row.realized_pnl)
+                if row is not None
+                else PositionState(account_id, symbol)
+            )
+        return cache[key]
+
+    return get
+
+
+def _imported(account: Account, report: VenueOrder) -> OrderRecord:
+    """An order placed at the venue outside Tradewind: tracked as external, not ignored. Its fills are recorded by
+    the report that found it."""
+    now = now_ms()
+    return OrderRecord(
+        id=new_id(),
+        user_id=account.user_id,
+        account_id=account.id,
+        client_order_id=report.client_order_id[:36],
+        symbol=report.symbol,
+        side=report.side or "BUY",
+        type=report.type or "LIMIT",
+        quantity=report.quantity,
+        price=report.price,
+        stop_price=report.stop_price,
+        status=report.status,
+        venue_order_id=report.venue_order_id,
+        external=True,
+        sent_at=now,
+        created_at=now,
+        updated_at=now,
+    )

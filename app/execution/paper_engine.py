@@ -1,0 +1,340 @@
+"""The paper executor (the LMAX pattern): intake has journaled each order (its PENDING row) before the command
+arrives here; this task drains its queue in batches, runs each batch in memory against the paper venue (books,
+balances, locks: the venue's state is the authority while it runs), and writes the batch's outputs behind in ONE
+transaction of Core `executemany` statements. Events are published only after that commit.
+
+Batches do not overlap: the next one starts after the previous one committed, so between batches the database
+holds exactly what memory holds. A transient database error (SQLite busy, a PostgreSQL failover) retries the same
+writes; any other failure rebuilds memory from the database and replays the batch command by command, so one bad
+command costs one order ("internal error; nothing executed"), never the batch or a queued paper reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from app.domain import OrderStatus, Venue, fmt
+from app.events import UserEvent
+from app.execution import changes as batch_writes
+from app.execution.changes import Changes
+from app.execution.commands import CancelOrder, MarketTrade, PaperCommand, ResetAccount, SubmitOrder
+from app.execution.recorder import Recorder
+from app.execution.records import OrderRecord, Report
+from app.ids import now_ms
+from app.market.models import Trade
+from app.portfolio import PositionState
+from app.retry import RetryPolicy, retry
+from app.venues.paper import PaperVenue
+from storage.db import Database
+from storage.repositories import accounts as account_repo
+from storage.repositories import orders as order_repo
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+LIVE = ("OPEN", "PARTIALLY_FILLED")
+# Forever: the batch's commands are journaled, so waiting is safe; giving up would reject accepted orders.
+DATABASE_RETRY = RetryPolicy(initial=0.05, maximum=5.0)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database error worth retrying as it is: locked/busy, or a lost connection."""
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and bool(getattr(error, "connection_invalidated", False))
+    )
+
+
+class PaperExecutor:
+    def __init__(
+        self,
+        db: Database,
+        venue: PaperVenue,
+        publish: Callable[[UserEvent], None],
+        recorder: Recorder,
+        *,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.db = db
+        self.venue = venue
+        self.publish = publish
+        self.recorder = recorder
+        self.sleep = sleep
+        self.queue: asyncio.Queue[PaperCommand] = asyncio.Queue()
+        self.orders: dict[str, OrderRecord] = {}  # live paper orders (OPEN, PARTIALLY_FILLED)
+        self.positions: dict[tuple[str, str], PositionState] = {}
+        self.users: dict[str, str] = {}  # account id -> user id, for loaded accounts
+        self.queued: set[str] = set()  # order ids with a SubmitOrder in the queue (the sweeper skips them)
+        self.processed = 0
+
+    # ---- commands in ---------------------------------------------------------------------------------------
+
+    def submit(self, command: SubmitOrder) -> None:
+        self.queued.add(command.order_id)
+        self.queue.put_nowait(command)
+
+    def cancel(self, command: CancelOrder) -> None:
+        self.queue.put_nowait(command)
+
+    def on_market_trade(self, trade: Trade) -> None:
+        self.queue.put_nowait(MarketTrade(trade))
+
+    async def reset_account(self, account_id: str, user_id: str, balances: dict[str, Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(ResetAccount(account_id, user_id, balances, done))
+        await done
+
+    async def drain(self) -> None:
+        await self.queue.join()
+
+    # ---- start-up --------------------------------------------------------------------------------------------
+
+    async def recover(self, *, requeue: bool = True) -> None:
+        """Load memory from the database: resting orders into the venue, their accounts' balances and positions.
+        With `requeue`, PENDING orders and stored cancel requests become commands again (start-up)."""
+
+        def load(session: Session) -> tuple[list[OrderRecord], list[OrderRecord]]:
+            live = order_repo.rows_in_statuses_for_venue(session, Venue.PAPER, LIVE)
+            pending = order_repo.rows_in_statuses_for_venue(session, Venue.PAPER, ("PENDING",)) if requeue else []
+            return [OrderRecord.from_row(r) for r in live], [OrderRecord.from_row(r) for r in pending]
+
+        live, pending = await self.db.read(load)
+        self.venue.reset_book()
+        self.orders.clear()
+        self.positions.clear()
+        self.users.clear()
+        await self._load_accounts({order.account_id for order in live})
+        for order in live:
+            self.venue.restore(order)
+            self.orders[order.id] = order
+        for order in pending:
+            self.submit(SubmitOrder(order.id, order.account_id, Venue.PAPER, order))
+        for order in live if requeue else ():
+            if order.cancel_requested_at is not None:
+                self.cancel(CancelOrder(order.id, order.account_id, Venue.PAPER))
+        if live or pending:
+            log.info("recovered %d open and %d pending paper orders", len(live), len(pending))
+
+    async def _load_accounts(self, account_ids: set[str]) -> None:
+        missing = sorted(a for a in account_ids if not self.venue.ledger.has_account(a))
+        if not missing:
+            return
+
+        def load(session: Session) -> tuple[list[Any], list[Any], dict[str, str]]:
+            return (
+                account_repo.balance_rows(session, missing),
+                order_repo.position_rows(session, missing),
+                account_repo.owners(session, missing),
+            )
+
+        balances, positions, owners = await self.db.read(load)
+        by_account: dict[str, list[Any]] = {account_id: [] for account_id in missing}
+        for account_id, asset, free, locked in balances:
+            by_account[account_id].append((asset, free, locked))
+        for account_id, rows in by_account.items():
+            self.venue.ledger.load_account(account_id, rows)
+        for row in positions:
+            key = (row["account_id"], row["symbol"])
+            self.positions[key] = PositionState(key[0], key[1], row["quantity"], row["cost"], row["realized_pnl"])
+        self.users.update(owners)
+
+    # ---- the loop --------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._process(batch)
+            except Exception:
+                log.exception("paper batch of %d commands failed", len(batch))
+            finally:
+                for command in batch:
+                    if isinstance(command, SubmitOrder):
+                        self.queued.discard(command.order_id)
+                    self.queue.task_done()
+
+    async def _process(self, batch: list[PaperCommand]) -> None:
+        # Most public trades touch no paper order: skip them without a transaction.
+        batch = [c for c in batch if not isinstance(c, MarketTrade) or self.venue.has_live_orders(c.trade.symbol)]
+        if not batch:
+            return
+        batch = await self._prepare(batch)
+        changes = Changes()
+        for command in batch:
+            self._apply(command, changes)
+        self._balance_changes(changes)
+        try:
+            await self._write(changes)
+        except Exception:
+            log.exception("a batch of %d commands could not be written; replaying it one by one", len(batch))
+            await self._rebuild()
+            if len(batch) == 1:
+                await self._fail(batch[0])
+            else:
+                for command in batch:
+                    await self._process([_fresh(command)])
+            return
+        self.processed += len(batch)
+        for event in changes.events:
+            self.publish(event)
+        for command in batch:
+            if isinstance(command, ResetAccount) and not command.done.done():
+                command.done.set_result(None)
+
+    async def _prepare(self, batch: list[PaperCommand]) -> list[PaperCommand]:
+        """Read what the batch needs and memory lacks (records of recovered submits, accounts) in one go; drop a
+        repeated submit of the same order."""
+        wanted = [c.order_id for c in batch if isinstance(c, SubmitOrder) and c.record is None]
+        loaded: dict[str, OrderRecord] = {}
+        if wanted:
+            rows = await self.db.read(lambda s: order_repo.rows_by_ids(s, wanted))
+            loaded = {row["id"]: OrderRecord.from_row(row) for row in rows}
+        prepared: list[PaperCommand] = []
+        seen: set[str] = set()
+        for command in batch:
+            if isinstance(command, SubmitOrder):
+                record = command.record or loaded.get(command.order_id)
+                if record is None or command.order_id in seen or command.order_id in self.orders:
+                    continue
+                seen.add(command.order_id)
+                command = SubmitOrder(command.order_id, command.account_id, command.venue, record)
+            prepared.append(command)
+        accounts = {c.account_id for c in prepared if isinstance(c, SubmitOrder | ResetAccount)}
+        await self._load_accounts(accounts)
+        return prepared
+
+    # ---- one batch, in memory -------------------------------------------------------------------------------
+
+    def _apply(self, command: PaperCommand, changes: Changes) -> None:
+        if isinstance(command, SubmitOrder):
+            assert command.record is not None
+            self._submit(command.record, changes)
+        elif isinstance(command, CancelOrder):
+            self._record_all(self.venue.cancel(command.order_id, "canceled by the user"), changes)
+        elif isinstance(command, MarketTrade):
+            self._record_all(self.venue.on_trade(command.trade), changes)
+        else:
+            self._reset(command, changes)
+
+    def _submit(self, order: OrderRecord, changes: Changes) -> None:
+        if order.status != OrderStatus.PENDING:
+            return  # already executed (a recovery duplicate)
+        self.users.setdefault(order.account_id, order.user_id)
+        if order.cancel_requested_at is not None:
+            self.recorder.transition(order, OrderStatus.CANCELED, "canceled before execution", changes)
+            return
+        order.sent_at = now_ms()
+        self.orders[order.id] = order
+        self._record_all(self.venue.submit(order, order.sent_at), changes)
+
+    def _record_all(self, reports: list[Report], changes: Changes) -> None:
+        for report in reports:
+            order = self.orders.get(report.order_id)
+            if order is None:
+                log.error("the paper venue reported unknown order %s", report.order_id)
+                continue
+            rules = self.venue.rules[order.symbol]
+            legs = self.recorder.record(order, report, rules, self._position, changes)
+            if order.is_terminal:
+                del self.orders[order.id]
+            for leg in legs:
+                self._submit(leg, changes)
+
+    def _reset(self, command: ResetAccount, changes: Changes) -> None:
+        self.users.setdefault(command.account_id, command.user_id)
+        self._record_all(self.venue.cancel_account(command.account_id, "paper account reset"), changes)
+        for asset in self.venue.ledger.set_balances(command.account_id, command.balances):
+            changes.removed_balances.append((command.account_id, asset))
+        for key, position in self.positions.items():
+            if key[0] == command.account_id:
+                position.quantity = position.cost = position.realized_pnl = type(position.quantity)(0)
+                changes.positions[key] = position
+
+    def _position(self, account_id: str, symbol: str) -> PositionState:
+        key = (account_id, symbol)
+        position = self.positions.get(key)
+        if position is None:
+            position = self.positions[key] = PositionState(account_id, symbol)
+        return position
+
+    def _balance_changes(self, changes: Changes) -> None:
+        """The balances the batch touched, to write, and one BALANCE_UPDATE per account: its non-zero balances
+        plus every asset that changed (so a balance that went to zero is told too)."""
+        now = now_ms()
+        for account_id, assets in sorted(self.venue.ledger.take_touched().items()):
+            rows = []
+            for asset, free, locked in self.venue.ledger.snapshot(account_id):
+                if asset in assets:
+                    changes.balances.append((account_id, asset, free, locked))
+                if free or locked or asset in assets:
+                    rows.append({"asset": asset, "free": fmt(free), "locked": fmt(locked)})
+            user_id = self.users.get(account_id)
+            if user_id is not None:
+                changes.event(user_id, "BALANCE_UPDATE", {"account_id": account_id, "balances": rows}, now)
+
+    # ---- writing, and what happens when it fails ---------------------------------------------------------------
+
+    async def _write(self, changes: Changes) -> None:
+        """One transaction; a transient database error retries the same writes (memory is already ahead)."""
+        if not changes:
+            return
+        await retry(
+            lambda: self.db.write(lambda session: batch_writes.write(session, changes)),
+            policy=DATABASE_RETRY,
+            retry_on=is_transient,
+            sleep=self.sleep,
+            on_retry=lambda n, _, delay: log.warning(
+                "database busy or unreachable (try %d); again in %.2f s", n, delay
+            ),
+        )
+
+    async def _rebuild(self) -> None:
+        """Memory moved ahead of the database in a batch that did not commit: load it again (retried until the
+        database answers; the commands of the batch and the queue wait meanwhile)."""
+        await retry(
+            lambda: self.recover(requeue=False),
+            policy=DATABASE_RETRY,
+            sleep=self.sleep,
+            on_retry=lambda n, _, delay: log.error(
+                "rebuilding the paper venue failed (try %d); again in %.2f s", n, delay
+            ),
+        )
+
+    async def _fail(self, command: PaperCommand) -> None:
+        """A single command that cannot be applied: reject its order rather than retrying forever."""
+        log.error("command %s failed; its order is rejected", command)
+        if isinstance(command, ResetAccount):
+            if not command.done.done():
+                command.done.set_exception(RuntimeError("paper reset failed"))
+            return
+        if not isinstance(command, SubmitOrder):
+            return
+        order_id = command.order_id
+
+        def reject(session: Session) -> list[UserEvent]:
+            rows = order_repo.rows_by_ids(session, [order_id])
+            changes = Changes()
+            if rows:
+                order = OrderRecord.from_row(rows[0])
+                self.recorder.transition(order, OrderStatus.REJECTED, "internal error; nothing executed", changes)
+            batch_writes.write(session, changes)
+            return changes.events
+
+        with contextlib.suppress(Exception):
+            for event in await self.db.write(reject):
+                self.publish(event)
+
+
+def _fresh(command: PaperCommand) -> PaperCommand:
+    """The command as it was journaled: a replay reads its order again (memory was rebuilt)."""
+    if isinstance(command, SubmitOrder):
+        return SubmitOrder(command.order_id, command.account_id, command.venue)
+    return command

@@ -1,0 +1,87 @@
+"""Bulk writes of the execution core: Core `executemany` statements, no ORM objects (each costs more than the
+row's SQL). Upserts use the dialect's ON CONFLICT (SQLite and PostgreSQL both have it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, delete, insert, update
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from storage.models import Balance, Fill, Order, Position
+
+ORDERS: Table = Order.__table__  # type: ignore[attr-defined]
+FILLS: Table = Fill.__table__  # type: ignore[attr-defined]
+BALANCES: Table = Balance.__table__  # type: ignore[attr-defined]
+POSITIONS: Table = Position.__table__  # type: ignore[attr-defined]
+
+_PENDING_ORDERS = "tradewind_pending_order_rows"
+
+
+def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
+    # On the connection, not the session: Session.execute would take the ORM's bulk-insert path.
+    session.connection().execute(insert(ORDERS), rows)
+
+
+def stage_order(session: Session, row: dict[str, Any]) -> None:
+    """Queue an order row; every staged row of the transaction goes out in one executemany before it commits
+    (group commit: many intake requests share one transaction)."""
+    session.info.setdefault(_PENDING_ORDERS, []).append(row)
+
+
+def flush_staged_orders(session: Session) -> None:
+    rows = session.info.pop(_PENDING_ORDERS, None)
+    if rows:
+        insert_orders(session, rows)
+
+
+def update_orders(session: Session, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """`rows` carry `_id` and the new values of `columns`."""
+    statement = (
+        update(ORDERS).where(ORDERS.c.id == bindparam("_id")).values({column: bindparam(column) for column in columns})
+    )
+    session.connection().execute(statement, rows)
+
+
+def insert_fills(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.connection().execute(insert(FILLS), rows)
+
+
+def upsert_balances(session: Session, rows: list[dict[str, Any]]) -> None:
+    _upsert(session, BALANCES, ("account_id", "asset"), ("free", "locked"), rows)
+
+
+def delete_balances(session: Session, rows: list[dict[str, Any]]) -> None:
+    """`rows` carry `_account` and `_asset`."""
+    statement = delete(BALANCES).where(
+        BALANCES.c.account_id == bindparam("_account"), BALANCES.c.asset == bindparam("_asset")
+    )
+    session.connection().execute(statement, rows)
+
+
+def upsert_positions(session: Session, rows: list[dict[str, Any]]) -> None:
+    _upsert(session, POSITIONS, ("account_id", "symbol"), ("quantity", "cost", "realized_pnl"), rows)
+
+
+def _upsert(
+    session: Session, table: Table, keys: Sequence[str], values: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={column: statement.excluded[column] for column in values}
+    )
+    session.connection().execute(statement, rows)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _insert_staged_orders(session: Session) -> None:
+    flush_staged_orders(session)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_staged_orders(session: Session) -> None:
+    session.info.pop(_PENDING_ORDERS, None)
