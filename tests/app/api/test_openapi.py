@@ -34,7 +34,8 @@ from tests.fakes.binance.app_venues import point_services_at
 
 # The default run is bounded for a shared 2-core machine: examples, fuzzing and stateful phases with MAX_EXAMPLES
 # per operation. TW_FUZZ_FULL=1 adds the coverage phase (boundary values and unexpected methods of every operation,
-# several hundred more requests) and more examples; run it after changing a route or a schema.
+# several hundred more requests) and more examples; run it after changing a route or a schema. TW_FUZZ_SEED picks
+# another seed (the default is fixed, so a run is reproducible).
 FULL = os.environ.get("TW_FUZZ_FULL") == "1"
 MAX_EXAMPLES = 50 if FULL else 6
 PHASES = "examples,coverage,fuzzing,stateful" if FULL else "examples,fuzzing,stateful"
@@ -135,7 +136,7 @@ def test_fuzzing_finds_no_server_error_and_no_schema_violation(live_api: str, tm
         f"--header=Authorization: Bearer {token}",
         f"--max-examples={MAX_EXAMPLES}",
         f"--phases={PHASES}",
-        "--seed=20261202",
+        f"--seed={os.environ.get('TW_FUZZ_SEED', '20261202')}",
         "--workers=1",
         "--no-shrink",
         "--generation-database=none",
