@@ -27,7 +27,20 @@ async def list_accounts(user: CurrentUser, services: ServicesDep) -> list[Accoun
     return [account_public(view) for view in await services.accounts.list_for_user(user.id)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+_ACCOUNT_LINKS = {
+    "DeleteAccount": {
+        "operationId": "delete_account_api_accounts__account_id__delete",
+        "parameters": {"account_id": "$response.body#/id"},
+        "description": "Delete the account just added",
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"description": "Checked with the exchange and stored", "links": _ACCOUNT_LINKS}},
+)
 async def add_account(body: AccountCreate, user: CurrentUser, services: ServicesDep) -> AccountPublic:
     """Add a Binance testnet key. It is checked with a signed account call first: a key the exchange refuses
     gives 422 EXCHANGE_REJECTED_KEY with the exchange's message and stores nothing. Stored AES-GCM sealed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from app.api.deps import ServicesDep
 from app.api.schemas import ERROR_RESPONSES, CandlePublic, DepthPublic, SymbolPublic, TickerPublic, TradePublic
@@ -14,6 +14,9 @@ from app.market.models import Interval
 from app.services import Services
 
 router = APIRouter(prefix="/api/market", tags=["market"], responses=ERROR_RESPONSES)
+
+# `BTC/USDT` and lower case are accepted and normalised; an unconfigured symbol is 404 UNKNOWN_SYMBOL.
+SymbolPath = Annotated[str, Path(description="A configured symbol such as BTCUSDT", examples=["BTCUSDT"])]
 
 
 def _known(services: Services, raw: str) -> str:
@@ -45,7 +48,7 @@ async def symbols(services: ServicesDep) -> list[SymbolPublic]:
 
 
 @router.get("/ticker/{symbol:path}")
-async def ticker(symbol: str, services: ServicesDep) -> TickerPublic:
+async def ticker(symbol: SymbolPath, services: ServicesDep) -> TickerPublic:
     found = services.market.ticker(_known(services, symbol))
     if found is None:
         raise NotFound("No market data for this symbol yet.", code="NO_MARKET_DATA", field="symbol")
@@ -65,7 +68,7 @@ async def ticker(symbol: str, services: ServicesDep) -> TickerPublic:
 
 @router.get("/candles/{symbol:path}")
 async def candles(
-    symbol: str,
+    symbol: SymbolPath,
     services: ServicesDep,
     interval: Interval = Interval.M1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
@@ -76,22 +79,24 @@ async def candles(
 
 
 @router.get("/depth/{symbol:path}")
-async def depth(symbol: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> DepthPublic:
+async def depth(
+    symbol: SymbolPath, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 20
+) -> DepthPublic:
     known = _known(services, symbol)
     book = services.market.depth(known, limit)
     if book is None:
         return DepthPublic(symbol=known, bids=[], asks=[], ts=0)
     return DepthPublic(
         symbol=known,
-        bids=[(_s(p), _s(q)) for p, q in book.bids],
-        asks=[(_s(p), _s(q)) for p, q in book.asks],
+        bids=[[_s(p), _s(q)] for p, q in book.bids],
+        asks=[[_s(p), _s(q)] for p, q in book.asks],
         ts=book.ts,
     )
 
 
 @router.get("/trades/{symbol:path}")
 async def trades(
-    symbol: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    symbol: SymbolPath, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> list[TradePublic]:
     """Recent public trades, newest first."""
     rows = services.market.trades(_known(services, symbol), limit)

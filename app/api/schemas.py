@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 
 class StrictBody(BaseModel):
@@ -14,8 +14,10 @@ class StrictBody(BaseModel):
 
 
 class Credentials(StrictBody):
-    email: str = Field(min_length=1, max_length=254)
-    password: str = Field(min_length=1, max_length=128)
+    """Register: a valid email and a password of 8-128 characters. Login: any password (a wrong one is a 401)."""
+
+    email: str = Field(min_length=1, max_length=254, examples=["trader@example.com"])
+    password: str = Field(min_length=1, max_length=128, examples=["correct horse battery"])
 
 
 class UserPublic(BaseModel):
@@ -45,9 +47,23 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 422, 429)
+_ERROR_MEANINGS = {
+    400: "Malformed JSON or a missing body (MALFORMED_JSON)",
+    401: "Missing, invalid or expired token, or wrong credentials",
+    403: "Authenticated but not allowed",
+    404: "Unknown, or not the caller's",
+    409: "The object's state forbids the request",
+    413: "The request body exceeds 1 MB (PAYLOAD_TOO_LARGE)",
+    422: "Validation failed; `field` names the offending field",
+    429: "Throttled; retry after `Retry-After` seconds",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse, "description": meaning} | ({"headers": _RETRY_AFTER} if status == 429 else {})
+    for status, meaning in _ERROR_MEANINGS.items()
+}
+"""Every error status any API route can answer, all in the one error shape (declared on every router)."""
 
 
 class AccountPublic(BaseModel):
@@ -62,29 +78,64 @@ class AccountCreate(StrictBody):
     """A Binance testnet key to add. The secret is a SecretStr so no repr or log of the body shows it."""
 
     venue: Literal["binance-testnet"]
-    api_key: str = Field(min_length=1, max_length=256)
+    # Printable ASCII without inner spaces; surrounding whitespace (a pasted key) is trimmed.
+    api_key: str = Field(min_length=1, max_length=256, pattern=r"^\s*[!-~]+\s*$")
     api_secret: SecretStr = Field(min_length=1, max_length=4096)
     label: str | None = Field(default=None, max_length=64)
 
 
-DecimalIn = str | int | float
+# Money and quantities: a plain decimal string (no sign, no exponent, at most 20 integer and 18 fractional digits)
+# or a JSON number below 1e20. The patterns and bounds are enforced here, so the schema states exactly what passes
+# this gate; the service then checks the symbol's grid, minimums and the order's logic.
+DECIMAL_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,18})?$"
+_DecimalString = Annotated[str, Field(pattern=DECIMAL_PATTERN)]
+PositiveDecimal = Annotated[
+    _DecimalString | Annotated[int, Field(gt=0, lt=10**20)] | Annotated[float, Field(gt=0, lt=1e20)],
+    Field(description='A decimal string such as "0.01" (preferred) or a JSON number; greater than 0'),
+]
+NonNegativeDecimal = Annotated[
+    _DecimalString | Annotated[int, Field(ge=0, lt=10**20)] | Annotated[float, Field(ge=0, lt=1e20)],
+    Field(description='A decimal string such as "10000" (preferred) or a JSON number; 0 or more'),
+]
+
+
+def _upper(value: object) -> object:
+    """Enums are matched case-insensitively ("buy" is BUY); the schema lists the canonical spelling."""
+    return value.upper() if isinstance(value, str) else value
+
+
+SideIn = Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
+OrderTypeIn = Annotated[
+    Literal["MARKET", "LIMIT", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"],
+    BeforeValidator(_upper),
+]
+TimeInForceIn = Annotated[Literal["GTC", "IOC", "FOK"], BeforeValidator(_upper)]
+CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 
 
 class OrderCreate(StrictBody):
-    """Money fields take a decimal string or a JSON number; the service parses them into Decimal."""
+    """Money fields take a decimal string or a JSON number; the service parses them into Decimal.
 
-    symbol: str = Field(max_length=20)
-    side: str = Field(max_length=8)
-    type: str = Field(max_length=24)
-    quantity: DecimalIn | None = None
-    quote_quantity: DecimalIn | None = None
-    price: DecimalIn | None = None
-    stop_price: DecimalIn | None = None
-    time_in_force: str | None = Field(default=None, max_length=8)
-    take_profit_price: DecimalIn | None = None
-    stop_loss_price: DecimalIn | None = None
-    account_id: str | None = Field(default=None, max_length=40)
-    client_order_id: str | None = Field(default=None, max_length=64)
+    `quantity` (base asset) or, for MARKET only, `quote_quantity`; `price` for the *LIMIT types only; `stop_price`
+    for STOP_* and TAKE_PROFIT_* only; `time_in_force` for limit types only (default GTC); `take_profit_price` and
+    `stop_loss_price` together or not at all. `symbol` also takes `BTC/USDT` or lower case."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.01"}]}
+    )
+
+    symbol: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9/-]+$", examples=["BTCUSDT"])
+    side: SideIn
+    type: OrderTypeIn
+    quantity: PositiveDecimal | None = None
+    quote_quantity: PositiveDecimal | None = None
+    price: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
+    time_in_force: TimeInForceIn | None = None
+    take_profit_price: PositiveDecimal | None = None
+    stop_loss_price: PositiveDecimal | None = None
+    account_id: str | None = Field(default=None, min_length=1, max_length=40)
+    client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
 
 
 class OrderPublic(BaseModel):
@@ -150,8 +201,19 @@ class PositionPublic(BaseModel):
     realized_pnl: str
 
 
+AssetCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,16}$")]
+
+
 class ResetRequest(StrictBody):
-    balances: dict[str, DecimalIn] | None = None
+    """Omit `balances` (or the body) for PAPER_BALANCES."""
+
+    balances: (
+        Annotated[
+            dict[AssetCode, NonNegativeDecimal],
+            Field(max_length=50, json_schema_extra={"additionalProperties": False}, examples=[{"USDT": "10000"}]),
+        ]
+        | None
+    ) = None
 
 
 class SymbolPublic(BaseModel):
@@ -186,10 +248,14 @@ class CandlePublic(BaseModel):
     v: str
 
 
+# One book level: [price, quantity] (a list of two decimal strings, not a tuple: plain `items` in the schema).
+Level = Annotated[list[str], Field(min_length=2, max_length=2)]
+
+
 class DepthPublic(BaseModel):
     symbol: str
-    bids: list[tuple[str, str]]
-    asks: list[tuple[str, str]]
+    bids: list[Level]
+    asks: list[Level]
     ts: int
 
 

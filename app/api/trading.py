@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -25,8 +25,35 @@ router = APIRouter(prefix="/api/trading", tags=["trading"], responses=ERROR_RESP
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Text = Annotated[str | None, Query(max_length=40)]
 
+# OpenAPI links: the order a POST answers with can be read and canceled by its id (stateful clients and fuzzers
+# chain them). Operation ids are FastAPI's defaults for the routes below.
+_ORDER_LINKS = {
+    "GetOrder": {
+        "operationId": "get_order_api_trading_orders__order_id__get",
+        "parameters": {"order_id": "$response.body#/id"},
+        "description": "The order just placed, with its fills",
+    },
+    "CancelOrder": {
+        "operationId": "cancel_order_api_trading_orders__order_id__delete",
+        "parameters": {"order_id": "$response.body#/id"},
+        "description": "Cancel the order just placed",
+    },
+}
 
-@router.post("/orders", status_code=status.HTTP_202_ACCEPTED, responses={200: {"model": OrderPublic}})
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OrderPublic,
+    responses={
+        202: {"description": "Stored as PENDING and queued for execution", "links": _ORDER_LINKS},
+        200: {
+            "model": OrderPublic,
+            "description": "This client_order_id exists already: that order",
+            "links": _ORDER_LINKS,
+        },
+    },
+)
 async def place_order(body: OrderCreate, user: CurrentUser, services: ServicesDep, response: Response) -> Any:
     """Store the order (PENDING) and queue it for execution; 200 with the existing order for a repeated
     client_order_id."""
@@ -40,7 +67,7 @@ async def place_order(body: OrderCreate, user: CurrentUser, services: ServicesDe
 async def list_orders(
     user: CurrentUser,
     services: ServicesDep,
-    status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "all",
+    status: Literal["open", "closed", "all"] = "all",
     symbol: Text = None,
     account_id: Text = None,
     limit: Limit = 100,
