@@ -17,12 +17,15 @@ log = logging.getLogger(__name__)
 
 @router.get("/health")
 async def health(services: ServicesDep) -> Health:
-    """Liveness of the database and freshness of market data."""
+    """Liveness of the database and of the execution task, and freshness of market data."""
     try:
         await services.db.read(lambda s: s.execute(text("SELECT 1")).scalar_one())
         db = "ok"
     except Exception:  # the health check reports failures, it does not raise them
         log.exception("database health check failed")
         db = "error"
-    status = "ok" if db == "ok" else "degraded"
-    return Health(status=status, db=db, market_data=services.market_data_status(), version=__version__)
+    execution = services.engine.status
+    status = "ok" if db == "ok" and execution == "ok" else "degraded"
+    return Health(
+        status=status, db=db, market_data=services.market_data_status(), execution=execution, version=__version__
+    )

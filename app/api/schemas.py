@@ -31,9 +31,10 @@ class AuthResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    db: str
-    market_data: str
+    status: Literal["ok", "degraded"]
+    db: Literal["ok", "error"]
+    market_data: Literal["ok", "stale"]
+    execution: Literal["ok", "down"]
     version: str
 
 
