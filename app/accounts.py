@@ -52,10 +52,18 @@ class AccountView:
     label: str
     created_at: int
     api_key_hint: str | None
+    needs_new_key: bool = False  # the venue refused the stored key (EXCHANGE_KEY_REJECTED)
 
     @classmethod
     def of(cls, account: Account) -> AccountView:
-        return cls(account.id, account.venue, account.label, account.created_at, account.api_key_hint)
+        return cls(
+            account.id,
+            account.venue,
+            account.label,
+            account.created_at,
+            account.api_key_hint,
+            account.key_rejected_at is not None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

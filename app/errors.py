@@ -9,6 +9,7 @@ TradewindError                      code, message, field
 ├── Throttled               429     too many attempts; carries retry_after seconds
 └── VenueError                      raised by venues, never reaches the API as a 5xx
     ├── VenueRejected               a definite refusal: the order becomes REJECTED
+    │   └── VenueKeyRejected        the API key itself is refused: the account needs a new key
     ├── VenueUnavailable            timeout / 5xx / dropped connection: outcome unknown, resolve later
     └── VenueThrottled              429/418: back off for retry_after seconds
 """
@@ -73,6 +74,12 @@ class VenueError(TradewindError):
 
 class VenueRejected(VenueError):
     code = "VENUE_REJECTED"
+
+
+class VenueKeyRejected(VenueRejected):
+    """The venue refuses the account's API key (revoked, wrong secret, no permission): retrying cannot help."""
+
+    code = "VENUE_KEY_REJECTED"
 
 
 class VenueUnavailable(VenueError):

@@ -112,6 +112,12 @@ class OrderService:
     async def submit(self, user_id: str, request: OrderRequest) -> Submitted:
         """Validate and store a new order (PENDING), enqueue it, and return it. 422 on bad input, nothing stored."""
         account = await self.accounts.resolve(user_id, request.account_id)
+        if account.key_rejected_at is not None:
+            raise Conflict(
+                "The exchange refuses this account's API key; add a new key before trading.",
+                code="ACCOUNT_KEY_REJECTED",
+                field="account_id",
+            )
         client_order_id = request.client_order_id
         if client_order_id is not None and (
             not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)

@@ -50,6 +50,8 @@ class Account(SQLModel, table=True):
     api_key_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     api_secret_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     key_id: str | None = Field(default=None, max_length=16)
+    # Set when the venue refused the stored API key: the account needs a new key; no request is sent meanwhile.
+    key_rejected_at: int | None = millis(nullable=True)
     deleted_at: int | None = millis(nullable=True)
 
 

@@ -18,6 +18,7 @@ def account_public(view: AccountView) -> AccountPublic:
         label=view.label,
         created_at=view.created_at,
         api_key_hint=view.api_key_hint,
+        needs_new_key=view.needs_new_key,
     )
 
 

@@ -73,6 +73,9 @@ class AccountPublic(BaseModel):
     label: str
     created_at: int
     api_key_hint: str | None
+    needs_new_key: bool = Field(
+        False, description="The exchange refused the stored API key: nothing is sent until a new key is added."
+    )
 
 
 class AccountCreate(StrictBody):

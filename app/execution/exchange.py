@@ -36,6 +36,9 @@ from storage.repositories import accounts, orders, writes
 log = logging.getLogger(__name__)
 
 WORKER_START_RETRY = RetryPolicy(initial=0.5, maximum=30.0)  # until the venue answers
+KEY_REJECTED = "EXCHANGE_KEY_REJECTED"
+KEY_REJECTED_REASON = "The exchange refuses this account's API key; add a new key."
+KEY_REJECTED_CANCEL = "Canceled here: the exchange refuses this account's API key, so it could not be asked."
 
 
 class ExchangeExecutor:
@@ -58,6 +61,7 @@ class ExchangeExecutor:
         self.workers: dict[str, AccountWorker] = {}
         self._starting: dict[str, asyncio.Task[AccountWorker | None]] = {}
         self._backlog: dict[str, list[Job]] = {}  # jobs of accounts whose worker is starting
+        self._retiring: set[asyncio.Task[None]] = set()
         # One writer per account at a time: the worker's jobs and its user-data stream report the same orders
         # concurrently (an order's POST answer and its executionReport), and rows are not locked (PostgreSQL
         # would otherwise apply both: a transition twice, a bracket's exits twice).
@@ -124,6 +128,9 @@ class ExchangeExecutor:
             account = await self.db.read(lambda s: accounts.get(s, account_id))
             if account is None or account.deleted_at is not None:
                 raise LookupError(f"no exchange account {account_id}")
+            if account.key_rejected_at is not None:
+                await self._settle_without_venue(account, self._backlog.pop(account_id, []))
+                return None
             worker = await retry(
                 lambda: self._new_worker(account),
                 policy=WORKER_START_RETRY,
@@ -147,6 +154,45 @@ class ExchangeExecutor:
             worker.jobs.put_nowait(job)
         self.workers[account_id] = worker
         return worker
+
+    async def key_rejected(self, worker: AccountWorker, message: str) -> None:
+        """The venue refused the account's API key: mark the account (it needs a new key), tell the user, retire
+        the worker (no more retries) and settle what it still had queued without the venue."""
+        account = worker.account
+        now = now_ms()
+
+        def mark(session: Session) -> list[UserEvent]:
+            row = accounts.get(session, account.id)
+            if row is not None and row.key_rejected_at is None:
+                row.key_rejected_at = now
+                session.add(row)
+            changes = Changes()
+            text = f"Binance refused this account's API key ({message}). Add a new key; nothing is sent until then."
+            data = {"account_id": account.id, "code": KEY_REJECTED, "message": text, "retry_after": 0}
+            changes.event(account.user_id, "NOTICE", data, now)
+            batch_writes.write(session, changes)
+            return changes.events
+
+        for event in await self.db.write(mark):
+            self.publish(event)
+        log.warning("the API key of exchange account %s was refused; its worker stops", account.id)
+        if self.workers.get(account.id) is worker:
+            del self.workers[account.id]
+        await self._settle_without_venue(account, worker.take_remaining())
+        retiring = asyncio.create_task(worker.stop())  # not awaited here: it cancels the task we run in
+        self._retiring.add(retiring)
+        retiring.add_done_callback(self._retiring.discard)
+
+    async def _settle_without_venue(self, account: Account, jobs: list[Job]) -> None:
+        """Jobs of an account whose key the venue refuses: an unsent order is rejected, a cancel completes here
+        (the venue cannot be asked), everything else is dropped."""
+        for job in jobs:
+            if job.order_id is None:
+                continue
+            if job.kind == "submit":
+                await self.record_status(account, job.order_id, OrderStatus.REJECTED, KEY_REJECTED_REASON)
+            elif job.kind == "cancel":
+                await self.record_status(account, job.order_id, OrderStatus.CANCELED, KEY_REJECTED_CANCEL)
 
     async def _new_worker(self, account: Account) -> AccountWorker:
         worker = AccountWorker(self, account, self.venues.open(account))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlmodel import Session
 
 from app.domain import OrderStatus, OrderType, SymbolRules
-from app.errors import VenueRejected, VenueThrottled, VenueUnavailable
+from app.errors import VenueKeyRejected, VenueRejected, VenueThrottled, VenueUnavailable
 from app.execution.records import OrderRecord
 from app.ids import venue_client_order_id
 from app.retry import RetryPolicy, retry
@@ -82,12 +82,26 @@ class AccountWorker:
     async def _work(self) -> None:
         while True:
             job = await self.jobs.get()
+            refused: VenueKeyRejected | None = None
             try:
                 await self._run(job)
+            except VenueKeyRejected as exc:
+                refused = exc
             except Exception:
                 log.exception("job %s of account %s failed", job, self.account.id)
             finally:
                 self.jobs.task_done()
+            if refused is not None:  # retrying cannot help: the account needs a new key
+                await self.host.key_rejected(self, refused.message)
+                return
+
+    def take_remaining(self) -> list[Job]:
+        """The jobs still queued (the worker is being retired)."""
+        left = []
+        while not self.jobs.empty():
+            left.append(self.jobs.get_nowait())
+            self.jobs.task_done()
+        return left
 
     async def _run(self, job: Job) -> None:
         if job.kind == "submit" and job.order_id:
@@ -132,6 +146,8 @@ class AccountWorker:
             report = await self.venue.submit(spec)
         except VenueRejected as exc:
             await self.host.record_status(self.account, order_id, OrderStatus.REJECTED, exc.message)
+            if isinstance(exc, VenueKeyRejected):
+                raise
         except VenueThrottled as exc:
             await self.host.unmark_sent([order_id])
             await self._pause(exc)
@@ -202,6 +218,8 @@ class AccountWorker:
         except VenueRejected as exc:
             for leg in legs:
                 await self.host.record_status(self.account, leg.id, OrderStatus.REJECTED, exc.message)
+            if isinstance(exc, VenueKeyRejected):
+                raise
         except VenueThrottled as exc:
             await self.host.unmark_sent([leg.id for leg in legs])
             await self._pause(exc)

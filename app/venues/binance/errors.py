@@ -25,7 +25,7 @@ from typing import Any
 
 import ccxt
 
-from app.errors import VenueError, VenueRejected, VenueThrottled, VenueUnavailable
+from app.errors import VenueError, VenueKeyRejected, VenueRejected, VenueThrottled, VenueUnavailable
 
 AUTH_CODES = frozenset({-2014, -2015, -1022, -2008})
 TIME_SYNC_CODE = -1021
@@ -71,7 +71,7 @@ def translate(exc: Exception) -> Outcome:
     code: int | None = getattr(exc, BINANCE_CODE, None)
     msg: str = getattr(exc, BINANCE_MSG, None) or ""
     if code in AUTH_CODES:
-        return Outcome(VenueRejected(msg or "Binance refused the API key."))
+        return Outcome(VenueKeyRejected(msg or "Binance refused the API key."))
     if status in (418, 429) or isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
         retry_after: float | None = getattr(exc, RETRY_AFTER, None)
         if retry_after is None:

@@ -12,6 +12,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 from sqlmodel import Session
 
+from app.errors import Conflict
 from app.events import UserEvent
 from app.ids import new_id, now_ms
 from app.orders import OrderRequest
@@ -249,3 +250,31 @@ async def test_a_worker_that_cannot_start_keeps_its_jobs_and_retries(
     loads = [r.status for r in fake.requests if r.path == "/api/v3/exchangeInfo"]
     assert loads[:3] == [503, 503, 200]
     assert len(fake.orders(API_KEY)) == 1  # sent once
+
+
+async def test_a_revoked_key_marks_the_account_stops_retries_and_tells_the_user(
+    testnet: tuple[Services, str, str], fake: FakeBinance
+) -> None:
+    services, user, account = testnet
+    notices: list[UserEvent] = []
+    services.bus.subscribe_user(user, lambda e: notices.append(e) if e.type == "NOTICE" else None)
+    resting = await resting_limit(services, user, account, fake)
+    fake.revoke_key(API_KEY)
+    refused = await place(services, user, account)
+    rejected = await until(services, user, refused["id"], "REJECTED")
+    assert "Invalid API-key" in rejected["reject_reason"]
+    assert [n.data["code"] for n in notices] == ["EXCHANGE_KEY_REJECTED"]
+    [view] = [a for a in await services.accounts.list_for_user(user) if a.id == account]
+    assert view.needs_new_key
+    with pytest.raises(Conflict) as blocked:  # nothing more is sent
+        await place(services, user, account)
+    assert blocked.value.code == "ACCOUNT_KEY_REJECTED"
+    fake.requests.clear()
+    assert services.engine.external is not None
+    services.engine.external.reconcile_all()
+    await services.orders.cancel(user, resting["id"])  # completes here: the venue cannot be asked
+    canceled = await until(services, user, resting["id"], "CANCELED")
+    assert "refuses this account's API key" in canceled["reject_reason"]
+    await asyncio.sleep(0.2)
+    assert fake.requests == []  # retries stopped
+    await services.accounts.delete_account(user, account)

@@ -125,6 +125,7 @@ class FakeBinance(RestMixin, StreamsMixin):
         self.host = "127.0.0.1"
         self.port = 0
         self._http_faults: list[_HttpFault] = []
+        self.revoked_keys: set[str] = set()
         self._accept_faults: list[_AcceptFault] = []
         self._timestamp_faults = 0
         self.muted_user_streams: set[str] = set()
@@ -220,6 +221,10 @@ class FakeBinance(RestMixin, StreamsMixin):
             for o in sorted(self.engine.orders.values(), key=lambda o: o.order_id)
             if o.api_key == api_key and (symbol is None or o.symbol == symbol) and (o.is_open or not open_only)
         ]
+
+    def revoke_key(self, api_key: str) -> None:
+        """The user deleted the key on the testnet site: every signed request with it gets -2015."""
+        self.revoked_keys.add(api_key)
 
     def wipe(self) -> None:
         """What Spot Testnet does from time to time: every order is forgotten (accounts and balances stay)."""
@@ -399,7 +404,7 @@ class FakeBinance(RestMixin, StreamsMixin):
         if not api_key:
             raise BinanceError(-2014, "API-key format invalid.", 401)
         account = self.engine.accounts.get(api_key)
-        if account is None:
+        if account is None or api_key in self.revoked_keys:
             if not _API_KEY_FORMAT.match(api_key):
                 raise BinanceError(-2014, "API-key format invalid.", 401)
             raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
