@@ -50,6 +50,9 @@ class Account(SQLModel, table=True):
     api_key_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     api_secret_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     key_id: str | None = Field(default=None, max_length=16)
+    # How the ciphertexts are bound (AES-GCM associated data): 1 = the account id for both (rows from before
+    # 2026-12), 2 = account id and field. Start-up re-seals version 1 rows to version 2 (app/sealed_keys.py).
+    seal_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     deleted_at: int | None = millis(nullable=True)
 
 

@@ -160,7 +160,7 @@ class _Settings:
             self.password_error.set_text(exc.message)
             return
         # The change ends every session; keep this one by storing the new token version.
-        session.log_in(user, await self.services.auth.token_version(user.id) or 0)
+        session.keep(user, await self.services.auth.token_version(user.id) or 0)
         self.live.end_sessions(user.id)
         self.password_error.set_text("")
         self.current.set_value("")
