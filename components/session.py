@@ -49,7 +49,6 @@ class AuthMiddleware(BaseHTTPMiddleware):
 def install(_services: Services) -> None:
     app.add_middleware(AuthMiddleware)
     app.add_api_route(LOGIN_SESSION_PATH, _renew_session, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/logout", _logout, methods=["POST"], include_in_schema=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +135,10 @@ async def _user_storage(session_id: str) -> PersistentDict:
     return storage._users[session_id]
 
 
-async def _logout(request: Request) -> Response:
-    """POST /logout: end the browser session (a cross-site form cannot: SameSite=Lax cookie, Origin checked)."""
+async def logout_endpoint(request: Request) -> Response:
+    """POST /logout: end the browser session. A cross-site form cannot (the SameSite=Lax cookie is not sent, and
+    a foreign Origin is refused). Registered by the /logout page module, after the page: a page replaces every
+    route of its path."""
     origin = request.headers.get("origin")
     if origin and urlsplit(origin).netloc != request.headers.get("host"):
         return PlainTextResponse("Cross-origin log-out refused.", status_code=403)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nicegui import ui
+from nicegui import app, ui
 
 from app.errors import TradewindError
 from components import session, theme
@@ -67,6 +67,8 @@ def register(services: Services) -> None:
         with theme.public_frame("Log out"):
             ui.label("Log out of Tradewind in this browser?")
             ui.button("Log out", on_click=session.leave).classes("w-full").mark("logout-confirm")
+
+    app.add_api_route("/logout", session.logout_endpoint, methods=["POST"], include_in_schema=False)
 
 
 def _credential_fields(new: bool = False) -> tuple[ui.input, ui.input, ui.label]:
