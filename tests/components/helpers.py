@@ -28,8 +28,11 @@ async def settle_session(user: User) -> None:
     A log-in renews the browser's session id (components/session.py) on a page the simulation opened from a
     background task; the simulation runs later event handlers with the request of the last page the *test* opened
     (a browser uses the handler's own page), which would still carry the session id from before the log-in."""
-    await user.open("/")
+    landed = user.client
+    await user.open(f"/trade/{services().market.symbols[0]}")  # not "/": its redirect leaves a client behind
     await user.should_see(marker="ticket", retries=30)
+    if landed is not None and landed is not user.client:
+        landed.delete()  # the browser left that page
 
 
 async def log_out(user: User) -> None:
