@@ -80,6 +80,10 @@ class _Settings:
                 ui.label(account.label).classes("font-bold")
                 if account.api_key_hint:
                     ui.label(f"key {account.api_key_hint}").classes("font-mono text-sm opacity-70").mark("key-hint")
+                if account.needs_new_key:
+                    ui.badge("needs a new key", color="negative").mark("needs-new-key").tooltip(
+                        "The server's encryption key changed: remove this account and add the key again."
+                    )
                 ui.label(f"since {stamp(account.created_at)}").classes("text-xs opacity-60")
             if account.venue != "paper":
                 ui.button("Remove", on_click=lambda a=account: self.remove_account(a.id)).props(
