@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
 from nicegui import app, ui
 from nicegui.storage import Storage
 
-from app.api import mount_api
-from app.config import SettingsError, load_settings
+from app.api import mount_api, security_headers
+from app.config import SettingsError, configure_logging, load_settings
 from app.services import build_services
 from components.pages import register_pages
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -27,6 +26,7 @@ def main() -> None:
     services = build_services(settings)
     app.state.services = services
     mount_api(app)
+    security_headers.install(app, cookie_secure=settings.cookie_secure)  # after mount_api: wraps both stacks
     register_pages(services)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)

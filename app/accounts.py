@@ -12,7 +12,8 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from app.crypto import DecryptionError, KeyBox
+from app import sealed_keys
+from app.crypto import KeyBox
 from app.domain import Venue
 from app.errors import Conflict, NotFound, Throttled, ValidationFailed, VenueRejected, VenueThrottled, VenueUnavailable
 from app.ids import new_id, now_ms
@@ -52,18 +53,15 @@ class AccountView:
     label: str
     created_at: int
     api_key_hint: str | None
-    needs_new_key: bool = False  # the venue refused the stored key (EXCHANGE_KEY_REJECTED)
+    # The owner must add the key again: the exchange refused it (EXCHANGE_KEY_REJECTED), or this server cannot open
+    # it (ENCRYPTION_KEY changed without ENCRYPTION_KEY_OLD).
+    needs_new_key: bool = False
 
     @classmethod
-    def of(cls, account: Account) -> AccountView:
-        return cls(
-            account.id,
-            account.venue,
-            account.label,
-            account.created_at,
-            account.api_key_hint,
-            account.key_rejected_at is not None,
-        )
+    def of(cls, account: Account, keybox: KeyBox | None = None) -> AccountView:
+        unreadable = keybox is not None and sealed_keys.needs_new_key(keybox, account)
+        needs_new_key = account.key_rejected_at is not None or unreadable
+        return cls(account.id, account.venue, account.label, account.created_at, account.api_key_hint, needs_new_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +123,7 @@ class AccountService:
 
     async def list_for_user(self, user_id: str) -> list[AccountView]:
         rows = await self.db.read(lambda s: accounts.list_for_user(s, user_id))
-        return [AccountView.of(row) for row in rows]
+        return [AccountView.of(row, self.keybox) for row in rows]
 
     async def resolve(self, user_id: str, account_id: str | None) -> Account:
         """The user's account `account_id`, or their paper account when it is None. 404 if not theirs."""
@@ -182,6 +180,8 @@ class AccountService:
 
         def insert(session: Session) -> Account:
             account_id = new_id()
+            # Bound to the row and the field: a ciphertext copied onto another account or field does not open.
+            sealed = sealed_keys.seal(keybox, account_id, api_key, api_secret)
             return accounts.add(
                 session,
                 Account(
@@ -191,10 +191,10 @@ class AccountService:
                     label=label or BINANCE_TESTNET_LABEL,
                     created_at=now_ms(),
                     api_key_hint=api_key_hint(api_key),
-                    # Bound to the row: a ciphertext copied onto another account does not open.
-                    api_key_enc=keybox.seal(api_key, associated_data=account_id),
-                    api_secret_enc=keybox.seal(api_secret, associated_data=account_id),
-                    key_id=keybox.key_id,
+                    api_key_enc=sealed.api_key_enc,
+                    api_secret_enc=sealed.api_secret_enc,
+                    key_id=sealed.key_id,
+                    seal_version=sealed.seal_version,
                 ),
             )
 
@@ -227,12 +227,18 @@ class AccountService:
             await self.exchange.close_account(account_id)
 
     async def credentials(self, account: Account) -> tuple[str, str]:
-        """(api_key, api_secret) of an exchange account, decrypted for its venue adapter only. Never log them."""
+        """(api_key, api_secret) of an exchange account, decrypted for its venue adapter only. Never log them.
+        409 ACCOUNT_HAS_NO_KEY without keys, 409 ACCOUNT_NEEDS_NEW_KEY when the stored key cannot be opened."""
         if self.keybox is None or not (account.api_key_enc and account.api_secret_enc and account.key_id):
             raise Conflict("This account has no API key.", code="ACCOUNT_HAS_NO_KEY")
-        key = self.keybox.open(account.api_key_enc, sealed_with=account.key_id, associated_data=account.id)
-        secret = self.keybox.open(account.api_secret_enc, sealed_with=account.key_id, associated_data=account.id)
-        return key, secret
+        try:
+            return sealed_keys.open_keys(self.keybox, account)
+        except sealed_keys.KeyUnavailable:
+            raise Conflict(
+                "This account's API key can no longer be read (the server's encryption key changed). "
+                "Remove the account and add the key again.",
+                code="ACCOUNT_NEEDS_NEW_KEY",
+            ) from None
 
     async def _has_key(self, user_id: str, api_key: str) -> bool:
         """Whether the user already has an account with this key (ciphertexts are randomised: compare opened)."""
@@ -242,7 +248,7 @@ class AccountService:
             if row.api_key_hint == hint and row.venue == Venue.BINANCE_TESTNET:
                 try:
                     key, _ = await self.credentials(row)
-                except DecryptionError:  # sealed under a key this server no longer has
+                except Conflict:  # sealed under a key this server no longer has
                     continue
                 if key == api_key:
                     return True

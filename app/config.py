@@ -6,14 +6,16 @@ Build settings once with :func:`load_settings` (``main.py`` does) and pass them 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import secrets
+import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -22,6 +24,11 @@ from sqlalchemy.exc import ArgumentError
 # public market-data mirrors on binance.vision (the testnets live on testnet.binance.vision).
 MAINNET_HOST_MARKERS = ("binance.com", "binance.us", "data-api.binance.vision", "data-stream.binance.vision")
 GENERATED_SECRETS = ("JWT_SECRET", "ENCRYPTION_KEY", "STORAGE_SECRET")
+MIN_SECRET_LENGTH = 32  # JWT_SECRET and STORAGE_SECRET (an HS256 key should be at least as long as its hash)
+# Loggers that are chatty at INFO without saying anything an operator needs (apscheduler: two lines per job run).
+QUIET_LOGGERS = ("apscheduler",)
+
+log = logging.getLogger(__name__)
 
 
 class SettingsError(Exception):
@@ -40,7 +47,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     jwt_secret: str = ""
     encryption_key: str = ""
+    # Previous ENCRYPTION_KEYs (comma-separated): stored exchange keys sealed with them still open, and are re-sealed
+    # to ENCRYPTION_KEY at start-up.
+    encryption_key_old: Annotated[list[str], NoDecode] = []
     storage_secret: str = ""
+    # Session cookie `Secure` flag: "auto" sets it on responses to HTTPS requests (directly, or via a trusted proxy's
+    # X-Forwarded-Proto), "true" always, "false" never.
+    cookie_secure: Literal["auto", "true", "false"] = "auto"
     jwt_expire_hours: float = Field(12.0, gt=0)
     symbols: Annotated[list[str], NoDecode] = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"]
     market_data: Literal["simulated", "binance-testnet"] = "simulated"
@@ -83,6 +96,30 @@ class Settings(BaseSettings):
             return balances
         return value
 
+    @field_validator("jwt_secret", "storage_secret")
+    @classmethod
+    def _check_secret_length(cls, value: str) -> str:
+        if value and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (it has {len(value)})")
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _check_encryption_key(cls, value: str) -> str:
+        if value:
+            decode_key(value)
+        return value
+
+    @field_validator("encryption_key_old", mode="before")
+    @classmethod
+    def _parse_old_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", "").split(",") if part]
+        if isinstance(value, list):
+            for key in value:
+                decode_key(str(key), "ENCRYPTION_KEY_OLD")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -106,26 +143,27 @@ class Settings(BaseSettings):
             raise ValueError(f"{parts.hostname} is a Binance mainnet host; Tradewind trades on testnets only")
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _check_encryption_key(self) -> Settings:
-        if self.encryption_key:
-            decode_key(self.encryption_key)
-        return self
-
     @property
     def is_sqlite(self) -> bool:
         return make_url(self.database_url).get_backend_name() == "sqlite"
 
 
-def decode_key(encoded: str) -> bytes:
+def decode_key(encoded: str, name: str = "ENCRYPTION_KEY") -> bytes:
     """ENCRYPTION_KEY is 32 random bytes in URL-safe base64 (what `secrets.token_urlsafe(32)` gives)."""
     try:
         raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except ValueError as exc:
-        raise ValueError("ENCRYPTION_KEY must be 32 bytes in URL-safe base64") from exc
+    except ValueError:
+        raw = b""
     if len(raw) != 32:
-        raise ValueError("ENCRYPTION_KEY must be 32 bytes in URL-safe base64")
+        raise ValueError(f"{name} must be 32 bytes in URL-safe base64")
     return raw
+
+
+def configure_logging() -> None:
+    """Process-wide logging (main.py): INFO with timestamps, minus the loggers in QUIET_LOGGERS (WARNING and up)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -147,18 +185,68 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def _stored_secret(data_dir: Path, name: str) -> str:
-    """Return the secret kept in DATA_DIR/secrets/NAME, creating it (mode 0600) on first use."""
+    """Return the secret kept in DATA_DIR/secrets/NAME, creating it (mode 0600) on first use.
+
+    An empty file (a first start that crashed mid-write, before writes were atomic) is replaced by a new secret; a
+    file that is not a valid secret (short, or not a 32-byte key) stops start-up rather than being used.
+    """
     folder = data_dir / "secrets"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / name.lower()
     if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(32)
-    # O_EXCL: if two processes race on first start, one wins and the other reads the winner's value.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+        stored = path.read_text().strip()
+        if stored:
+            return _checked_stored_secret(path, name, stored)
+        log.warning("%s is empty: writing a new %s", path, name)
+        return _write_secret(path, secrets.token_urlsafe(32), replace=True)
+    return _checked_stored_secret(path, name, _write_secret(path, secrets.token_urlsafe(32), replace=False))
+
+
+def _checked_stored_secret(path: Path, name: str, value: str) -> str:
+    if name == "ENCRYPTION_KEY":
+        try:
+            decode_key(value)
+        except ValueError:
+            raise SettingsError(
+                f"invalid setting {name}: {path} does not hold a 32-byte URL-safe base64 key; restore it from a "
+                f"backup, or set {name}"
+            ) from None
+    elif len(value) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"invalid setting {name}: {path} holds {len(value)} characters, fewer than {MIN_SECRET_LENGTH}; "
+            f"delete it to generate a new one, or set {name}"
+        )
     return value
+
+
+def _write_secret(path: Path, value: str, *, replace: bool) -> str:
+    """Write `value` atomically: a private temp file, fsync, then link (first start) or rename (replacing an empty
+    file) into place, then fsync the folder. Readers see no file or the whole value, never a partial one. If
+    another process created the file first, its value wins and is returned."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temp, path)
+            value = path.read_text().strip()  # a concurrent replacement may have landed last: use what is stored
+        else:
+            try:
+                os.link(temp, path)  # unlike rename, fails if the file exists: two first starts agree on one value
+            except FileExistsError:
+                return path.read_text().strip()
+        _fsync_folder(path.parent)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return value
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

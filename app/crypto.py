@@ -18,14 +18,20 @@ class DecryptionError(Exception):
 
 
 class KeyBox:
-    """Seals and opens short secrets. `associated_data` binds a ciphertext to its owner (e.g. the account id),
-    so a ciphertext copied onto another row does not open."""
+    """Seals and opens short secrets. `associated_data` binds a ciphertext to its owner and purpose (e.g. the
+    account id and the field), so a ciphertext copied onto another row or field does not open.
+
+    Seals with the current key; opens with whichever configured key (current or old) the stored key id names."""
 
     def __init__(self, key: bytes, *, old_keys: tuple[bytes, ...] = ()) -> None:
-        if len(key) != 32:
+        if len(key) != 32 or any(len(old) != 32 for old in old_keys):
             raise ValueError("AES-256 needs a 32-byte key")
         self.key_id = key_id(key)
         self._keys = {key_id(k): AESGCM(k) for k in (*old_keys, key)}
+
+    def has_key(self, sealed_with: str) -> bool:
+        """Whether values sealed under key id `sealed_with` can be opened here."""
+        return sealed_with in self._keys
 
     def seal(self, plaintext: str, associated_data: str = "") -> str:
         nonce = os.urandom(NONCE_BYTES)

@@ -29,6 +29,7 @@ from app.market.symbols import simulated_rules
 from app.open_orders import OpenOrderCounts
 from app.orders import OrderService
 from app.portfolio_service import PortfolioService
+from app.sealed_keys import reseal_accounts
 from app.venues.base import ExternalVenue
 from app.venues.binance_testnet import BinanceTestnetVenue
 from app.venues.directory import VenueDirectory, VenueFactory
@@ -90,7 +91,11 @@ class Services:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
-        """Start background work: the market feed and the execution engine (after its recovery)."""
+        """Start background work: the market feed and the execution engine (after its recovery).
+
+        Stored exchange keys are re-sealed first (old ENCRYPTION_KEY or legacy scheme), before any venue opens them.
+        """
+        await reseal_accounts(self.db, self.keybox)
         if self.feed is not None and self.settings.market_feed_enabled:
             await self.feed.start()  # fills `rules` in place first: the engine's recovery copies them
         await self.engine.start()
@@ -169,7 +174,8 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     db = Database(settings.database_url)
     if migrate:
         upgrade_to_head(db.engine)
-    keybox = KeyBox(decode_key(settings.encryption_key))
+    old_keys = tuple(decode_key(key, "ENCRYPTION_KEY_OLD") for key in settings.encryption_key_old)
+    keybox = KeyBox(decode_key(settings.encryption_key), old_keys=old_keys)
     bus = EventBus()
     market = MarketState(settings.symbols, clock=market_clock)
     rules = simulated_rules(settings.symbols)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from nicegui import app, ui
 
+from components import session
+
 if TYPE_CHECKING:
     from app.accounts import AccountView
 
@@ -101,7 +103,7 @@ def frame(
                 ui.menu_item(email).props("disable")
                 ui.menu_item("Trade", on_click=lambda: ui.navigate.to("/"))
                 ui.menu_item("Settings", on_click=lambda: ui.navigate.to("/settings")).mark("to-settings")
-                ui.menu_item("Log out", on_click=lambda: ui.navigate.to("/logout")).mark("logout")
+                ui.menu_item("Log out", on_click=session.leave).mark("logout")
     with ui.column().classes("w-full p-2 gap-2"):
         yield
 

@@ -52,6 +52,9 @@ class Account(SQLModel, table=True):
     key_id: str | None = Field(default=None, max_length=16)
     # Set when the venue refused the stored API key: the account needs a new key; no request is sent meanwhile.
     key_rejected_at: int | None = millis(nullable=True)
+    # How the ciphertexts are bound (AES-GCM associated data): 1 = the account id for both (rows from before
+    # 2026-12), 2 = account id and field. Start-up re-seals version 1 rows to version 2 (app/sealed_keys.py).
+    seal_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     deleted_at: int | None = millis(nullable=True)
 
 

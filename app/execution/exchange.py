@@ -21,24 +21,24 @@ from app.events import UserEvent
 from app.execution import changes as batch_writes
 from app.execution.changes import Changes
 from app.execution.commands import CancelOrder, SubmitOrder
+from app.execution.exchange_reports import as_report, imported, positions_in
 from app.execution.exchange_worker import AccountWorker, Job
-from app.execution.recorder import PositionSource, Recorder
-from app.execution.records import Execution, OrderRecord, Report
-from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, now_ms
-from app.portfolio import PositionState
+from app.execution.recorder import Recorder
+from app.execution.records import OrderRecord
+from app.ids import VENUE_CLIENT_ID_PREFIX, now_ms
 from app.retry import RetryPolicy, retry
 from app.venues.base import VenueBalance, VenueOrder
 from app.venues.directory import VenueDirectory
 from storage.db import Database
-from storage.models import Account, Order, Position
+from storage.models import Account, Order
 from storage.repositories import accounts, orders, writes
 
 log = logging.getLogger(__name__)
 
 WORKER_START_RETRY = RetryPolicy(initial=0.5, maximum=30.0)  # until the venue answers
 KEY_REJECTED = "EXCHANGE_KEY_REJECTED"
-KEY_REJECTED_REASON = "The exchange refuses this account's API key; add a new key."
-KEY_REJECTED_CANCEL = "Canceled here: the exchange refuses this account's API key, so it could not be asked."
+KEY_REJECTED_REASON = "This account needs a new API key (the exchange refused it, or it cannot be read); add one."
+KEY_REJECTED_CANCEL = "Canceled here: this account's API key is refused or unreadable, so the exchange was not asked."
 
 
 class ExchangeExecutor:
@@ -123,16 +123,18 @@ class ExchangeExecutor:
 
     async def _start_worker(self, account_id: str) -> AccountWorker | None:
         """Start the account's worker, retrying with backoff while the venue cannot be reached (its rules cannot
-        be loaded); the backlog of jobs waits meanwhile and is handed over, in order, once it runs."""
+        be loaded); the backlog of jobs waits meanwhile and is handed over, in order, once it runs. An account
+        that needs a new key (refused by the venue, or unreadable here) gets its backlog settled without it."""
+        account: Account | None = None
         try:
             account = await self.db.read(lambda s: accounts.get(s, account_id))
             if account is None or account.deleted_at is not None:
                 raise LookupError(f"no exchange account {account_id}")
             if account.key_rejected_at is not None:
-                await self._settle_without_venue(account, self._backlog.pop(account_id, []))
-                return None
+                raise LookupError(f"the venue refused the key of account {account_id}")
+            known = account
             worker = await retry(
-                lambda: self._new_worker(account),
+                lambda: self._new_worker(known),
                 policy=WORKER_START_RETRY,
                 retry_on=lambda exc: not isinstance(exc, LookupError),
                 sleep=self.sleep,
@@ -144,9 +146,13 @@ class ExchangeExecutor:
                     delay,
                 ),
             )
-        except LookupError:
-            dropped = self._backlog.pop(account_id, [])
-            log.error("exchange account %s is gone or has no usable keys: %d jobs dropped", account_id, len(dropped))
+        except LookupError as exc:
+            backlog = self._backlog.pop(account_id, [])
+            log.warning(
+                "no venue worker for account %s (%s); %d queued jobs settled here", account_id, exc, len(backlog)
+            )
+            if account is not None and account.deleted_at is None:
+                await self._settle_without_venue(account, backlog)
             return None
         finally:
             self._starting.pop(account_id, None)
@@ -184,8 +190,8 @@ class ExchangeExecutor:
         retiring.add_done_callback(self._retiring.discard)
 
     async def _settle_without_venue(self, account: Account, jobs: list[Job]) -> None:
-        """Jobs of an account whose key the venue refuses: an unsent order is rejected, a cancel completes here
-        (the venue cannot be asked), everything else is dropped."""
+        """Jobs of an account that needs a new key: an unsent order is rejected, a cancel completes here (the venue
+        cannot be asked), everything else is dropped."""
         for job in jobs:
             if job.order_id is None:
                 continue
@@ -253,7 +259,7 @@ class ExchangeExecutor:
         changes = Changes()
         order = self._find(session, account, report)
         if order is None:
-            order = _imported(account, report)
+            order = imported(account, report)
             self.recorder.new_order(order, changes)
         legs: list[OrderRecord] = []
         symbol_rules = rules.get(order.symbol)
@@ -262,7 +268,7 @@ class ExchangeExecutor:
         else:
             known = orders.trade_ids_of(session, order.id)
             legs = self.recorder.record(
-                order, as_report(order.id, report), symbol_rules, _positions(session), changes, known
+                order, as_report(order.id, report), symbol_rules, positions_in(session), changes, known
             )
         batch_writes.write(session, changes)
         return changes.events, legs
@@ -374,53 +380,3 @@ class ExchangeExecutor:
 
         for event in await self.db.write(store):
             self.publish(event)
-
-
-def as_report(order_id: str, report: VenueOrder) -> Report:
-    executions = tuple(
-        Execution(f.price, f.quantity, f.fee, f.fee_asset, f.liquidity, f.ts, venue_trade_id=f.trade_id)
-        for f in report.fills
-    )
-    return Report(order_id, report.status, executions, report.reason, venue_order_id=report.venue_order_id)
-
-
-def _positions(session: Session) -> PositionSource:
-    """Positions read in the recording transaction, each once."""
-    cache: dict[tuple[str, str], PositionState] = {}
-
-    def get(account_id: str, symbol: str) -> PositionState:
-        key = (account_id, symbol)
-        if key not in cache:
-            row = session.get(Position, key)
-            cache[key] = (
-                PositionState(account_id, symbol, row.quantity, row.cost, row.realized_pnl)
-                if row is not None
-                else PositionState(account_id, symbol)
-            )
-        return cache[key]
-
-    return get
-
-
-def _imported(account: Account, report: VenueOrder) -> OrderRecord:
-    """An order placed at the venue outside Tradewind: tracked as external, not ignored. Its fills are recorded by
-    the report that found it."""
-    now = now_ms()
-    return OrderRecord(
-        id=new_id(),
-        user_id=account.user_id,
-        account_id=account.id,
-        client_order_id=report.client_order_id[:36],
-        symbol=report.symbol,
-        side=report.side or "BUY",
-        type=report.type or "LIMIT",
-        quantity=report.quantity,
-        price=report.price,
-        stop_price=report.stop_price,
-        status=report.status,
-        venue_order_id=report.venue_order_id,
-        external=True,
-        sent_at=now,
-        created_at=now,
-        updated_at=now,
-    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
+from app import sealed_keys
 from app.crypto import KeyBox
 from app.domain import SymbolRules, Venue
 from app.venues.base import ExternalVenue
@@ -45,8 +46,5 @@ class VenueDirectory:
         """A venue client for an exchange account; the secret is decrypted here and handed only to the adapter."""
         if self.make_binance is None or account.venue != Venue.BINANCE_TESTNET:
             raise LookupError(f"no venue adapter for {account.venue}")
-        if not (account.api_key_enc and account.api_secret_enc and account.key_id):
-            raise LookupError("the account has no stored keys")
-        api_key = self.keybox.open(account.api_key_enc, sealed_with=account.key_id, associated_data=account.id)
-        secret = self.keybox.open(account.api_secret_enc, sealed_with=account.key_id, associated_data=account.id)
+        api_key, secret = sealed_keys.open_keys(self.keybox, account)  # KeyUnavailable (a LookupError)
         return self.make_binance(api_key, secret)

@@ -1,10 +1,10 @@
-"""/login, /register and /logout."""
+"""/login, /register and /logout (GET: a confirmation; the log-out itself is POST /logout or the button)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nicegui import ui
+from nicegui import app, ui
 
 from app.errors import TradewindError
 from components import session, theme
@@ -30,8 +30,7 @@ def register(services: Services) -> None:
                     error.set_text(exc.message)
                     error.set_visibility(True)
                     return
-                session.log_in(user, await services.auth.token_version(user.id) or 0)
-                ui.navigate.to(target)
+                session.log_in(user, await services.auth.token_version(user.id) or 0, target)
 
             password.on("keydown.enter", submit)
             ui.button("Log in", on_click=submit).classes("w-full").mark("submit")
@@ -51,8 +50,7 @@ def register(services: Services) -> None:
                     error.set_text(exc.message)
                     error.set_visibility(True)
                     return
-                session.log_in(user, await services.auth.token_version(user.id) or 0)
-                ui.navigate.to("/")
+                session.log_in(user, await services.auth.token_version(user.id) or 0, "/")
 
             password.on("keydown.enter", submit)
             ui.button("Create account", on_click=submit).classes("w-full").mark("submit")
@@ -61,9 +59,16 @@ def register(services: Services) -> None:
                 ui.link("Log in", "/login").mark("to-login")
 
     @ui.page("/logout")
-    def logout_page() -> None:
-        session.log_out()
-        ui.navigate.to("/login")
+    async def logout_page() -> None:
+        # A GET (a link, an image on another site) never logs out: it only offers the button.
+        if await session.current_user(services) is None:
+            ui.navigate.to("/login")
+            return
+        with theme.public_frame("Log out"):
+            ui.label("Log out of Tradewind in this browser?")
+            ui.button("Log out", on_click=session.leave).classes("w-full").mark("logout-confirm")
+
+    app.add_api_route("/logout", session.logout_endpoint, methods=["POST"], include_in_schema=False)
 
 
 def _credential_fields(new: bool = False) -> tuple[ui.input, ui.input, ui.label]:

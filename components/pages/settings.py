@@ -80,6 +80,10 @@ class _Settings:
                 ui.label(account.label).classes("font-bold")
                 if account.api_key_hint:
                     ui.label(f"key {account.api_key_hint}").classes("font-mono text-sm opacity-70").mark("key-hint")
+                if account.needs_new_key:
+                    ui.badge("needs a new key", color="negative").mark("needs-new-key").tooltip(
+                        "The server's encryption key changed: remove this account and add the key again."
+                    )
                 ui.label(f"since {stamp(account.created_at)}").classes("text-xs opacity-60")
             if account.venue != "paper":
                 ui.button("Remove", on_click=lambda a=account: self.remove_account(a.id)).props(
@@ -160,7 +164,7 @@ class _Settings:
             self.password_error.set_text(exc.message)
             return
         # The change ends every session; keep this one by storing the new token version.
-        session.log_in(user, await self.services.auth.token_version(user.id) or 0)
+        session.keep(user, await self.services.auth.token_version(user.id) or 0)
         self.live.end_sessions(user.id)
         self.password_error.set_text("")
         self.current.set_value("")

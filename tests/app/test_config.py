@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import logging
+import os
 import stat
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +18,8 @@ from app.config import SettingsError, load_settings
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    names = ("DATABASE_URL", "DATA_DIR", "MARKET_FEED_ENABLED", "JWT_SECRET", "ENCRYPTION_KEY")
+    names = ("DATABASE_URL", "DATA_DIR", "MARKET_FEED_ENABLED", "JWT_SECRET", "ENCRYPTION_KEY", "STORAGE_SECRET")
+    names = (*names, "ENCRYPTION_KEY_OLD", "COOKIE_SECURE")
     binance = ("BINANCE_TESTNET_URL", "BINANCE_TESTNET_STREAM_URL", "BINANCE_TESTNET_WS_API_URL")
     for name in (*names, *binance):
         monkeypatch.delenv(name, raising=False)
@@ -65,6 +71,10 @@ def test_env_file_is_read(clean_env: Path) -> None:
         ("BINANCE_TESTNET_URL", "https://api.binance.com", "mainnet"),
         ("BINANCE_TESTNET_STREAM_URL", "wss://stream.binance.com:9443", "mainnet"),
         ("ENCRYPTION_KEY", "too-short", "ENCRYPTION_KEY"),
+        ("ENCRYPTION_KEY_OLD", f"{'A' * 43},too-short", "ENCRYPTION_KEY_OLD"),
+        ("JWT_SECRET", "x" * 31, "at least 32 characters"),
+        ("STORAGE_SECRET", "short", "at least 32 characters"),
+        ("COOKIE_SECURE", "maybe", "COOKIE_SECURE"),
     ],
 )
 def test_invalid_settings_name_the_variable(
@@ -91,19 +101,99 @@ def test_secrets_are_generated_once_with_private_permissions(clean_env: Path) ->
 
 
 def test_explicit_secret_wins_over_generated(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JWT_SECRET", "from-the-environment")
-    assert load_settings().jwt_secret == "from-the-environment"
+    monkeypatch.setenv("JWT_SECRET", "from-the-environment-" + "x" * 11)
+    assert load_settings().jwt_secret == "from-the-environment-" + "x" * 11
     assert not (clean_env / "data" / "secrets" / "jwt_secret").exists()
 
 
-def test_main_refuses_to_start_with_one_clear_line(clean_env: Path) -> None:
-    import subprocess
-    import sys
-
+def _run_main(clean_env: Path, **env: str) -> subprocess.CompletedProcess[str]:
     main = Path(__file__).resolve().parents[2] / "main.py"
-    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(clean_env / "data"), "MARKET_DATA": "nasdaq"}
-    result = subprocess.run(
-        [sys.executable, str(main)], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(clean_env / "data"), **env}
+    return subprocess.run([sys.executable, str(main)], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_main_refuses_to_start_with_one_clear_line(clean_env: Path) -> None:
+    result = _run_main(clean_env, MARKET_DATA="nasdaq")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("tradewind: invalid setting MARKET_DATA")
+
+
+def test_old_encryption_keys_are_a_list(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = [base64.urlsafe_b64encode(bytes([n]) * 32).decode().rstrip("=") for n in (1, 2)]
+    monkeypatch.setenv("ENCRYPTION_KEY_OLD", f"{old[0]}, {old[1]}")
+    assert load_settings().encryption_key_old == old
+    monkeypatch.delenv("ENCRYPTION_KEY_OLD")
+    assert load_settings().encryption_key_old == []
+
+
+def test_an_empty_stored_secret_is_replaced(clean_env: Path) -> None:
+    folder = clean_env / "data" / "secrets"
+    folder.mkdir(parents=True)
+    (folder / "jwt_secret").write_text("")
+    (folder / "storage_secret").write_text("\n")
+    settings = load_settings()
+    assert len(settings.jwt_secret) >= 32 and len(settings.storage_secret) >= 32
+    assert (folder / "jwt_secret").read_text() == settings.jwt_secret
+    assert stat.S_IMODE((folder / "jwt_secret").stat().st_mode) == 0o600
+    assert load_settings().jwt_secret == settings.jwt_secret
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temp file left behind
+
+
+@pytest.mark.parametrize(
+    ("name", "content"), [("jwt_secret", "short-secret"), ("storage_secret", "x" * 31), ("encryption_key", "abc")]
+)
+def test_a_short_stored_secret_stops_start_up_and_is_kept(clean_env: Path, name: str, content: str) -> None:
+    folder = clean_env / "data" / "secrets"
+    folder.mkdir(parents=True)
+    (folder / name).write_text(content)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"invalid setting {name.upper()}: ")
+    assert str(folder / name) in str(caught.value)
+    assert (folder / name).read_text() == content  # never silently replaced: the operator decides
+
+
+def test_a_secret_written_by_a_racing_first_start_wins(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes starting for the first time agree on one value: the second link fails, its value is dropped."""
+    folder = clean_env / "data" / "secrets"
+    real_link = os.link
+
+    def racing_link(source: str, target: str) -> None:
+        Path(target).write_text("w" * 43)  # the other process got there first
+        real_link(source, target)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    assert load_settings().jwt_secret == "w" * 43
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+
+
+def test_main_refuses_a_short_jwt_secret(clean_env: Path) -> None:
+    result = _run_main(clean_env, JWT_SECRET="too-short")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("tradewind: invalid setting JWT_SECRET")
+
+
+def test_configured_logging_drops_the_schedulers_info_lines(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from app.config import configure_logging
+
+    configure_logging()
+    ran = asyncio.Event()
+
+    async def scenario() -> None:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(ran.set, "date", id="once")  # runs at once: "Added job", "Running job", "executed"
+        with caplog.at_level(logging.INFO):
+            scheduler.start()
+            await asyncio.wait_for(ran.wait(), 5)
+            await asyncio.sleep(0.05)
+            logging.getLogger("app.jobs").info("still heard")
+        scheduler.shutdown(wait=False)
+
+    asyncio.run(scenario())
+    assert ran.is_set()
+    assert [r.name for r in caplog.records if r.name.startswith("apscheduler") and r.levelno < logging.WARNING] == []
+    assert "still heard" in caplog.text

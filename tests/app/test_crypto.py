@@ -54,3 +54,12 @@ def test_rotation_opens_values_sealed_by_an_old_key() -> None:
     rotated = KeyBox(new_key, old_keys=(old_key,))
     assert rotated.key_id != old.key_id
     assert rotated.open(token, sealed_with=old.key_id) == "api-secret"
+
+
+def test_has_key_names_the_current_and_old_keys_only() -> None:
+    old_key, new_key = os.urandom(32), os.urandom(32)
+    rotated = KeyBox(new_key, old_keys=(old_key,))
+    assert rotated.has_key(KeyBox(old_key).key_id) and rotated.has_key(rotated.key_id)
+    assert not rotated.has_key(KeyBox(os.urandom(32)).key_id)
+    with pytest.raises(ValueError):
+        KeyBox(new_key, old_keys=(b"short",))

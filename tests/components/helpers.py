@@ -18,7 +18,28 @@ async def register_in_browser(user: User, email: str | None = None) -> str:
     user.find(marker="password").type(PASSWORD)
     user.find(marker="submit").click()
     await user.should_see(marker="ticket", retries=30)
+    await settle_session(user)
     return email
+
+
+async def settle_session(user: User) -> None:
+    """Open the trade page again from the test itself after a log-in.
+
+    A log-in renews the browser's session id (components/session.py) on a page the simulation opened from a
+    background task; the simulation runs later event handlers with the request of the last page the *test* opened
+    (a browser uses the handler's own page), which would still carry the session id from before the log-in."""
+    landed = user.client
+    await user.open(f"/trade/{services().market.symbols[0]}")  # not "/": its redirect leaves a client behind
+    await user.should_see(marker="ticket", retries=30)
+    if landed is not None and landed is not user.client:
+        landed.delete()  # the browser left that page
+
+
+async def log_out(user: User) -> None:
+    """Log out the way a person does when typing /logout: the page asks, the button logs out."""
+    await user.open("/logout")
+    user.find(marker="logout-confirm").click()
+    await user.should_see(marker="to-register", retries=30)
 
 
 def services() -> Any:

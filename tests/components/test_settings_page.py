@@ -8,7 +8,7 @@ import pytest
 from nicegui import ElementFilter
 from nicegui.testing import User
 
-from tests.components.helpers import register_in_browser, services
+from tests.components.helpers import log_out, register_in_browser, services
 from tests.factories import PASSWORD
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
@@ -58,7 +58,7 @@ async def test_change_password_keeps_this_session_and_needs_the_current_password
     await user.should_see("Password changed. Other sessions were logged out.", retries=30)
     await user.open("/trade/BTCUSDT")
     await user.should_see(marker="ticket")  # this session survived
-    await user.open("/logout")
+    await log_out(user)
     await user.open("/login")
     user.find(marker="email").type(email)
     user.find(marker="password").type("a brand new secret")

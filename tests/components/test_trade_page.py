@@ -14,6 +14,7 @@ from tests.components.helpers import (
     choose,
     element,
     grid_rows,
+    log_out,
     register_in_browser,
     services,
     user_id_of,
@@ -143,7 +144,7 @@ async def test_users_never_see_each_others_orders(user: User) -> None:
     user.find(marker="ticket-quantity").type("0.00777")
     user.find(marker="submit-order").click()
     await user.should_see(content="0.00777", marker="open-orders", retries=50)
-    await user.open("/logout")
+    await log_out(user)
     await register_in_browser(user)  # a second person in the same browser
     await user.should_see("Open orders (0)")
     await user.should_not_see(content="0.00777", marker="open-orders")

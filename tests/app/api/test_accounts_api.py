@@ -77,10 +77,10 @@ async def test_add_key_returns_hint_only_and_stores_it_sealed(
     row = next(a for a in stored_accounts(services, user_id) if a.id == account["id"])
     assert row.api_key_enc and row.api_secret_enc and row.key_id == services.keybox.key_id
     assert DOC_SECRET not in row.api_secret_enc and DOC_API_KEY not in row.api_key_enc
-    opened = services.keybox.open(row.api_secret_enc, sealed_with=row.key_id, associated_data=row.id)
+    opened = services.keybox.open(row.api_secret_enc, sealed_with=row.key_id, associated_data=f"{row.id}/api_secret")
     assert opened == DOC_SECRET
     with pytest.raises(DecryptionError):  # bound to its row
-        services.keybox.open(row.api_secret_enc, sealed_with=row.key_id, associated_data=new_id())
+        services.keybox.open(row.api_secret_enc, sealed_with=row.key_id, associated_data=f"{new_id()}/api_secret")
     assert await services.accounts.credentials(row) == (DOC_API_KEY, DOC_SECRET)
     assert DOC_SECRET not in caplog.text
 

@@ -274,7 +274,7 @@ async def test_a_revoked_key_marks_the_account_stops_retries_and_tells_the_user(
     services.engine.external.reconcile_all()
     await services.orders.cancel(user, resting["id"])  # completes here: the venue cannot be asked
     canceled = await until(services, user, resting["id"], "CANCELED")
-    assert "refuses this account's API key" in canceled["reject_reason"]
+    assert "API key is refused or unreadable" in canceled["reject_reason"]
     await asyncio.sleep(0.2)
     assert fake.requests == []  # retries stopped
     await services.accounts.delete_account(user, account)

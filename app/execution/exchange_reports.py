@@ -1,0 +1,63 @@
+"""Venue reports in the recorder's terms: a Binance order view becomes a `Report`, an order placed outside
+Tradewind becomes an external `OrderRecord`, and positions are read once per recording transaction."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.execution.recorder import PositionSource
+from app.execution.records import Execution, OrderRecord, Report
+from app.ids import new_id, now_ms
+from app.portfolio import PositionState
+from app.venues.base import VenueOrder
+from storage.models import Account, Position
+
+
+def as_report(order_id: str, report: VenueOrder) -> Report:
+    executions = tuple(
+        Execution(f.price, f.quantity, f.fee, f.fee_asset, f.liquidity, f.ts, venue_trade_id=f.trade_id)
+        for f in report.fills
+    )
+    return Report(order_id, report.status, executions, report.reason, venue_order_id=report.venue_order_id)
+
+
+def positions_in(session: Session) -> PositionSource:
+    """Positions read in the recording transaction, each once."""
+    cache: dict[tuple[str, str], PositionState] = {}
+
+    def get(account_id: str, symbol: str) -> PositionState:
+        key = (account_id, symbol)
+        if key not in cache:
+            row = session.get(Position, key)
+            cache[key] = (
+                PositionState(account_id, symbol, row.quantity, row.cost, row.realized_pnl)
+                if row is not None
+                else PositionState(account_id, symbol)
+            )
+        return cache[key]
+
+    return get
+
+
+def imported(account: Account, report: VenueOrder) -> OrderRecord:
+    """An order placed at the venue outside Tradewind: tracked as external, not ignored. Its fills are recorded by
+    the report that found it."""
+    now = now_ms()
+    return OrderRecord(
+        id=new_id(),
+        user_id=account.user_id,
+        account_id=account.id,
+        client_order_id=report.client_order_id[:36],
+        symbol=report.symbol,
+        side=report.side or "BUY",
+        type=report.type or "LIMIT",
+        quantity=report.quantity,
+        price=report.price,
+        stop_price=report.stop_price,
+        status=report.status,
+        venue_order_id=report.venue_order_id,
+        external=True,
+        sent_at=now,
+        created_at=now,
+        updated_at=now,
+    )
