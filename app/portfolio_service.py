@@ -16,6 +16,8 @@ from storage.db import Database
 from storage.repositories import orders
 
 MAX_ASSETS = 50
+# Paper money is free, but numbers past this make every sum unreadable and every position absurd.
+MAX_RESET_AMOUNT = Decimal("1e10")
 
 
 class AccountResetter(Protocol):
@@ -77,5 +79,7 @@ def parse_balances(raw: Mapping[str, Any]) -> dict[str, Decimal]:
         value = parse_decimal(amount, f"balances.{asset}")
         if value < 0:
             raise ValidationFailed("balances cannot be negative", field=f"balances.{asset}")
+        if value >= MAX_RESET_AMOUNT:
+            raise ValidationFailed("a paper balance must be below 10000000000", field=f"balances.{asset}")
         parsed[asset.upper()] = value
     return parsed

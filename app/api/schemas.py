@@ -97,10 +97,6 @@ PositiveDecimal = Annotated[
     _DecimalString | Annotated[int, Field(gt=0, lt=10**20)] | Annotated[float, Field(gt=0, lt=1e20)],
     Field(description='A decimal string such as "0.01" (preferred) or a JSON number; greater than 0'),
 ]
-NonNegativeDecimal = Annotated[
-    _DecimalString | Annotated[int, Field(ge=0, lt=10**20)] | Annotated[float, Field(ge=0, lt=1e20)],
-    Field(description='A decimal string such as "10000" (preferred) or a JSON number; 0 or more'),
-]
 
 
 def _upper(value: object) -> object:
@@ -206,6 +202,13 @@ class PositionPublic(BaseModel):
 
 
 AssetCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,16}$")]
+# A paper reset's amount per asset: below 10,000,000,000 (app/portfolio_service.py MAX_RESET_AMOUNT).
+ResetAmount = Annotated[
+    Annotated[str, Field(pattern=r"^[0-9]{1,10}(\.[0-9]{1,18})?$")]
+    | Annotated[int, Field(ge=0, lt=10**10)]
+    | Annotated[float, Field(ge=0, lt=1e10)],
+    Field(description="A decimal string or JSON number, at least 0 and below 10,000,000,000"),
+]
 
 
 class ResetRequest(StrictBody):
@@ -213,7 +216,7 @@ class ResetRequest(StrictBody):
 
     balances: (
         Annotated[
-            dict[AssetCode, NonNegativeDecimal],
+            dict[AssetCode, ResetAmount],
             Field(max_length=50, json_schema_extra={"additionalProperties": False}, examples=[{"USDT": "10000"}]),
         ]
         | None

@@ -241,3 +241,20 @@ async def test_paper_reset(client: httpx.AsyncClient, running: Services, trader:
     assert len((await client.get("/api/trading/fills", headers=trader)).json()) == 1  # history stays
     bad = await client.post(f"/api/accounts/{account_id}/reset", json={"balances": {"USDT": "-1"}}, headers=trader)
     assert bad.status_code == 422
+
+
+async def test_paper_reset_balances_are_capped(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    account_id = (await client.get("/api/accounts", headers=trader)).json()[0]["id"]
+    before = (await client.get("/api/trading/balances", headers=trader)).json()
+    for amount in ("10000000000", 1e10, "99999999999999999999"):
+        response = await client.post(
+            f"/api/accounts/{account_id}/reset", json={"balances": {"USDT": amount}}, headers=trader
+        )
+        assert response.status_code == 422, response.text
+    assert (await client.get("/api/trading/balances", headers=trader)).json() == before
+    response = await client.post(
+        f"/api/accounts/{account_id}/reset", json={"balances": {"USDT": "9999999999.5"}}, headers=trader
+    )
+    assert response.status_code == 200
