@@ -62,11 +62,11 @@ def normalize_email(raw: str) -> str:
         raise ValidationFailed(f"email is not valid: {exc}", field="email") from None
 
 
-def check_password_rules(password: str) -> None:
+def check_password_rules(password: str, field: str = "password") -> None:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise ValidationFailed(f"password must be at least {MIN_PASSWORD} characters", field="password")
+        raise ValidationFailed(f"password must be at least {MIN_PASSWORD} characters", field=field)
     if len(password) > MAX_PASSWORD:
-        raise ValidationFailed(f"password must be at most {MAX_PASSWORD} characters", field="password")
+        raise ValidationFailed(f"password must be at most {MAX_PASSWORD} characters", field=field)
 
 
 class AuthService:
@@ -126,7 +126,7 @@ class AuthService:
     async def change_password(self, user_id: str, current: str, new: str, address: str = UNKNOWN_ADDRESS) -> int:
         """Check the current password (throttled like a login), store the new one, and end every session and token
         of the user. Returns the new token version (the caller keeps its own session with it)."""
-        check_password_rules(new)
+        check_password_rules(new, field="new_password")
         user = await self.db.read(lambda s: users.get(s, user_id))
         if user is None:
             raise NotAuthenticated("The session is no longer valid; log in again.", code="INVALID_TOKEN")
