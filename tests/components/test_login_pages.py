@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nicegui.testing import User
 
+from tests.components.helpers import services
 from tests.factories import PASSWORD, unique_email
 
 
@@ -64,3 +65,16 @@ async def test_open_redirects_are_refused(user: User) -> None:
     user.find(marker="password").type(PASSWORD)
     user.find(marker="submit").click()
     await user.should_see(marker="ticket", retries=30)
+
+
+async def test_closed_registration_says_so_and_offers_no_form(user: User) -> None:
+    await user.open("/login")
+    await user.should_see(marker="to-register")
+    services().settings.registration = "closed"
+    await user.open("/register")
+    await user.should_see("Sign-up is closed on this server.")
+    await user.should_not_see(marker="email")
+    await user.should_not_see(marker="submit")
+    await user.open("/login")
+    await user.should_see(marker="submit")
+    await user.should_not_see(marker="to-register")
