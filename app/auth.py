@@ -83,14 +83,17 @@ class AuthService:
         user = await self.db.read(lambda s: users.get(s, user_id))
         return UserVersion(user.email, user.token_version) if user else None
 
-    async def register(self, email: str, password: str, address: str = UNKNOWN_ADDRESS) -> AuthenticatedUser:
+    async def register(self, email: str, password: str, address: str | None = None) -> AuthenticatedUser:
         """Create a user and their paper account. 403 while REGISTRATION=closed; REGISTER_LIMIT_PER_HOUR
-        attempts per client address (counted once the input is valid, before the password hash)."""
+        attempts per client address (counted once the input is valid, before the password hash). The API and the
+        pages always pass the client's address; in-process callers (scripts, benches) pass none and are not
+        counted."""
         if self.settings.registration == "closed":
             raise Forbidden("Sign-up is closed on this server.", code="REGISTRATION_CLOSED")
         email = normalize_email(email)
         check_password_rules(password)
-        self.registrations.count(address)
+        if address is not None:
+            self.registrations.count(address)
         password_hash = await asyncio.to_thread(password_context.hash, password)
         user = User(id=new_id(), email=email, password_hash=password_hash, created_at=now_ms())
         balances = self.settings.paper_balances
