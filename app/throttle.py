@@ -6,10 +6,14 @@ The login rule (docs/security.md):
   successful login from that address clears its count for the email.
 - a client address gets at most `address_limit` (20) failed logins across all emails within the window; then every
   login from that address gets 429 (argon2 costs 64 MiB and tens of ms per try: a flood is a denial of service).
+- one email gets at most `email_limit` (50) failed logins from all addresses together within the window (a guessing
+  botnet); beyond that only addresses that logged in to that email successfully within `known_for` (30 days) may
+  still try, each under its own per-address limits above.
 - an attempt counts as a failure from the moment it starts, before the password hash is awaited, and is taken back
   only when it succeeds: 40 concurrent wrong passwords get at most 5 answers of 401, the rest 429.
-- the lock-out is per address, so a stranger elsewhere cannot lock a real user out: the user's own address keeps
-  its own count (a stranger behind the same address, e.g. the same NAT, can; the address limit then stops them too).
+- so a stranger cannot keep a real user locked out: the lock-outs are per address, and the email-wide one never
+  applies to the addresses the user already logs in from (a stranger behind the user's own address, e.g. the same
+  NAT, can lock that address out for a window at a time; the address limit stops them there too).
 
 Every table holds at most `capacity` keys; beyond that the least recently used key is forgotten (an attacker who
 sprays that many keys only resets counts, never grows memory), and each key keeps at most `limit` timestamps.
@@ -27,6 +31,8 @@ from app.errors import Throttled
 LOGIN_WINDOW = 15 * 60.0
 PAIR_LIMIT = 5
 ADDRESS_LIMIT = 20
+EMAIL_LIMIT = 50
+KNOWN_FOR = 30 * 24 * 3600.0
 DEFAULT_CAPACITY = 50_000
 
 
@@ -97,6 +103,7 @@ class LoginAttempt:
 
     pair: str
     address: str
+    email: str
     stamp: float
 
 
@@ -108,30 +115,52 @@ class LoginThrottle:
         *,
         pair_limit: int = PAIR_LIMIT,
         address_limit: int = ADDRESS_LIMIT,
+        email_limit: int = EMAIL_LIMIT,
         window: float = LOGIN_WINDOW,
+        known_for: float = KNOWN_FOR,
         clock: Callable[[], float] = time.monotonic,
         capacity: int = DEFAULT_CAPACITY,
     ) -> None:
+        self.clock, self.known_for, self.capacity = clock, known_for, capacity
         self.pairs = SlidingWindow(pair_limit, window, clock=clock, capacity=capacity)
         self.addresses = SlidingWindow(address_limit, window, clock=clock, capacity=capacity)
+        self.emails = SlidingWindow(email_limit, window, clock=clock, capacity=capacity)
+        self._known: OrderedDict[str, float] = OrderedDict()  # pair -> until when its address is known-good
 
     def begin(self, email: str, address: str) -> LoginAttempt:
-        """Raise Throttled (429) if this email from this address, or this address, is over its limit; otherwise
-        count the attempt as a failure right away (before any await) and return it."""
+        """Raise Throttled (429) if a limit of the rule applies; otherwise count the attempt as a failure right away
+        (before any await) and return it."""
         pair = f"{address} {email}"
-        waits = [w for w in (self.pairs.retry_after(pair), self.addresses.retry_after(address)) if w is not None]
+        checks = [self.pairs.retry_after(pair), self.addresses.retry_after(address)]
+        if not self._is_known(pair):
+            checks.append(self.emails.retry_after(email))
+        waits = [wait for wait in checks if wait is not None]
         if waits:
             raise Throttled(
                 "Too many failed login attempts; try again later.", retry_after=max(waits), code="TOO_MANY_ATTEMPTS"
             )
         stamp = self.pairs.hit(pair)
         self.addresses.hit(address)
-        return LoginAttempt(pair, address, stamp)
+        self.emails.hit(email)
+        return LoginAttempt(pair, address, email, stamp)
 
     def succeeded(self, attempt: LoginAttempt) -> None:
-        """The password was right: clear the pair's failures and take this attempt back from the address."""
+        """The password was right: clear the pair's failures, take this attempt back from the address and the
+        email, and remember the address as one this email logs in from."""
         self.pairs.reset(attempt.pair)
         self.addresses.undo(attempt.address, attempt.stamp)
+        self.emails.undo(attempt.email, attempt.stamp)
+        self._known[attempt.pair] = self.clock() + self.known_for
+        self._known.move_to_end(attempt.pair)
+        while len(self._known) > self.capacity:
+            self._known.popitem(last=False)
+
+    def _is_known(self, pair: str) -> bool:
+        until = self._known.get(pair)
+        if until is not None and until < self.clock():
+            del self._known[pair]
+            return False
+        return until is not None
 
 
 class RegisterThrottle:

@@ -30,7 +30,8 @@ async def register(body: Credentials, services: ServicesDep, address: ClientAddr
 @router.post("/login")
 async def login(body: Credentials, services: ServicesDep, address: ClientAddress) -> AuthResponse:
     """Exchange email and password for a token. 429 `TOO_MANY_ATTEMPTS` after 5 failures for one email from one
-    client address, or 20 failures from one address, within 15 minutes (docs/security.md)."""
+    client address, 20 failures from one address, or 50 failures for one email from addresses it never logged in
+    from, within 15 minutes (docs/security.md)."""
     user = await services.auth.login(body.email, body.password, address)
     token = await services.auth.issue_token(user.id)
     return AuthResponse(token=token, user=UserPublic(id=user.id, email=user.email))

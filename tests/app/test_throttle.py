@@ -95,3 +95,17 @@ def test_registrations_per_address_per_hour() -> None:
     throttle.count("10.0.0.2")
     clock.now += 3600
     throttle.count("10.0.0.1")
+
+
+def test_many_addresses_guessing_one_email_are_stopped_but_its_known_addresses_are_not() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)
+    throttle.succeeded(throttle.begin("victim@example.com", "192.0.2.10"))  # the user's usual address
+    for n in range(10):  # a botnet: 10 addresses x 5 guesses = the email-wide limit of 50
+        fail(throttle, "victim@example.com", f"198.51.100.{n}", 5)
+    with pytest.raises(Throttled):
+        throttle.begin("victim@example.com", "198.51.100.200")  # a new address: refused
+    throttle.succeeded(throttle.begin("victim@example.com", "192.0.2.10"))  # the user still logs in
+    throttle.begin("other@example.com", "198.51.100.200")  # other emails are unaffected
+    clock.now += 31 * 24 * 3600  # known for 30 days only; the guesses have aged out too
+    throttle.begin("victim@example.com", "198.51.100.200")
