@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlmodel import Session
 
+from app.api.server_options import WS_MAX_BYTES
 from app.auth import VerifiedToken
 from app.domain import normalize_symbol
 from app.errors import NotAuthenticated
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_BUFFERED_EVENTS = 1000
 REPLAY_PAGE = 500
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = WS_MAX_BYTES  # uvicorn refuses bigger ones first where main.py's options apply
 MAX_SOCKETS_PER_USER = 20
 POLICY_VIOLATION = 1008
 SESSION_ENDED = "The session has ended (logged out everywhere or password changed); log in again."
@@ -128,7 +129,7 @@ class SocketSession:
             unsubscribe_version()
             if expiry is not None:
                 expiry.cancel()
-            await _stop(sender, receiver)
+            await _stop(sender, receiver, *self._rechecks)
 
     # ---- lifetime: the token's expiry and version -------------------------------------------------------------
 
