@@ -22,7 +22,7 @@ from app.api.server_options import WS_MAX_BYTES, uvicorn_options
 from app.api.ws import MAX_SOCKETS_PER_USER
 from app.config import Settings
 from app.services import Services
-from tests.factories import PASSWORD, register, unique_email, wait_for
+from tests.factories import PASSWORD, place, register, unique_email, wait_for
 
 
 @asynccontextmanager
@@ -165,3 +165,49 @@ async def test_the_client_address_comes_from_a_trusted_proxy_only(
         assert [await login("198.51.100.66", "guess guess") for _ in range(5)] == [401] * 5
         assert await login("198.51.100.66", PASSWORD) == 429
         assert await login("192.0.2.10", PASSWORD) == (200 if separate else 429)
+
+
+class RecordingSocket:
+    """Stands in for the WebSocket: records what the session sends; `on_send` runs after each message."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.on_send = lambda: None
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+        self.on_send()
+
+
+async def test_resume_replays_the_log_in_pages_and_stops_when_the_session_ends(
+    running: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.api import ws as ws_module
+    from storage.repositories import events
+
+    monkeypatch.setattr(ws_module, "REPLAY_PAGE", 2)
+    user_id, alice = await register(client)
+    for _ in range(2):
+        assert (await place(client, alice, quantity="0.0001")).status_code == 202
+    await running.engine.drain()
+    latest = await running.db.read(lambda s: events.latest_seq(s, user_id))
+    assert latest >= 6
+    reads = 0
+    read = running.db.read
+
+    async def counting_read(work: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read(work)
+
+    monkeypatch.setattr(running.db, "read", counting_read)
+    whole = RecordingSocket()
+    await ws_module.SocketSession(whole, user_id, running)._replay()  # type: ignore[arg-type]
+    assert [m["seq"] for m in whole.sent] == list(range(1, latest + 1))
+    assert reads == latest // 2 + 1  # pages of two, and the short last page ends it
+
+    ending = RecordingSocket()
+    session = ws_module.SocketSession(ending, user_id, running)  # type: ignore[arg-type]
+    ending.on_send = lambda: session._end("logged out")  # the session ends during the first page
+    await session._replay()
+    assert [m["seq"] for m in ending.sent] == [1, 2]  # that page is finished, no further one is read
