@@ -128,7 +128,7 @@ async def test_add_and_remove_a_testnet_key_with_the_secret_masked(user: User, f
     user.find(marker="add-key").click()
     await user.should_see("Testnet account added.", retries=50)
     await user.should_see("My testnet", retries=30)
-    await user.should_see("key vmPU...Eh8A")
+    await user.should_see("key vmPU...Eh8A", retries=30)  # after the reload ("My testnet" is also the input)
     await user.should_see("TESTNET")
     assert next((r.method, r.path) for r in fake_binance.requests) == ("GET", "/api/v3/account")  # the key check
     assert not [r for r in fake_binance.requests if r.method != "GET"]  # nothing was traded
