@@ -9,6 +9,7 @@ from nicegui import app, ui
 from nicegui.storage import Storage
 
 from app.api import mount_api, security_headers
+from app.api.server_options import uvicorn_options
 from app.config import SettingsError, configure_logging, load_settings
 from app.services import build_services
 from components.pages import register_pages
@@ -41,6 +42,7 @@ def main() -> None:
         reconnect_timeout=10,
         uvicorn_logging_level="warning",
         show_welcome_message=False,
+        **uvicorn_options(settings),
     )
 
 

@@ -1,11 +1,10 @@
-"""Users and authentication: argon2 passwords (passlib), JWT for the API, login throttling."""
+"""Users and authentication: argon2 passwords (passlib), JWT for the API, login and sign-up throttling
+(app/throttle.py), token versions cached in memory (app/token_versions.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -16,8 +15,10 @@ from sqlmodel import Session
 
 from app.accounts import create_paper_account
 from app.config import Settings
-from app.errors import Conflict, NotAuthenticated, Throttled, ValidationFailed
+from app.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
 from app.ids import new_id, now_ms
+from app.throttle import LoginThrottle, RegisterThrottle
+from app.token_versions import TokenVersions, UserVersion
 from storage.db import Database
 from storage.models import User
 from storage.repositories import users
@@ -32,41 +33,22 @@ password_context = CryptContext(schemes=["argon2"], deprecated="auto")
 _DUMMY_HASH = password_context.hash("tradewind-dummy-password")
 
 
+UNKNOWN_ADDRESS = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class AuthenticatedUser:
     id: str
     email: str
 
 
-class LoginThrottle:
-    """At most `limit` failed logins per email within `window` seconds; then 429 until the oldest expires."""
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A valid token: its user, the token version it carries and when it expires (Unix seconds)."""
 
-    def __init__(self, limit: int = 5, window: float = 15 * 60, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def check(self, email: str) -> None:
-        failures = self._recent(email)
-        if len(failures) >= self.limit:
-            retry_after = max(1, int(failures[0] + self.window - self.clock()) + 1)
-            raise Throttled(
-                "Too many failed login attempts; try again later.",
-                retry_after=retry_after,
-                code="TOO_MANY_ATTEMPTS",
-            )
-
-    def record_failure(self, email: str) -> None:
-        self._recent(email).append(self.clock())
-
-    def reset(self, email: str) -> None:
-        self._failures.pop(email, None)
-
-    def _recent(self, email: str) -> deque[float]:
-        failures = self._failures.setdefault(email, deque())
-        horizon = self.clock() - self.window
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        return failures
+    user: AuthenticatedUser
+    version: int
+    expires_at: float
 
 
 def normalize_email(raw: str) -> str:
@@ -80,11 +62,11 @@ def normalize_email(raw: str) -> str:
         raise ValidationFailed(f"email is not valid: {exc}", field="email") from None
 
 
-def check_password_rules(password: str) -> None:
+def check_password_rules(password: str, field: str = "password") -> None:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise ValidationFailed(f"password must be at least {MIN_PASSWORD} characters", field="password")
+        raise ValidationFailed(f"password must be at least {MIN_PASSWORD} characters", field=field)
     if len(password) > MAX_PASSWORD:
-        raise ValidationFailed(f"password must be at most {MAX_PASSWORD} characters", field="password")
+        raise ValidationFailed(f"password must be at most {MAX_PASSWORD} characters", field=field)
 
 
 class AuthService:
@@ -94,10 +76,24 @@ class AuthService:
         self.db = db
         self.settings = settings
         self.throttle = throttle or LoginThrottle()
+        self.registrations = RegisterThrottle(settings.register_limit_per_hour)
+        self.versions = TokenVersions(self._load_version)
 
-    async def register(self, email: str, password: str) -> AuthenticatedUser:
+    async def _load_version(self, user_id: str) -> UserVersion | None:
+        user = await self.db.read(lambda s: users.get(s, user_id))
+        return UserVersion(user.email, user.token_version) if user else None
+
+    async def register(self, email: str, password: str, address: str | None = None) -> AuthenticatedUser:
+        """Create a user and their paper account. 403 while REGISTRATION=closed; REGISTER_LIMIT_PER_HOUR
+        attempts per client address (counted once the input is valid, before the password hash). The API and the
+        pages always pass the client's address; in-process callers (scripts, benches) pass none and are not
+        counted."""
+        if self.settings.registration == "closed":
+            raise Forbidden("Sign-up is closed on this server.", code="REGISTRATION_CLOSED")
         email = normalize_email(email)
         check_password_rules(password)
+        if address is not None:
+            self.registrations.count(address)
         password_hash = await asyncio.to_thread(password_context.hash, password)
         user = User(id=new_id(), email=email, password_hash=password_hash, created_at=now_ms())
         balances = self.settings.paper_balances
@@ -114,49 +110,59 @@ class AuthService:
             raise Conflict("An account with this email already exists.", code="EMAIL_TAKEN", field="email") from None
         return AuthenticatedUser(user.id, user.email)
 
-    async def login(self, email: str, password: str) -> AuthenticatedUser:
+    async def login(self, email: str, password: str, address: str = UNKNOWN_ADDRESS) -> AuthenticatedUser:
+        """The user, or 401 INVALID_CREDENTIALS (same for an unknown email), or 429 by the rule of app/throttle.py."""
         invalid = NotAuthenticated("Wrong email or password.", code="INVALID_CREDENTIALS")
         try:
             email = normalize_email(email)
         except ValidationFailed:
             raise invalid from None
-        self.throttle.check(email)
+        attempt = self.throttle.begin(email, address)  # counted before any await: concurrency cannot skip it
         user = await self.db.read(lambda s: users.get_by_email(s, email))
         stored_hash = user.password_hash if user else _DUMMY_HASH
         ok = await asyncio.to_thread(_verify, password, stored_hash)
         if user is None or not ok:
-            self.throttle.record_failure(email)
             raise invalid
-        self.throttle.reset(email)
+        self.throttle.succeeded(attempt)
         return AuthenticatedUser(user.id, user.email)
 
-    async def change_password(self, user_id: str, current: str, new: str) -> None:
-        """Check the current password, store the new one, and end every other session and token."""
-        check_password_rules(new)
+    async def change_password(self, user_id: str, current: str, new: str, address: str = UNKNOWN_ADDRESS) -> int:
+        """Check the current password (throttled like a login), store the new one, and end every session and token
+        of the user. Returns the new token version (the caller keeps its own session with it)."""
+        check_password_rules(new, field="new_password")
         user = await self.db.read(lambda s: users.get(s, user_id))
-        if user is None or not await asyncio.to_thread(_verify, current, user.password_hash):
-            raise ValidationFailed("The current password is wrong.", field="current_password")
+        if user is None:
+            raise NotAuthenticated("The session is no longer valid; log in again.", code="INVALID_TOKEN")
+        attempt = self.throttle.begin(user.email, address)
+        if not await asyncio.to_thread(_verify, current, user.password_hash):
+            raise ValidationFailed("The current password is wrong.", code="WRONG_PASSWORD", field="current_password")
+        self.throttle.succeeded(attempt)
         new_hash = await asyncio.to_thread(password_context.hash, new)
 
-        def store(session: Session) -> None:
+        def store(session: Session) -> int:
             row = users.get(session, user_id)
             assert row is not None
             row.password_hash = new_hash
             session.add(row)
-            users.bump_token_version(session, user_id)
+            return users.bump_token_version(session, user_id)
 
-        await self.db.write(store)
+        version = await self.db.write(store)
+        self.versions.changed(user_id, version)
+        return version
 
     async def log_out_everywhere(self, user_id: str) -> None:
-        """Invalidate every token and page session of the user."""
-        await self.db.write(lambda s: users.bump_token_version(s, user_id))
+        """Invalidate every token, page session and open socket of the user."""
+        version = await self.db.write(lambda s: users.bump_token_version(s, user_id))
+        self.versions.changed(user_id, version)
 
     async def token_version(self, user_id: str) -> int | None:
-        user = await self.db.read(lambda s: users.get(s, user_id))
-        return user.token_version if user else None
+        entry = await self.versions.get(user_id)
+        return entry.token_version if entry else None
 
-    async def issue_token(self, user_id: str) -> str:
-        version = await self.token_version(user_id)
+    async def issue_token(self, user_id: str, version: int | None = None) -> str:
+        """A JWT for the user carrying `version` (default: the user's current token version)."""
+        if version is None:
+            version = await self.token_version(user_id)
         issued = int(time.time())
         claims = {
             "sub": user_id,
@@ -168,6 +174,11 @@ class AuthService:
 
     async def user_from_token(self, token: str) -> AuthenticatedUser:
         """The token's user, or NotAuthenticated for a missing, forged, expired or revoked token."""
+        return (await self.verify_token(token)).user
+
+    async def verify_token(self, token: str) -> VerifiedToken:
+        """The token's user, version and expiry; NotAuthenticated for a missing, forged, expired or revoked token.
+        The version check uses the in-memory cache: no database read once the user is cached."""
         try:
             claims = jwt.decode(
                 token,
@@ -179,19 +190,20 @@ class AuthService:
             raise NotAuthenticated("The token has expired; log in again.", code="TOKEN_EXPIRED") from None
         except jwt.PyJWTError:
             raise NotAuthenticated("The token is not valid.", code="INVALID_TOKEN") from None
-        user = await self.db.read(lambda s: users.get(s, str(claims["sub"])))
-        if user is None or user.token_version != claims.get("ver", 0):
+        user_id, version = str(claims["sub"]), claims.get("ver", 0)
+        entry = await self.versions.get(user_id)
+        if entry is None or entry.token_version != version:
             raise NotAuthenticated("The token is no longer valid; log in again.", code="INVALID_TOKEN")
-        return AuthenticatedUser(user.id, user.email)
+        return VerifiedToken(AuthenticatedUser(user_id, entry.email), version, float(claims["exp"]))
 
     async def session_user(self, user_id: str | None, version: int | None) -> AuthenticatedUser | None:
         """The user behind a page session, if it is still valid (not logged out everywhere)."""
         if not user_id:
             return None
-        user = await self.db.read(lambda s: users.get(s, user_id))
-        if user is None or user.token_version != version:
+        entry = await self.versions.get(user_id)
+        if entry is None or entry.token_version != version:
             return None
-        return AuthenticatedUser(user.id, user.email)
+        return AuthenticatedUser(user_id, entry.email)
 
 
 def _verify(password: str, stored_hash: str) -> bool:

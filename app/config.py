@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     binance_testnet_url: str = "https://testnet.binance.vision"
     binance_testnet_stream_url: str = "wss://stream.testnet.binance.vision"
     binance_testnet_ws_api_url: str = "wss://ws-api.testnet.binance.vision"
+    # Sessions and abuse limits (docs/security.md).
+    registration: Literal["open", "closed"] = "open"
+    register_limit_per_hour: int = Field(20, ge=1)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto uvicorn trusts for the client address (a reverse proxy).
+    forwarded_allow_ips: str = "127.0.0.1"
     # Background machinery can be switched off for tests that drive the market themselves.
     market_feed_enabled: bool = True
 

@@ -77,7 +77,7 @@ async def serve_tradewind(rate: float) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from app.api import mount_api
+    from app.api import mount_api, ws
     from app.config import load_settings
     from app.market.simulated import SimulatedMarket
     from app.services import build_services
@@ -87,6 +87,8 @@ async def serve_tradewind(rate: float) -> None:
     app = FastAPI()
     app.state.services = services
     mount_api(app)
+    # Every client uses the one bench user's token: lift the per-user socket cap (20) for this measurement only.
+    ws.MAX_SOCKETS_PER_USER = 1_000_000
     user = await services.auth.register("bench@example.com", "benchmark-password")
     token = await services.auth.issue_token(user.id)
     market = SimulatedMarket(services.market, services.rules, seed=7, ticks_per_second=rate)

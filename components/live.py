@@ -95,6 +95,13 @@ class _Inbox:
     user_id: str
     pending: list[UserEvent] = field(default_factory=list)
     event: Event[list[UserEvent]] = field(default_factory=Event)
+    unsubscribe: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop taking the user's events (the session ended or the page is gone)."""
+        for unsubscribe in self.unsubscribe:
+            unsubscribe()
+        self.unsubscribe.clear()
 
 
 class LiveFeed:
@@ -108,6 +115,8 @@ class LiveFeed:
         self._market_flush = Throttle(TICK_SECONDS, self._emit_market)
         self._inbox_flush = Throttle(TICK_SECONDS, self._emit_inboxes)
         services.market.subscribe(self._symbol_changed)
+        # Log out everywhere and password changes (from a page, the API or another replica) end open pages.
+        services.auth.versions.subscribe_all(lambda user_id, _version: self.end_sessions(user_id))
         app.on_startup(self._market_flush.poke)  # what changed before the loop ran (history back-fill)
 
     def _symbol_changed(self, symbol: str) -> None:
@@ -145,23 +154,27 @@ class LiveFeed:
         one per `TICK_SECONDS`), in the page's context; everything is unsubscribed when the client is deleted."""
         inbox = _Inbox(user_id)
         inbox.event.subscribe(callback)  # bound to the page's slot: ui.notify works in the callback
-        unsubscribe_bus = self.services.bus.subscribe_user(user_id, lambda event: self._put(inbox, event))
-        unsubscribe_alerts = self.services.alerts.subscribe(
-            user_id, lambda data: self._put(inbox, UserEvent(user_id, 0, ALERT_EVENT, data))
+        inbox.unsubscribe.append(self.services.bus.subscribe_user(user_id, lambda event: self._put(inbox, event)))
+        inbox.unsubscribe.append(
+            self.services.alerts.subscribe(
+                user_id, lambda data: self._put(inbox, UserEvent(user_id, 0, ALERT_EVENT, data))
+            )
         )
         self._inboxes.add(inbox)
 
         def cleanup() -> None:
-            unsubscribe_bus()
-            unsubscribe_alerts()
+            inbox.close()
             self._inboxes.discard(inbox)
 
         ui.context.client.on_delete(cleanup)
 
     def end_sessions(self, user_id: str) -> None:
-        """Tell every open page of the user that its session is over (they go to /login on the next flush)."""
+        """Tell every open page of the user that its session is over (they go to /login on the next flush); from
+        now on they receive none of the user's events."""
         for inbox in self._inboxes:
             if inbox.user_id == user_id:
+                inbox.close()
+                inbox.pending.clear()
                 self._put(inbox, UserEvent(user_id, 0, SESSION_ENDED, {}))
 
     def counts(self) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import PlainTextResponse, RedirectResponse
 
 from app.api.errors import is_api_path
-from app.auth import AuthenticatedUser
+from app.auth import UNKNOWN_ADDRESS, AuthenticatedUser
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -96,6 +96,13 @@ async def current_user(services: Services) -> AuthenticatedUser | None:
     """The session's user if the session is still valid (not logged out everywhere, user exists)."""
     storage = app.storage.user
     return await services.auth.session_user(storage.get("user_id"), storage.get("token_version"))
+
+
+def client_address() -> str:
+    """Inside a page function: the browser's IP address (through a trusted proxy: the forwarded one), for the
+    login and sign-up throttles."""
+    request = ui.context.client.request
+    return request.client.host if request.client else UNKNOWN_ADDRESS
 
 
 def safe_redirect(target: str | None) -> str:

@@ -124,7 +124,7 @@ class TradeScreen:
                 ui.navigate.history.push(f"/trade/{wanted}")
 
     async def _on_popstate(self, event: GenericEventArguments) -> None:
-        if isinstance(event.args, str):
+        if isinstance(event.args, str) and await self._user_ok():
             await self.switch_symbol(event.args, push=False)
 
     # ---- data ---------------------------------------------------------------------------------------------
@@ -156,7 +156,9 @@ class TradeScreen:
         self.ticket.refresh()
 
     async def _on_connect(self) -> None:
-        if self._connected_once:  # a reconnect: events may have been missed while away
+        if self._connected_once:  # a reconnect: events may have been missed while away (or the session ended)
+            if not await self._user_ok():
+                return
             await self.reload()
         self._connected_once = True
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.auth import AuthenticatedUser
+from app.auth import UNKNOWN_ADDRESS, AuthenticatedUser
 from app.errors import NotAuthenticated
 
 if TYPE_CHECKING:
@@ -28,5 +28,12 @@ async def get_current_user(
     return await get_services(request).auth.user_from_token(credentials.credentials)
 
 
+def client_address(request: Request) -> str:
+    """The client's IP address: the peer, or what a trusted proxy said (uvicorn's proxy headers,
+    FORWARDED_ALLOW_IPS; docs/security.md)."""
+    return request.client.host if request.client else UNKNOWN_ADDRESS
+
+
 ServicesDep = Annotated["Services", Depends(get_services)]
+ClientAddress = Annotated[str, Depends(client_address)]
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]

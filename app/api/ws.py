@@ -1,5 +1,10 @@
 """GET /ws?token=<JWT>: prices and the user's order/fill/balance events on one socket.
 
+A socket lives only as long as its token: it is closed with 1008 when the token expires (a timer set at the
+token's `exp`) or when the user's token version changes (log out everywhere, password change; the in-memory token
+versions notify the socket, nothing polls the database). At most MAX_SOCKETS_PER_USER sockets per user; inbound
+messages over 64 KiB are refused by uvicorn with 1009 before they are read whole (app/api/server_options.py).
+
 Per socket, memory is bounded whatever the client does: prices keep only the newest message per symbol, user
 events wait in a bounded buffer, and when that overflows (or a seq gap shows up) the socket re-reads the durable
 event log from its last sent seq. So a slow client gets the latest prices and still every order event, in order.
@@ -11,12 +16,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlmodel import Session
 
+from app.api.server_options import WS_MAX_BYTES
+from app.auth import VerifiedToken
 from app.domain import normalize_symbol
 from app.errors import NotAuthenticated
 from app.events import PriceUpdate, UserEvent
@@ -28,8 +37,11 @@ log = logging.getLogger(__name__)
 
 MAX_BUFFERED_EVENTS = 1000
 REPLAY_PAGE = 500
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_BYTES = WS_MAX_BYTES  # uvicorn refuses bigger ones first where main.py's options apply
+MAX_SOCKETS_PER_USER = 20
 POLICY_VIOLATION = 1008
+SESSION_ENDED = "The session has ended (logged out everywhere or password changed); log in again."
+EXPIRED_REASON = "The token has expired; log in again."
 
 
 @router.websocket("/ws")
@@ -37,18 +49,43 @@ async def websocket_endpoint(websocket: WebSocket, token: str | None = None) -> 
     services: Services = websocket.app.state.services
     await websocket.accept()
     try:
-        user = await services.auth.user_from_token(token or "")
+        verified = await services.auth.verify_token(token or "")
     except NotAuthenticated as exc:
         await websocket.close(code=POLICY_VIOLATION, reason=exc.message[:120])
         return
-    await SocketSession(websocket, user.id, services).run()
+    open_sockets = user_sockets(websocket).setdefault(verified.user.id, set())
+    if len(open_sockets) >= MAX_SOCKETS_PER_USER:  # checked and taken with no await in between
+        await websocket.close(
+            code=POLICY_VIOLATION, reason=f"Too many open sockets for this user (at most {MAX_SOCKETS_PER_USER})."
+        )
+        return
+    session = SocketSession(websocket, verified.user.id, services, verified)
+    open_sockets.add(session)
+    try:
+        await session.run()
+    finally:
+        open_sockets.discard(session)
+        if not open_sockets:
+            user_sockets(websocket).pop(verified.user.id, None)
+
+
+def user_sockets(websocket: WebSocket) -> dict[str, set[SocketSession]]:
+    """The app's open sockets by user id (one table per app)."""
+    state = websocket.app.state
+    if not hasattr(state, "ws_sockets"):
+        state.ws_sockets = {}
+    return state.ws_sockets  # type: ignore[no-any-return]
 
 
 class SocketSession:
-    def __init__(self, websocket: WebSocket, user_id: str, services: Services) -> None:
+    def __init__(
+        self, websocket: WebSocket, user_id: str, services: Services, token: VerifiedToken | None = None
+    ) -> None:
         self.websocket = websocket
         self.user_id = user_id
         self.services = services
+        self.token = token
+        self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.symbols: set[str] = set(services.market.symbols)
         self.prices: dict[str, str] = {}
         self.events: deque[UserEvent] = deque()
@@ -56,31 +93,72 @@ class SocketSession:
         self.last_seq = 0
         self.replay_needed = False
         self.wake = asyncio.Event()
+        self._rechecks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         # Subscribe before reading the latest seq, so nothing falls between the two; events and prices arriving
         # meanwhile wait in the buffers, and the sender starts only after CONNECTED, which is always first.
         unsubscribe_user = self.services.bus.subscribe_user(self.user_id, self._on_event)
         unsubscribe_prices = self.services.bus.subscribe_prices(self._on_price)
+        unsubscribe_version, expiry = self._watch_lifetime()
         sender: asyncio.Task[None] | None = None
+        receiver: asyncio.Task[None] | None = None
         try:
             self.last_seq = await self.services.db.read(lambda s: events.latest_seq(s, self.user_id))
-            await self.websocket.send_text(
-                json.dumps({"type": "CONNECTED", "data": {"user_id": self.user_id, "seq": self.last_seq}})
-            )
-            sender = asyncio.create_task(self._send_loop())
-            for update in self.services.bus.latest_prices.values():
-                self._on_price(update)
-            await self._receive_loop()
+            await self._recheck()  # a change between the token check and the subscription above
+            if not self.ended.done():
+                await self.websocket.send_text(
+                    json.dumps({"type": "CONNECTED", "data": {"user_id": self.user_id, "seq": self.last_seq}})
+                )
+                sender = asyncio.create_task(self._send_loop())
+                for update in self.services.bus.latest_prices.values():
+                    self._on_price(update)
+                receiver = asyncio.create_task(self._receive_loop())
+                waiting: set[asyncio.Future[Any]] = {receiver, self.ended}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if self.ended.done():
+                await _stop(sender, receiver)
+                await self.websocket.close(code=POLICY_VIOLATION, reason=self.ended.result())
+            elif receiver is not None:
+                receiver.result()  # the client left (WebSocketDisconnect) or the receive loop failed
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
             unsubscribe_user()
             unsubscribe_prices()
-            if sender is not None:
-                sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await sender
+            unsubscribe_version()
+            if expiry is not None:
+                expiry.cancel()
+            await _stop(sender, receiver, *self._rechecks)
+
+    # ---- lifetime: the token's expiry and version -------------------------------------------------------------
+
+    def _watch_lifetime(self) -> tuple[Callable[[], None], asyncio.TimerHandle | None]:
+        if self.token is None:
+            return (lambda: None), None
+        unsubscribe = self.services.auth.versions.subscribe(self.user_id, self._on_version)
+        delay = max(0.0, self.token.expires_at - time.time())
+        expiry = asyncio.get_running_loop().call_later(delay, self._end, EXPIRED_REASON)
+        return unsubscribe, expiry
+
+    def _on_version(self, _user_id: str, version: int | None) -> None:
+        if version is None:  # invalidated without a version: look it up (one read serves every socket)
+            task = asyncio.get_running_loop().create_task(self._recheck())
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
+        elif self.token is not None and version != self.token.version:
+            self._end(SESSION_ENDED)
+
+    async def _recheck(self) -> None:
+        if self.token is None:
+            return
+        entry = await self.services.auth.versions.get(self.user_id)
+        if entry is None or entry.token_version != self.token.version:
+            self._end(SESSION_ENDED)
+
+    def _end(self, reason: str) -> None:
+        if not self.ended.done():
+            self.ended.set_result(reason)
 
     # ---- inbound ----------------------------------------------------------------------------------------------
 
@@ -191,8 +269,18 @@ class SocketSession:
                 return [UserEvent(r.user_id, r.seq, r.type, json.loads(r.payload)) for r in rows]
 
             rows = await self.services.db.read(page)
+            if self.ended.done():  # the session ended meanwhile: not one more page
+                return
             for event in rows:
                 await self.websocket.send_text(event.message())
                 self.last_seq = event.seq
             if len(rows) < REPLAY_PAGE:
                 return
+
+
+async def _stop(*tasks: asyncio.Task[None] | None) -> None:
+    for task in tasks:
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -20,12 +20,13 @@ def register(services: Services) -> None:
         if await session.current_user(services):
             ui.navigate.to(target)
             return
+        address = session.client_address()
         with theme.public_frame("Log in"):
             email, password, error = _credential_fields()
 
             async def submit() -> None:
                 try:
-                    user = await services.auth.login(email.value, password.value)
+                    user = await services.auth.login(email.value, password.value, address)
                 except TradewindError as exc:
                     error.set_text(exc.message)
                     error.set_visibility(True)
@@ -34,18 +35,25 @@ def register(services: Services) -> None:
 
             password.on("keydown.enter", submit)
             ui.button("Log in", on_click=submit).classes("w-full").mark("submit")
+            if services.settings.registration == "closed":
+                return
             with ui.row().classes("text-sm gap-1"):
                 ui.label("New here?")
                 ui.link("Create an account", "/register").mark("to-register")
 
     @ui.page("/register")
     async def register_page() -> None:
+        address = session.client_address()
         with theme.public_frame("Create account"):
+            if services.settings.registration == "closed":
+                ui.label("Sign-up is closed on this server. Ask its operator for an account.").mark("signup-closed")
+                ui.link("Log in", "/login").mark("to-login")
+                return
             email, password, error = _credential_fields(new=True)
 
             async def submit() -> None:
                 try:
-                    user = await services.auth.register(email.value, password.value)
+                    user = await services.auth.register(email.value, password.value, address)
                 except TradewindError as exc:
                     error.set_text(exc.message)
                     error.set_visibility(True)

@@ -25,7 +25,7 @@ def _assets(services: Services) -> list[str]:
     return [*sorted(quotes), *dict.fromkeys(bases)]
 
 
-def register(services: Services, live: LiveFeed) -> None:
+def register(services: Services, _live: LiveFeed) -> None:
     @ui.page("/settings")
     async def settings_page() -> None:
         user = await session.current_user(services)
@@ -40,14 +40,14 @@ def register(services: Services, live: LiveFeed) -> None:
             ui.column().classes("w-full max-w-3xl mx-auto gap-4"),
         ):
             ui.label("Settings").classes("text-2xl font-bold")
-            _Settings(services, live, user.id).build(accounts)
+            _Settings(services, user.id, session.client_address()).build(accounts)
 
 
 class _Settings:
     """The page's sections; every action re-checks the session user first."""
 
-    def __init__(self, services: Services, live: LiveFeed, user_id: str) -> None:
-        self.services, self.live, self.user_id = services, live, user_id
+    def __init__(self, services: Services, user_id: str, address: str) -> None:
+        self.services, self.user_id, self.address = services, user_id, address
 
     async def _user(self) -> AuthenticatedUser | None:
         user = await session.current_user(self.services)
@@ -159,13 +159,14 @@ class _Settings:
         if user is None:
             return
         try:
-            await self.services.auth.change_password(user.id, self.current.value or "", self.new.value or "")
+            version = await self.services.auth.change_password(
+                user.id, self.current.value or "", self.new.value or "", self.address
+            )
         except TradewindError as exc:
             self.password_error.set_text(exc.message)
             return
-        # The change ends every session; keep this one by storing the new token version.
-        session.keep(user, await self.services.auth.token_version(user.id) or 0)
-        self.live.end_sessions(user.id)
+        # The change ends every other session (open pages hear it through the live feed); this one keeps going.
+        session.keep(user, version)
         self.password_error.set_text("")
         self.current.set_value("")
         self.new.set_value("")
@@ -174,8 +175,7 @@ class _Settings:
     async def log_out_everywhere(self) -> None:
         if (await self._user()) is None:
             return
-        await self.services.auth.log_out_everywhere(self.user_id)
-        self.live.end_sessions(self.user_id)
+        await self.services.auth.log_out_everywhere(self.user_id)  # open pages hear it through the live feed
         session.log_out()
         ui.navigate.to("/login")
 

@@ -8,7 +8,7 @@ from nicegui import app
 from nicegui.testing import User
 
 from components.session import safe_redirect
-from tests.components.helpers import log_out, settle_session
+from tests.components.helpers import log_out, services, settle_session
 from tests.factories import PASSWORD, unique_email
 
 
@@ -187,3 +187,16 @@ async def test_session_cookie_is_secure_over_https_only(user: User) -> None:
     assert secure.startswith("session=") and "; secure" in secure.lower()
     assert plain.startswith("session=") and "secure" not in plain.lower()
     assert "httponly" in secure.lower() and "samesite=lax" in secure.lower()
+
+
+async def test_closed_registration_says_so_and_offers_no_form(user: User) -> None:
+    await user.open("/login")
+    await user.should_see(marker="to-register")
+    services().settings.registration = "closed"
+    await user.open("/register")
+    await user.should_see("Sign-up is closed on this server.")
+    await user.should_not_see(marker="email")
+    await user.should_not_see(marker="submit")
+    await user.open("/login")
+    await user.should_see(marker="submit")
+    await user.should_not_see(marker="to-register")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from nicegui import ElementFilter
-from nicegui.testing import User
+from nicegui import ElementFilter, app
+from nicegui.testing import User, UserInteraction
 
-from tests.components.helpers import log_out, register_in_browser, services
+from tests.components.helpers import log_out, register_in_browser, services, user_id_of
 from tests.factories import PASSWORD
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
@@ -76,6 +76,39 @@ async def test_log_out_everywhere_ends_the_session(user: User) -> None:
     await user.should_not_see(marker="ticket")
 
 
+async def test_an_open_trade_page_goes_to_login_when_the_api_logs_out_everywhere(user: User) -> None:
+    await register_in_browser(user)
+    user_id = user_id_of(user)
+    feed = app.state.live
+    assert feed.counts()[1] == 1  # the page's inbox of user events
+    await services().auth.log_out_everywhere(user_id)  # what POST /auth/logout-all does
+    assert feed.counts()[1] == 1 and not next(iter(feed._inboxes)).unsubscribe  # no more events for it
+    await user.should_see("Log in", retries=30)
+    await user.should_not_see(marker="ticket")
+
+
+async def test_back_forward_checks_the_session(user: User) -> None:
+    await register_in_browser(user)
+    assert user.client is not None
+    page = user.client
+    with page:
+        app.storage.user.clear()  # logged out in another tab: no version change, no push to this page
+    UserInteraction(user, {page.layout}, None).trigger("tw_symbol", "ETHUSDT")  # the browser's back button
+    await user.should_see("Log in", retries=30)
+    await user.should_not_see("ETHUSDT")
+
+
+async def test_a_reconnect_after_the_session_ended_goes_to_login(user: User) -> None:
+    await register_in_browser(user)
+    assert user.client is not None
+    page = user.client
+    with page:
+        app.storage.user.clear()
+    for handler in page.connect_handlers:  # the page's socket comes back (the first connect was the page load)
+        page.safe_invoke(handler)
+    await user.should_see("Log in", retries=30)
+
+
 @pytest.fixture
 async def fake_binance() -> AsyncIterator[FakeBinance]:
     """The offline Binance fake, with the running app's key check pointed at it (as tests/app/api does)."""
@@ -95,7 +128,7 @@ async def test_add_and_remove_a_testnet_key_with_the_secret_masked(user: User, f
     user.find(marker="add-key").click()
     await user.should_see("Testnet account added.", retries=50)
     await user.should_see("My testnet", retries=30)
-    await user.should_see("key vmPU...Eh8A")
+    await user.should_see("key vmPU...Eh8A", retries=30)  # after the reload ("My testnet" is also the input)
     await user.should_see("TESTNET")
     assert next((r.method, r.path) for r in fake_binance.requests) == ("GET", "/api/v3/account")  # the key check
     assert not [r for r in fake_binance.requests if r.method != "GET"]  # nothing was traded
