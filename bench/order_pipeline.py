@@ -174,6 +174,11 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{argv[0]} did not start")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server process so far (all threads), from /proc (Linux)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -217,6 +222,12 @@ class Load:
     start: float  # time.time() of the first request
     end: float  # time.time() of the last answer
     cpu: float  # generator CPU seconds (all its processes)
+    server_cpu: float = 0.0  # server process CPU seconds, set by the caller
+
+    @property
+    def server_us(self) -> float:
+        """Server CPU µs per answered request: robust to other load on the machine, unlike req/s."""
+        return self.server_cpu / self.ok * 1e6
 
     @property
     def rate(self) -> float:
@@ -289,7 +300,7 @@ async def until_no_open_orders(base: str, tokens: list[str]) -> float:
                     if not await response.json():
                         waiting.remove(token)
             if waiting:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.05)  # light: the polls share the server with the engine they wait for
     return time.time()
 
 
@@ -359,7 +370,10 @@ def bare_load(args: argparse.Namespace) -> Load:
     bare = start_bare()
     try:
         closed_loop(bare.url, "/echo", [None], min(500, args.orders), args.connections, args.clients)  # warm-up
-        return closed_loop(bare.url, "/echo", [None], args.orders, args.connections, args.clients)
+        cpu = bare.cpu_seconds()
+        load = closed_loop(bare.url, "/echo", [None], args.orders, args.connections, args.clients)
+        load.server_cpu = bare.cpu_seconds() - cpu
+        return load
     finally:
         bare.stop()
 
@@ -390,6 +404,8 @@ def app_figures(args: argparse.Namespace, url: str, folder: Path) -> dict[str, o
                         args.py_spy,
                         "--rate",
                         "100",
+                        "--format",
+                        "flamegraph" if args.py_spy.endswith(".svg") else "raw",
                         "--pid",
                         str(app.process.pid),
                     ],
@@ -398,8 +414,11 @@ def app_figures(args: argparse.Namespace, url: str, folder: Path) -> dict[str, o
                 )
                 time.sleep(1)
             path = "/api/trading/orders"
+            cpu = app.cpu_seconds()
             load = closed_loop(app.url, path, list(tokens), args.orders, args.connections, args.clients)
+            out["app_ack_cpu"] = (app.cpu_seconds() - cpu) / load.ok * 1e6
             done = asyncio.run(until_no_open_orders(app.url, tokens))
+            load.server_cpu = app.cpu_seconds() - cpu  # includes the polls for open orders
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
@@ -420,7 +439,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="load: concurrent connections (32)")
     parser.add_argument("--users", type=int, default=16, help="load: registered users, round-robin (16)")
     parser.add_argument("--clients", type=int, default=1, help="load: generator processes (1)")
-    parser.add_argument("--py-spy", metavar="SVG", help="load: record the app with py-spy into this flame graph")
+    parser.add_argument(
+        "--py-spy", metavar="SVG", help="load: py-spy record the app into SVG (.svg) or collapsed stacks"
+    )
     args = parser.parse_args()
     args.only = args.only or ["inprocess", "http", "load"]
     folder = Path(tempfile.mkdtemp(prefix="tw-bench-"))
@@ -486,18 +507,27 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
     if "app_load" in f:
         before, after, load, e2e = f["bare_before"], f["bare_after"], f["app_load"], f["app_e2e"]
         bare = (before.rate + after.rate) / 2
+        bare_us = (before.server_us + after.server_us) / 2
         gen = f"{args.clients} aiohttp process{'es' if args.clients > 1 else ''}"
-        print(f"HTTP load, closed loop: {args.connections} connections, {args.orders} requests, generator {gen}")
+        print(
+            f"HTTP load, closed loop: {args.connections} connections, {args.orders} requests, {args.users} users,"
+            f" generator {gen}"
+        )
         for name, run in (("before", before), ("after ", after)):
             print(
                 f"  baseline  bare FastAPI POST /echo ({name}) {run.rate:10,.0f} req/s   "
-                f"     generator CPU {run.cpu_share:4.0%} of a core, {run.errors} errors"
+                f"     server CPU {run.server_us:5,.0f} µs/req   generator CPU {run.cpu_share:4.0%} of a core,"
+                f" {run.errors} errors"
             )
         print(
             f"  app       accepted (202s until the last)    {load.rate:10,.0f} orders/s  ({load.rate / bare:.2f}x bare)"
-            f"  generator CPU {load.cpu_share:4.0%} of a core, {load.errors} errors, {args.users} users"
+            f"  server CPU {f['app_ack_cpu']:5,.0f} µs/order   generator CPU {load.cpu_share:4.0%} of a core,"
+            f" {load.errors} errors"
         )
-        print(f"  app       submit -> all FILLED, end to end  {e2e:10,.0f} orders/s  ({e2e / bare:.2f}x bare)")
+        print(
+            f"  app       submit -> all FILLED, end to end  {e2e:10,.0f} orders/s  ({e2e / bare:.2f}x bare)"
+            f"  server CPU {load.server_us:5,.0f} µs/order ({load.server_us / bare_us:.1f}x bare)"
+        )
         need = 0.5 if args.db == "sqlite" else 0.3
         targets.append(
             (
