@@ -240,7 +240,9 @@ class Load:
 
 
 async def _load(base: str, path: str, tokens: list[str | None], count: int, connections: int, offset: int) -> Load:
-    body = json.dumps(ORDER).encode()
+    method, _, path = path.rpartition(" ")  # "GET /api/accounts"; a bare path is a POST of the order body
+    method = method or "POST"
+    data = json.dumps(ORDER).encode() if method == "POST" else None
     headers = [{"Content-Type": "application/json", **({"Authorization": f"Bearer {t}"} if t else {})} for t in tokens]
     counter = itertools.count()
     ok = errors = 0
@@ -250,7 +252,8 @@ async def _load(base: str, path: str, tokens: list[str | None], count: int, conn
         async def worker() -> None:
             nonlocal ok, errors
             while (n := next(counter)) < count:
-                async with session.post(path, data=body, headers=headers[(n + offset) % len(headers)]) as response:
+                user = headers[(n + offset) % len(headers)]
+                async with session.request(method, path, data=data, headers=user) as response:
                     await response.read()
                     if response.status < 300:
                         ok += 1
@@ -272,7 +275,8 @@ def _load_process(args: tuple[str, str, list[str | None], int, int, int, float])
 
 
 def closed_loop(base: str, path: str, tokens: list[str | None], count: int, connections: int, clients: int = 1) -> Load:
-    """`count` POSTs of the order body over `connections` connections (closed loop), round-robin over `tokens`."""
+    """`count` requests (POSTs of the order body unless path is "GET /...") over `connections` connections (closed
+    loop), round-robin over `tokens`."""
     if clients == 1:
         return asyncio.run(_load(base, path, tokens, count, connections, 0))
     jobs = [
@@ -308,9 +312,18 @@ async def until_no_open_orders(base: str, tokens: list[str]) -> float:
 
 
 async def paced(
-    session: aiohttp.ClientSession, method: str, path: str, body: object, headers: dict[str, str], rate: int, count: int
+    session: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    body: object,
+    headers: dict[str, str],
+    rate: int,
+    count: int,
+    achieved: list[float],
 ) -> list[float]:
-    """Fire `count` requests at `rate`/s (open loop: the pace does not wait for answers); latencies in ms."""
+    """Fire `count` requests at `rate`/s (open loop: the pace does not wait for answers); latencies in ms. Appends
+    the rate actually answered (count / time until the last answer) to `achieved`: below `rate`, the server could
+    not keep up and the latencies are queueing."""
     latencies: list[float] = []
 
     async def one() -> None:
@@ -326,16 +339,19 @@ async def paced(
         await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
+    achieved.append(count / (time.perf_counter() - start))
     return latencies
 
 
 async def paced_figures(app: Server, token: str) -> dict[str, float]:
     async with aiohttp.ClientSession(app.url) as client:
         headers = {"Authorization": f"Bearer {token}"}
-        await paced(client, "POST", "/api/trading/orders", ORDER, headers, 200, 50)  # warm-up
+        warm: list[float] = []
+        await paced(client, "POST", "/api/trading/orders", ORDER, headers, 200, 50, warm)  # warm-up
+        rates: list[float] = []
         # Baseline in the same run: an authenticated read through the same stack, at the same pace.
-        baseline = await paced(client, "GET", "/api/accounts", None, headers, 200, 1000)
-        acks = await paced(client, "POST", "/api/trading/orders", ORDER, headers, 200, 1000)
+        baseline = await paced(client, "GET", "/api/accounts", None, headers, 200, 1000, rates)
+        acks = await paced(client, "POST", "/api/trading/orders", ORDER, headers, 200, 1000, rates)
         await asyncio.sleep(1)
         fills: list[float] = []
         async with websockets.connect(f"ws://127.0.0.1:{app.port}/ws?token={token}") as ws:
@@ -354,6 +370,8 @@ async def paced_figures(app: Server, token: str) -> dict[str, float]:
                         break
                 await asyncio.sleep(0.01)
     return {
+        "base_rate": rates[0],
+        "ack_rate": rates[1],
         "base_p50": statistics.median(baseline),
         "base_p99": percentile(baseline, 0.99),
         "ack_p50": statistics.median(acks),
@@ -394,6 +412,14 @@ def app_figures(args: argparse.Namespace, url: str, folder: Path) -> dict[str, o
             warm = closed_loop(app.url, "/api/trading/orders", list(tokens), 200, args.connections, 1)
             assert warm.errors == 0, "warm-up orders were refused"
             asyncio.run(until_no_open_orders(app.url, tokens))
+            cpu, t0 = app.cpu_seconds(), time.perf_counter()
+            time.sleep(2)
+            out["app_idle"] = (app.cpu_seconds() - cpu) / (time.perf_counter() - t0)
+            # Same stack, authenticated read: what the app's API costs before any order work.
+            cpu = app.cpu_seconds()
+            read = closed_loop(app.url, "GET /api/accounts", list(tokens), min(args.orders, 2000), args.connections)
+            read.server_cpu = app.cpu_seconds() - cpu
+            out["app_read"] = read
             spy = None
             if args.py_spy:
                 spy = subprocess.Popen(
@@ -489,11 +515,17 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
     if "paced" in f:
         h = f["paced"]
         print("HTTP, paced 200 requests/s (one user)")
-        print(f"  baseline  GET /api/accounts           p50 {h['base_p50']:6.1f} ms   p99 {h['base_p99']:6.1f} ms")
+        print(
+            f"  baseline  GET /api/accounts           p50 {h['base_p50']:6.1f} ms   p99 {h['base_p99']:6.1f} ms"
+            f"  answered at {h['base_rate']:4.0f}/s"
+        )
         print(
             f"  HTTP      submit -> 202               p50 {h['ack_p50']:6.1f} ms   p99 {h['ack_p99']:6.1f} ms"
+            f"  answered at {h['ack_rate']:4.0f}/s"
             f"  ({h['ack_p50'] / h['base_p50']:.1f}x / {h['ack_p99'] / h['base_p99']:.1f}x baseline)"
         )
+        if min(h["base_rate"], h["ack_rate"]) < 190:
+            print("  !! answered below the 200/s pace: the server was saturated, these latencies are mostly queueing")
         print(f"  HTTP+WS   submit -> FILLED event      p50 {h['fill_p50']:6.1f} ms   p99 {h['fill_p99']:6.1f} ms")
         targets += [
             ("paced 200/s: submit -> 202 p99 < 5 ms", f"{h['ack_p99']:.1f} ms", h["ack_p99"] < 5),
@@ -519,6 +551,13 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
                 f"     server CPU {run.server_us:5,.0f} µs/req   generator CPU {run.cpu_share:4.0%} of a core,"
                 f" {run.errors} errors"
             )
+        read = f["app_read"]
+        print(f"  app       idle (market simulation, timers)  server CPU {f['app_idle']:4.0%} of a core")
+        print(
+            f"  app       GET /api/accounts (same stack)    {read.rate:10,.0f} req/s     ({read.rate / bare:.2f}x bare)"
+            f"  server CPU {read.server_us:5,.0f} µs/req   generator CPU {read.cpu_share:4.0%} of a core,"
+            f" {read.errors} errors"
+        )
         print(
             f"  app       accepted (202s until the last)    {load.rate:10,.0f} orders/s  ({load.rate / bare:.2f}x bare)"
             f"  server CPU {f['app_ack_cpu']:5,.0f} µs/order   generator CPU {load.cpu_share:4.0%} of a core,"
