@@ -352,23 +352,27 @@ async def paced_figures(app: Server, token: str) -> dict[str, float]:
         # Baseline in the same run: an authenticated read through the same stack, at the same pace.
         baseline = await paced(client, "GET", "/api/accounts", None, headers, 200, 1000, rates)
         acks = await paced(client, "POST", "/api/trading/orders", ORDER, headers, 200, 1000, rates)
-        await asyncio.sleep(1)
-        fills: list[float] = []
-        async with websockets.connect(f"ws://127.0.0.1:{app.port}/ws?token={token}") as ws:
-            await ws.recv()
-            symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"]
-            await ws.send(json.dumps({"type": "UNSUBSCRIBE", "symbols": symbols}))
-            for _ in range(300):
-                t0 = time.perf_counter()
-                async with client.post("/api/trading/orders", json=ORDER, headers=headers) as response:
-                    order_id = (await response.json())["id"]
-                while True:
-                    message = json.loads(await ws.recv())
-                    data = message.get("data", {})
-                    if message["type"] == "ORDER_UPDATE" and data.get("id") == order_id and data["status"] == "FILLED":
-                        fills.append((time.perf_counter() - t0) * 1000)
-                        break
-                await asyncio.sleep(0.01)
+    await until_no_open_orders(app.url, [token])  # the fills below start with an idle engine
+    await asyncio.sleep(1)
+    fills: list[float] = []
+    # A fresh session: uvicorn closes keep-alive connections idle for 5 s, and reusing one of the paced run's
+    # connections as it closes fails with ServerDisconnectedError.
+    ws_url = f"ws://127.0.0.1:{app.port}/ws?token={token}"
+    async with aiohttp.ClientSession(app.url) as client, websockets.connect(ws_url) as ws:
+        await ws.recv()
+        symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT"]
+        await ws.send(json.dumps({"type": "UNSUBSCRIBE", "symbols": symbols}))
+        for _ in range(300):
+            t0 = time.perf_counter()
+            async with client.post("/api/trading/orders", json=ORDER, headers=headers) as response:
+                order_id = (await response.json())["id"]
+            while True:
+                message = json.loads(await ws.recv())
+                data = message.get("data", {})
+                if message["type"] == "ORDER_UPDATE" and data.get("id") == order_id and data["status"] == "FILLED":
+                    fills.append((time.perf_counter() - t0) * 1000)
+                    break
+            await asyncio.sleep(0.01)
     return {
         "base_rate": rates[0],
         "ack_rate": rates[1],
