@@ -421,7 +421,7 @@ def app_figures(args: argparse.Namespace, url: str, folder: Path) -> dict[str, o
             out["app_idle"] = (app.cpu_seconds() - cpu) / (time.perf_counter() - t0)
             # Same stack, authenticated read: what the app's API costs before any order work.
             cpu = app.cpu_seconds()
-            read = closed_loop(app.url, "GET /api/accounts", list(tokens), min(args.orders, 2000), args.connections)
+            read = closed_loop(app.url, "GET /api/accounts", list(tokens), min(args.orders, 1000), args.connections)
             read.server_cpu = app.cpu_seconds() - cpu
             out["app_read"] = read
             spy = None
