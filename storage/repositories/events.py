@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 from storage import bulk
@@ -42,6 +42,15 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on
     session.info.setdefault(_PENDING, []).append(_Pending(user_id, type_, payload, ts, on_seq))
 
 
+_USERS = User.__table__  # type: ignore[attr-defined]
+_BUMP = (
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("user_id"))
+    .values(last_seq=_USERS.c.last_seq + bindparam("n"))
+    .returning(_USERS.c.last_seq)
+)
+
+
 @sa_event.listens_for(Session, "before_commit")
 def _number_pending_events(session: Session) -> None:
     pending: list[_Pending] = session.info.pop(_PENDING, [])
@@ -49,15 +58,11 @@ def _number_pending_events(session: Session) -> None:
     for item in pending:
         by_user[item.user_id].append(item)
     rows: list[dict[str, object]] = []
+    connection = session.connection()
     for user_id in sorted(by_user):
         items = by_user[user_id]
-        bump = (
-            update(User)
-            .where(col(User.id) == user_id)
-            .values(last_seq=col(User.last_seq) + len(items))
-            .returning(col(User.last_seq))
-        )
-        last = session.execute(bump).scalar_one()
+        # Core on the connection: through Session.execute an UPDATE takes the ORM's bulk path (~10x the cost).
+        last = connection.execute(_BUMP, {"user_id": user_id, "n": len(items)}).scalar_one()
         for seq, item in enumerate(items, start=last - len(items) + 1):
             rows.append({"user_id": user_id, "seq": seq, "type": item.type, "payload": item.payload, "ts": item.ts})
             if item.on_seq is not None:
