@@ -160,6 +160,7 @@ class PaperExecutor:
                     if isinstance(command, SubmitOrder):
                         self.queued.discard(command.order_id)
                     self.queue.task_done()
+            await asyncio.sleep(0)  # with inline SQLite writes nothing else yields: let requests in between batches
 
     async def _process(self, batch: list[PaperCommand], *, isolated: bool = False) -> None:
         # Most public trades touch no paper order: skip them without a transaction.
