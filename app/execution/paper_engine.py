@@ -167,15 +167,16 @@ class PaperExecutor:
         batch = [c for c in batch if not isinstance(c, MarketTrade) or self.venue.has_live_orders(c.trade.symbol)]
         if not batch:
             return
-        batch = await self._prepare(batch)
         changes = Changes()
-        for command in batch:
-            self._apply(command, changes)
-        self._balance_changes(changes)
         try:
+            batch = await self._prepare(batch)
+            for command in batch:
+                self._apply(command, changes)
+            self._balance_changes(changes)
             await self._write(changes)
         except Exception:
-            log.exception("a batch of %d commands could not be written; replaying it one by one", len(batch))
+            # Memory may have moved ahead of the database: rebuild it, then find the command that fails.
+            log.exception("a batch of %d commands failed; replaying it command by command", len(batch))
             await self._rebuild()
             if isolated:  # it failed on its own too: this command is the problem
                 await self._fail(batch[0])
@@ -309,13 +310,17 @@ class PaperExecutor:
         """Memory moved ahead of the database in a batch that did not commit: load it again (retried until the
         database answers; the commands of the batch and the queue wait meanwhile)."""
         await retry(
-            lambda: self.recover(requeue=False),
+            self._reload,
             policy=DATABASE_RETRY,
             sleep=self.sleep,
             on_retry=lambda n, _, delay: log.error(
                 "rebuilding the paper venue failed (try %d); again in %.2f s", n, delay
             ),
         )
+
+    async def _reload(self) -> None:
+        await self.recover(requeue=False)
+        self.recorder.open_orders.load(await self.db.read(order_repo.open_counts))
 
     async def _fail(self, command: PaperCommand) -> None:
         """A single command that cannot be applied: reject its order rather than retrying forever."""

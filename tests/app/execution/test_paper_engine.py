@@ -169,3 +169,27 @@ async def test_at_most_200_open_orders_per_account_and_symbol(running: Services)
     await running.orders.cancel(user, first["id"])
     await running.engine.drain()
     await running.orders.submit(user, resting)  # a slot is free again
+
+
+async def test_a_command_that_breaks_in_memory_rejects_only_its_own_order(
+    running: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await new_user(running)
+    recorder = running.engine.paper_executor.recorder
+    record = recorder.record
+
+    def record_or_break(order: Any, *args: Any, **kwargs: Any) -> Any:
+        if order.quantity == Decimal("0.002"):
+            raise ValueError("a bug in one order's recording")
+        return record(order, *args, **kwargs)
+
+    monkeypatch.setattr(recorder, "record", record_or_break)
+    ids = []
+    for quantity in ("0.001", "0.002", "0.003"):  # one batch or several: either way only the middle one breaks
+        request = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity=quantity)
+        ids.append((await running.orders.submit(user, request)).order["id"])
+    await running.engine.drain()
+    statuses = [(await running.orders.get(user, order_id))["status"] for order_id in ids]
+    assert statuses == ["FILLED", "REJECTED", "FILLED"]
+    assert (await running.orders.get(user, ids[1]))["reject_reason"] == "internal error; nothing executed"
+    await check_gap_free_log(running, user)
