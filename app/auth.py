@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -27,6 +28,7 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 128
 MAX_EMAIL = 254
 JWT_ALGORITHM = "HS256"
+VERIFIED_TOKENS_KEPT = 10_000
 
 password_context = CryptContext(schemes=["argon2"], deprecated="auto")
 # Verified against unknown emails too, so both answers take the same time (no user enumeration by timing).
@@ -78,6 +80,8 @@ class AuthService:
         self.throttle = throttle or LoginThrottle()
         self.registrations = RegisterThrottle(settings.register_limit_per_hour)
         self.versions = TokenVersions(self._load_version)
+        # Bots send the same token with every request: its signature is checked once, its expiry every time.
+        self._verified: OrderedDict[str, tuple[str, int, float]] = OrderedDict()  # token -> (sub, ver, exp)
 
     async def _load_version(self, user_id: str) -> UserVersion | None:
         user = await self.db.read(lambda s: users.get(s, user_id))
@@ -179,6 +183,20 @@ class AuthService:
     async def verify_token(self, token: str) -> VerifiedToken:
         """The token's user, version and expiry; NotAuthenticated for a missing, forged, expired or revoked token.
         The version check uses the in-memory cache: no database read once the user is cached."""
+        user_id, version, expires = self._decode(token)
+        entry = await self.versions.get(user_id)
+        if entry is None or entry.token_version != version:
+            raise NotAuthenticated("The token is no longer valid; log in again.", code="INVALID_TOKEN")
+        return VerifiedToken(AuthenticatedUser(user_id, entry.email), version, expires)
+
+    def _decode(self, token: str) -> tuple[str, int, float]:
+        """(user id, token version, expiry) of a well-signed, unexpired token; NotAuthenticated otherwise."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known[2] <= time.time():
+                del self._verified[token]
+                raise NotAuthenticated("The token has expired; log in again.", code="TOKEN_EXPIRED")
+            return known
         try:
             claims = jwt.decode(
                 token,
@@ -190,11 +208,11 @@ class AuthService:
             raise NotAuthenticated("The token has expired; log in again.", code="TOKEN_EXPIRED") from None
         except jwt.PyJWTError:
             raise NotAuthenticated("The token is not valid.", code="INVALID_TOKEN") from None
-        user_id, version = str(claims["sub"]), claims.get("ver", 0)
-        entry = await self.versions.get(user_id)
-        if entry is None or entry.token_version != version:
-            raise NotAuthenticated("The token is no longer valid; log in again.", code="INVALID_TOKEN")
-        return VerifiedToken(AuthenticatedUser(user_id, entry.email), version, float(claims["exp"]))
+        decoded = (str(claims["sub"]), int(claims.get("ver", 0)), float(claims["exp"]))
+        self._verified[token] = decoded
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return decoded
 
     async def session_user(self, user_id: str | None, version: int | None) -> AuthenticatedUser | None:
         """The user behind a page session, if it is still valid (not logged out everywhere)."""

@@ -73,6 +73,7 @@ class OrderRequest:
 class Submitted:
     order: dict[str, Any]
     created: bool  # False: an order with this client_order_id already existed and is returned as it is
+    json: str | None = None  # `order` serialised already (the stored event's payload), when there is one
 
 
 def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
@@ -155,7 +156,7 @@ class OrderService:
             return Submitted(order_data(existing), created=False)
         self.publish(event)
         self.queue.submit(SubmitOrder(order.id, account.id, Venue(account.venue), order))
-        return Submitted(event.data, created=True)
+        return Submitted(event.data, created=True, json=event.payload)
 
     def _build(
         self, user_id: str, account: Account, request: OrderRequest, rules_by_symbol: Mapping[str, SymbolRules]
