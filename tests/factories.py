@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -63,3 +64,38 @@ def trade(symbol: str, price: str, qty: str, side: str = "SELL", ts: int | None 
     from app.market.models import Trade
 
     return Trade(symbol=symbol, price=Decimal(price), qty=Decimal(qty), side=side, ts=ts or now_ms())
+
+
+def add_testnet_account(
+    services: Any, user_id: str, api_key: str, secret: str, *, box: Any = None, legacy: bool = False
+) -> str:
+    """A Binance testnet account row with sealed keys, stored directly (no key check with the exchange): sealed
+    the current way, or the legacy way (both fields bound to the account id alone). Returns its id."""
+    from app import sealed_keys
+    from app.ids import new_id, now_ms
+    from storage.models import Account
+    from storage.repositories import accounts as account_repo
+
+    box = box or services.keybox
+    account_id = new_id()
+    if legacy:
+        version = sealed_keys.LEGACY_SEAL_VERSION
+        sealed = sealed_keys.SealedKeys(
+            box.seal(api_key, account_id), box.seal(secret, account_id), box.key_id, version
+        )
+    else:
+        sealed = sealed_keys.seal(box, account_id, api_key, secret)
+    account = Account(
+        id=account_id,
+        user_id=user_id,
+        venue="binance-testnet",
+        label="Testnet",
+        created_at=now_ms(),
+        api_key_hint=f"{api_key[:4]}...{api_key[-4:]}",
+        api_key_enc=sealed.api_key_enc,
+        api_secret_enc=sealed.api_secret_enc,
+        key_id=sealed.key_id,
+        seal_version=sealed.seal_version,
+    )
+    services.db.run_sync(lambda session: account_repo.add(session, account))
+    return account_id

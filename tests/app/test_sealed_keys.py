@@ -7,16 +7,14 @@ import logging
 import os
 
 import pytest
-from sqlmodel import Session
 
 from app import sealed_keys
 from app.crypto import KeyBox
 from app.errors import Conflict
-from app.ids import new_id, now_ms
 from app.services import Services
 from storage.models import Account
 from storage.repositories import accounts as account_repo
-from tests.factories import PASSWORD, unique_email
+from tests.factories import PASSWORD, add_testnet_account, unique_email
 
 API_KEY, SECRET = "k" * 64, "s" * 64
 
@@ -24,33 +22,7 @@ API_KEY, SECRET = "k" * 64, "s" * 64
 async def _add_account(services: Services, box: KeyBox, *, legacy: bool) -> str:
     """A testnet account row sealed the legacy way (both fields with the account id) or the current way."""
     user_id = (await services.auth.register(unique_email(), PASSWORD)).id
-    account_id = new_id()
-    if legacy:
-        sealed = sealed_keys.SealedKeys(
-            box.seal(API_KEY, account_id), box.seal(SECRET, account_id), box.key_id, sealed_keys.LEGACY_SEAL_VERSION
-        )
-    else:
-        sealed = sealed_keys.seal(box, account_id, API_KEY, SECRET)
-
-    def store(session: Session) -> None:
-        account_repo.add(
-            session,
-            Account(
-                id=account_id,
-                user_id=user_id,
-                venue="binance-testnet",
-                label="Testnet",
-                created_at=now_ms(),
-                api_key_hint="kkkk...kkkk",
-                api_key_enc=sealed.api_key_enc,
-                api_secret_enc=sealed.api_secret_enc,
-                key_id=sealed.key_id,
-                seal_version=sealed.seal_version,
-            ),
-        )
-
-    services.db.run_sync(store)
-    return account_id
+    return add_testnet_account(services, user_id, API_KEY, SECRET, box=box, legacy=legacy)
 
 
 def _row(services: Services, account_id: str) -> Account:

@@ -10,17 +10,13 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 import pytest
-from sqlmodel import Session
 
 from app.errors import Conflict
 from app.events import UserEvent
-from app.ids import new_id, now_ms
 from app.orders import OrderRequest
 from app.services import Services
 from app.venues.binance_testnet import BinanceTestnetVenue
-from storage.models import Account
-from storage.repositories import accounts as account_repo
-from tests.factories import PASSWORD, unique_email
+from tests.factories import PASSWORD, add_testnet_account, unique_email
 from tests.fakes.binance import FakeBinance, ccxt_config
 from tests.fakes.binance.app_venues import point_services_at
 
@@ -40,26 +36,7 @@ async def testnet(services: Services, fake: FakeBinance) -> AsyncIterator[tuple[
 
     point_services_at(services, fake, timeout_ms=1500)
     user_id = (await services.auth.register(unique_email(), PASSWORD)).id
-    account_id = new_id()
-
-    def store(session: Session) -> None:
-        box = services.keybox
-        account_repo.add(
-            session,
-            Account(
-                id=account_id,
-                user_id=user_id,
-                venue="binance-testnet",
-                label="Testnet",
-                created_at=now_ms(),
-                api_key_hint="kkkk...kkkk",
-                api_key_enc=box.seal(API_KEY, account_id),
-                api_secret_enc=box.seal(SECRET, account_id),
-                key_id=box.key_id,
-            ),
-        )
-
-    services.db.run_sync(store)
+    account_id = add_testnet_account(services, user_id, API_KEY, SECRET)
     await services.engine.start()
     yield services, user_id, account_id
     await services.engine.stop()
