@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -93,9 +93,18 @@ class _Inbox:
     """One page's pending user events and the Event its page listens on."""
 
     user_id: str
+    session: Mapping[str, object] | None = None  # the page's browser-session storage (user id, token version)
+    ending: int | None = None  # a token version change to check against `session` at the next flush
     pending: list[UserEvent] = field(default_factory=list)
     event: Event[list[UserEvent]] = field(default_factory=Event)
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
+
+    def outlived(self, version: int) -> bool:
+        """Whether the page's own session carries `version` or newer: the browser that changed the password keeps
+        its session (components/session.keep), so its other open tabs keep going too."""
+        kept = self.session.get("token_version") if self.session is not None else None
+        same_user = self.session is not None and self.session.get("user_id") == self.user_id
+        return same_user and isinstance(kept, int) and kept >= version
 
     def close(self) -> None:
         """Stop taking the user's events (the session ended or the page is gone)."""
@@ -116,7 +125,7 @@ class LiveFeed:
         self._inbox_flush = Throttle(TICK_SECONDS, self._emit_inboxes)
         services.market.subscribe(self._symbol_changed)
         # Log out everywhere and password changes (from a page, the API or another replica) end open pages.
-        services.auth.versions.subscribe_all(lambda user_id, _version: self.end_sessions(user_id))
+        services.auth.versions.subscribe_all(self.end_sessions)
         app.on_startup(self._market_flush.poke)  # what changed before the loop ran (history back-fill)
 
     def _symbol_changed(self, symbol: str) -> None:
@@ -130,9 +139,20 @@ class LiveFeed:
             self.market.emit({symbol: self.snapshot(symbol) for symbol in dirty})
 
     def _emit_inboxes(self) -> None:
-        for inbox in [i for i in self._inboxes if i.pending]:
-            batch, inbox.pending = inbox.pending, []
-            inbox.event.emit(batch)
+        for inbox in [i for i in self._inboxes if i.pending or i.ending is not None]:
+            if inbox.ending is not None:
+                self._settle_ending(inbox, inbox.ending)
+            if inbox.pending:
+                batch, inbox.pending = inbox.pending, []
+                inbox.event.emit(batch)
+
+    def _settle_ending(self, inbox: _Inbox, version: int) -> None:
+        """Decided at the flush, not when the version changed: the page that changed the password stores the new
+        version in its session right after the change returns. Events held meanwhile go only to a page that
+        outlived the change."""
+        inbox.ending = None
+        if not inbox.outlived(version):
+            self._end(inbox)
 
     def _put(self, inbox: _Inbox, event: UserEvent) -> None:
         inbox.pending.append(event)
@@ -152,7 +172,7 @@ class LiveFeed:
     def watch_user(self, user_id: str, callback: Callable[[list[UserEvent]], None]) -> None:
         """Inside a page function: deliver the user's events (and fired alerts) to `callback` in batches (at most
         one per `TICK_SECONDS`), in the page's context; everything is unsubscribed when the client is deleted."""
-        inbox = _Inbox(user_id)
+        inbox = _Inbox(user_id, session=app.storage.user)
         inbox.event.subscribe(callback)  # bound to the page's slot: ui.notify works in the callback
         inbox.unsubscribe.append(self.services.bus.subscribe_user(user_id, lambda event: self._put(inbox, event)))
         inbox.unsubscribe.append(
@@ -168,14 +188,23 @@ class LiveFeed:
 
         ui.context.client.on_delete(cleanup)
 
-    def end_sessions(self, user_id: str) -> None:
-        """Tell every open page of the user that its session is over (they go to /login on the next flush); from
-        now on they receive none of the user's events."""
+    def end_sessions(self, user_id: str, version: int | None = None) -> None:
+        """The user's token version changed (to `version`, None when unknown): every open page whose browser
+        session is older learns on the next flush that its session is over (it goes to /login) and from then on
+        receives none of the user's events. Pages of the browser that made the change keep going."""
         for inbox in self._inboxes:
-            if inbox.user_id == user_id:
-                inbox.close()
-                inbox.pending.clear()
-                self._put(inbox, UserEvent(user_id, 0, SESSION_ENDED, {}))
+            if inbox.user_id != user_id:
+                continue
+            if version is None:
+                self._end(inbox)
+            else:
+                inbox.ending = max(version, inbox.ending or 0)
+                self._inbox_flush.poke()
+
+    def _end(self, inbox: _Inbox) -> None:
+        inbox.close()
+        inbox.pending.clear()
+        self._put(inbox, UserEvent(inbox.user_id, 0, SESSION_ENDED, {}))
 
     def counts(self) -> tuple[int, int]:
         """(market subscribers, user inboxes): tests use it to prove pages clean up."""

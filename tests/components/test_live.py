@@ -9,9 +9,10 @@ from decimal import Decimal
 from nicegui import app
 from nicegui.testing import User
 
+from app.events import UserEvent
 from app.ids import now_ms
 from app.market.models import Trade
-from components.live import TICK_SECONDS, SymbolUpdate, Throttle
+from components.live import SESSION_ENDED, TICK_SECONDS, LiveFeed, SymbolUpdate, Throttle, _Inbox
 from tests.components.helpers import OutboxSpy, element, register_in_browser, services, wait_for
 
 
@@ -103,3 +104,23 @@ def test_a_flush_left_on_a_closed_loop_does_not_block_the_next_loop() -> None:
     asyncio.run(poke_twice())  # the loop closes with that flush still scheduled
     asyncio.run(poke_twice())  # the app started again on a new loop: its first change goes out at once
     assert flushes == [1, 1]
+
+
+def test_a_version_change_ends_only_pages_whose_session_is_older() -> None:
+    feed = LiveFeed.__new__(LiveFeed)  # only the inbox bookkeeping: no services, no throttles
+    feed._inboxes = set()
+    feed._inbox_flush = Throttle(TICK_SECONDS, lambda: None)
+    got: dict[str, list[str]] = {"kept": [], "old": [], "logged-out": []}
+    sessions = {"kept": {"user_id": "u1", "token_version": 3}, "old": {"user_id": "u1", "token_version": 2}}
+    for name in got:
+        inbox = _Inbox("u1", session=sessions.get(name, {}))
+        inbox.unsubscribe.append(lambda: None)
+        inbox.event.subscribe(lambda batch, name=name: got[name].extend(e.type for e in batch))
+        feed._inboxes.add(inbox)
+    feed.end_sessions("u1", 3)
+    for inbox in feed._inboxes:  # an order update before the flush: only a surviving page may see it
+        inbox.pending.append(UserEvent("u1", 9, "ORDER_UPDATE", {}))
+    feed._emit_inboxes()
+    assert got == {"kept": ["ORDER_UPDATE"], "old": [SESSION_ENDED], "logged-out": [SESSION_ENDED]}
+    by_name = {name: i for name in got for i in feed._inboxes if i.session == sessions.get(name, {})}
+    assert by_name["kept"].unsubscribe and not by_name["old"].unsubscribe

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from nicegui import ElementFilter, app
 from nicegui.testing import User, UserInteraction
 
+from components.live import TICK_SECONDS
 from tests.components.helpers import log_out, register_in_browser, services, user_id_of
 from tests.factories import PASSWORD
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
@@ -82,9 +84,25 @@ async def test_an_open_trade_page_goes_to_login_when_the_api_logs_out_everywhere
     feed = app.state.live
     assert feed.counts()[1] == 1  # the page's inbox of user events
     await services().auth.log_out_everywhere(user_id)  # what POST /auth/logout-all does
-    assert feed.counts()[1] == 1 and not next(iter(feed._inboxes)).unsubscribe  # no more events for it
     await user.should_see("Log in", retries=30)
     await user.should_not_see(marker="ticket")
+    assert not next(iter(feed._inboxes)).unsubscribe  # no more events for it
+
+
+async def test_a_password_change_leaves_this_browsers_other_pages_open(user: User) -> None:
+    await register_in_browser(user)
+    feed = app.state.live
+    trade_page = user.client
+    await user.open("/settings")
+    user.find(marker="current-password").type(PASSWORD)
+    user.find(marker="new-password").type("a brand new secret")
+    user.find(marker="change-password").click()
+    await user.should_see("Password changed. Other sessions were logged out.", retries=30)
+    await asyncio.sleep(3 * TICK_SECONDS)  # the flush that decides which pages the change ended
+    assert user.client is not trade_page and user.client is not None
+    await user.should_see(marker="change-password")  # no page navigated to /login and back
+    (inbox,) = feed._inboxes
+    assert inbox.unsubscribe and inbox.ending is None  # the trade page still takes the user's events
 
 
 async def test_back_forward_checks_the_session(user: User) -> None:
