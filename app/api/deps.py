@@ -1,4 +1,9 @@
-"""Request dependencies, declared once as Annotated aliases."""
+"""Request dependencies, declared once as Annotated aliases.
+
+Who may call what: `CurrentUser` is a login token or any API key; `TradingUser` a login token or a key with the
+`trade` scope (403 SCOPE_REQUIRED otherwise); `LoginUser` a login token only (403 LOGIN_REQUIRED for API keys:
+keys never manage keys, the password or sessions). Each is one dependency, so a JWT request pays for no extra layer.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,50 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.api_keys import TRADE, looks_like_key
 from app.auth import UNKNOWN_ADDRESS, AuthenticatedUser
-from app.errors import NotAuthenticated
+from app.errors import Forbidden, NotAuthenticated
 
 if TYPE_CHECKING:
     from app.services import Services
 
-_bearer = HTTPBearer(auto_error=False, description="JWT from /auth/login or /auth/register")
+_bearer = HTTPBearer(
+    auto_error=False, description="JWT from /auth/login or /auth/register, or an API key `tw_…` (/api/api-keys)"
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-async def get_current_user(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> AuthenticatedUser:
+async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> AuthenticatedUser:
+    """The caller behind a bearer JWT or API key; NotAuthenticated without a valid one."""
     if credentials is None:
         raise NotAuthenticated("Send 'Authorization: Bearer <token>'.", code="NOT_AUTHENTICATED")
-    return await get_services(request).auth.user_from_token(credentials.credentials)
+    token = credentials.credentials
+    services = get_services(request)
+    if looks_like_key(token):
+        return await services.api_keys.authenticate(token, client_address(request))
+    return await services.auth.user_from_token(token)
+
+
+async def get_current_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
+    return await authenticate(request, credentials)
+
+
+async def get_trading_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
+    user = await authenticate(request, credentials)
+    if user.scopes is not None and TRADE not in user.scopes:
+        raise Forbidden("This API key may only read; this call needs the 'trade' scope.", code="SCOPE_REQUIRED")
+    return user
+
+
+async def get_login_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
+    user = await authenticate(request, credentials)
+    if user.api_key_id is not None:
+        raise Forbidden("API keys cannot do this; use a login token (POST /auth/login).", code="LOGIN_REQUIRED")
+    return user
 
 
 def client_address(request: Request) -> str:
@@ -37,3 +67,5 @@ def client_address(request: Request) -> str:
 ServicesDep = Annotated["Services", Depends(get_services)]
 ClientAddress = Annotated[str, Depends(client_address)]
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
+TradingUser = Annotated[AuthenticatedUser, Depends(get_trading_user)]
+LoginUser = Annotated[AuthenticatedUser, Depends(get_login_user)]
