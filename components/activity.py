@@ -47,9 +47,19 @@ def _row(record: ActivityView) -> None:
         ui.label(_describe(record)).classes("opacity-80")
 
 
+# What a row shows of each kind's detail (exchange accounts by their key hint: the label is the account list's).
+_SHOWN_DETAIL = {
+    "API_KEY_CREATED": ("label", "prefix", "scopes"),
+    "API_KEY_REVOKED": ("label", "prefix"),
+    "EXCHANGE_KEY_ADDED": ("key",),
+    "EXCHANGE_KEY_REMOVED": ("key",),
+    "PAPER_RESET": ("balances",),
+}
+
+
 def _describe(record: ActivityView) -> str:
     detail = record.detail
-    parts = [detail[name] for name in ("label", "prefix", "key", "balances") if detail.get(name)]
+    parts = [detail[name] for name in _SHOWN_DETAIL.get(record.kind, ()) if detail.get(name)]
     if record.address:
         parts.append(f"from {record.address}")
     return " · ".join(parts)
