@@ -154,6 +154,11 @@ class ApiKeyService:
         self._touched.pop(key_id, None)
         log.info("user %s revoked API key %s (%s)", user_id, row.id, row.prefix)
 
+    async def close(self) -> None:
+        """Let background `last_used_at` writes finish (before the database closes)."""
+        if self._touches:
+            await asyncio.gather(*self._touches, return_exceptions=True)
+
     # ---- requests -------------------------------------------------------------------------------------------
 
     async def authenticate(self, key: str, address: str) -> AuthenticatedUser:

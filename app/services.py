@@ -120,6 +120,7 @@ class Services:
         if self.feed is not None:
             await self.feed.close()
         await self.engine.stop()
+        await self.api_keys.close()
         self.db.close()
 
     def market_data_status(self) -> str:

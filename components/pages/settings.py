@@ -180,7 +180,7 @@ class _Settings:
     async def log_out_everywhere(self) -> None:
         if (await self.check_user()) is None:
             return
-        await self.services.auth.log_out_everywhere(self.user_id)  # open pages hear it through the live feed
+        await self.services.auth.log_out_everywhere(self.user_id, self.address)  # open pages hear it (live feed)
         session.log_out()
         ui.navigate.to("/login")
 
