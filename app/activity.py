@@ -12,7 +12,9 @@ records, and separately the newest 100 failed logins: storage/repositories/activ
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,6 +24,8 @@ from app.ids import now_ms
 from storage.db import Database
 from storage.models import Activity
 from storage.repositories import activity
+
+log = logging.getLogger(__name__)
 
 MAX_DETAIL_VALUE = 200
 
@@ -73,6 +77,7 @@ class ActivityLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._later: set[asyncio.Task[None]] = set()
 
     async def record(
         self,
@@ -84,6 +89,33 @@ class ActivityLog:
     ) -> None:
         """Append a record in its own transaction."""
         await self.db.write(lambda s: record_in(s, user_id, kind, address=address, detail=detail))
+
+    def record_later(
+        self,
+        user_id: str,
+        kind: ActivityKind,
+        *,
+        address: str | None = None,
+        detail: dict[str, str] | None = None,
+    ) -> None:
+        """Append a record in the background: for answers whose timing must not depend on whether something was
+        recorded (a failed login for an existing email must take as long as one for an unknown email)."""
+        task = asyncio.get_running_loop().create_task(self._record_quietly(user_id, kind, address, detail))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _record_quietly(
+        self, user_id: str, kind: ActivityKind, address: str | None, detail: dict[str, str] | None
+    ) -> None:
+        try:
+            await self.record(user_id, kind, address=address, detail=detail)
+        except Exception:  # the answer was sent already; a lost record must not become an unhandled task error
+            log.exception("could not record %s for user %s", kind, user_id)
+
+    async def drain(self) -> None:
+        """Wait for background records (before the database closes; tests before they read)."""
+        while self._later:
+            await asyncio.gather(*self._later, return_exceptions=True)
 
     async def recent(self, user_id: str, limit: int = 50, before: int | None = None) -> list[ActivityView]:
         """The user's records newest first; pass the last id seen as `before` for the next page."""

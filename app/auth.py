@@ -140,8 +140,10 @@ class AuthService:
         stored_hash = user.password_hash if user else _DUMMY_HASH
         ok = await asyncio.to_thread(_verify, password, stored_hash)
         if user is None or not ok:
-            if user is not None:  # an unknown email has nobody to show the attempt to (app/activity.py)
-                await self.activity.record(user.id, ActivityKind.LOGIN_FAILED, address=address)
+            # Recorded for the email's owner only (an unknown email has nobody to show it to), in the background
+            # so that the answer takes as long as for an unknown email.
+            if user is not None:
+                self.activity.record_later(user.id, ActivityKind.LOGIN_FAILED, address=address)
             raise invalid
         self.throttle.succeeded(attempt)
         await self.activity.record(user.id, ActivityKind.LOGIN_SUCCEEDED, address=address)

@@ -121,6 +121,7 @@ class Services:
             await self.feed.close()
         await self.engine.stop()
         await self.api_keys.close()
+        await self.activity.drain()
         self.db.close()
 
     def market_data_status(self) -> str:
