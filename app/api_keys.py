@@ -52,6 +52,7 @@ KEY_CREATIONS_PER_HOUR = 10
 KEY_REVOCATIONS_PER_HOUR = 60
 FAILED_USES = 20
 TOUCH_EVERY_MS = 60_000  # last_used_at is written at most once a minute per key, never on every request
+TOUCHED_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,8 @@ class ApiKeyService:
         now = now_ms()
         if now - self._touched.get(key_id, 0) < TOUCH_EVERY_MS:
             return
+        if len(self._touched) >= TOUCHED_KEPT:  # bounded: forgetting only costs one early write per key
+            self._touched.clear()
         self._touched[key_id] = now
         task = asyncio.get_running_loop().create_task(self._write_touch(key_id, now))
         self._touches.add(task)
