@@ -13,6 +13,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from app import sealed_keys
+from app.activity import ActivityKind, record_in
 from app.crypto import KeyBox
 from app.domain import Venue
 from app.errors import Conflict, NotFound, Throttled, ValidationFailed, VenueRejected, VenueThrottled, VenueUnavailable
@@ -182,6 +183,8 @@ class AccountService:
             account_id = new_id()
             # Bound to the row and the field: a ciphertext copied onto another account or field does not open.
             sealed = sealed_keys.seal(keybox, account_id, api_key, api_secret)
+            detail = {"account_id": account_id, "label": label or BINANCE_TESTNET_LABEL, "key": api_key_hint(api_key)}
+            record_in(session, user_id, ActivityKind.EXCHANGE_KEY_ADDED, detail=detail)
             return accounts.add(
                 session,
                 Account(
@@ -221,6 +224,8 @@ class AccountService:
             account.deleted_at = now_ms()
             account.api_key_enc = account.api_secret_enc = None
             session.add(account)
+            detail = {"account_id": account.id, "label": account.label, "key": account.api_key_hint or ""}
+            record_in(session, user_id, ActivityKind.EXCHANGE_KEY_REMOVED, detail=detail)
 
         await self.db.write(delete)
         if self.exchange is not None:

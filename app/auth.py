@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.accounts import create_paper_account
+from app.activity import ActivityKind, ActivityLog, record_in
 from app.config import Settings
 from app.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
 from app.ids import new_id, now_ms
@@ -40,8 +41,13 @@ UNKNOWN_ADDRESS = "unknown"
 
 @dataclass(frozen=True, slots=True)
 class AuthenticatedUser:
+    """Who is asking. A login (JWT, page session) may do everything; an API key (app/api_keys.py) carries the
+    `scopes` it was given and its id."""
+
     id: str
     email: str
+    scopes: frozenset[str] | None = None  # None: a login, not limited by scopes
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +80,15 @@ def check_password_rules(password: str, field: str = "password") -> None:
 class AuthService:
     """Register, log in, issue and verify tokens. Shared by the REST API and the NiceGUI pages."""
 
-    def __init__(self, db: Database, settings: Settings, throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        throttle: LoginThrottle | None = None,
+        activity: ActivityLog | None = None,
+    ) -> None:
         self.db = db
+        self.activity = activity or ActivityLog(db)
         self.settings = settings
         self.throttle = throttle or LoginThrottle()
         self.registrations = RegisterThrottle(settings.register_limit_per_hour)
@@ -107,6 +120,7 @@ class AuthService:
                 raise Conflict("An account with this email already exists.", code="EMAIL_TAKEN", field="email")
             users.add(session, user)
             create_paper_account(session, user.id, balances)
+            record_in(session, user.id, ActivityKind.REGISTERED, address=address)
 
         try:
             await self.db.write(store)
@@ -126,8 +140,13 @@ class AuthService:
         stored_hash = user.password_hash if user else _DUMMY_HASH
         ok = await asyncio.to_thread(_verify, password, stored_hash)
         if user is None or not ok:
+            # Recorded for the email's owner only (an unknown email has nobody to show it to), in the background
+            # so that the answer takes as long as for an unknown email.
+            if user is not None:
+                self.activity.record_later(user.id, ActivityKind.LOGIN_FAILED, address=address)
             raise invalid
         self.throttle.succeeded(attempt)
+        await self.activity.record(user.id, ActivityKind.LOGIN_SUCCEEDED, address=address)
         return AuthenticatedUser(user.id, user.email)
 
     async def change_password(self, user_id: str, current: str, new: str, address: str = UNKNOWN_ADDRESS) -> int:
@@ -148,15 +167,21 @@ class AuthService:
             assert row is not None
             row.password_hash = new_hash
             session.add(row)
+            record_in(session, user_id, ActivityKind.PASSWORD_CHANGED, address=address)
             return users.bump_token_version(session, user_id)
 
         version = await self.db.write(store)
         self.versions.changed(user_id, version)
         return version
 
-    async def log_out_everywhere(self, user_id: str) -> None:
-        """Invalidate every token, page session and open socket of the user."""
-        version = await self.db.write(lambda s: users.bump_token_version(s, user_id))
+    async def log_out_everywhere(self, user_id: str, address: str | None = None) -> None:
+        """Invalidate every token, page session and open socket of the user (API keys stay: app/api_keys.py)."""
+
+        def store(session: Session) -> int:
+            record_in(session, user_id, ActivityKind.LOGGED_OUT_EVERYWHERE, address=address)
+            return users.bump_token_version(session, user_id)
+
+        version = await self.db.write(store)
         self.versions.changed(user_id, version)
 
     async def token_version(self, user_id: str) -> int | None:

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from app.accounts import AccountService, BalanceView
+from app.activity import ActivityKind, record_in
 from app.config import Settings
 from app.domain import Venue, fmt, parse_decimal
 from app.errors import Conflict, ValidationFailed
@@ -67,6 +68,8 @@ class PortfolioService:
             raise Conflict("Only paper accounts can be reset.", code="NOT_A_PAPER_ACCOUNT")
         amounts = self.settings.paper_balances if balances is None else parse_balances(balances)
         await self.engine.reset_account(account.id, user_id, amounts)
+        shown = {"account_id": account.id, "balances": ", ".join(f"{fmt(v)} {k}" for k, v in amounts.items())}
+        await self.db.write(lambda s: record_in(s, user_id, ActivityKind.PAPER_RESET, detail=shown))
 
 
 def parse_balances(raw: Mapping[str, Any]) -> dict[str, Decimal]:

@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from app.accounts import AccountService
+from app.activity import ActivityLog
 from app.alerts import AlertService
+from app.api_keys import ApiKeyService
 from app.auth import AuthService
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
@@ -86,6 +88,8 @@ class Services:
     portfolio: PortfolioService
     jobs: Jobs
     alerts: AlertService
+    activity: ActivityLog
+    api_keys: ApiKeyService
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -116,6 +120,8 @@ class Services:
         if self.feed is not None:
             await self.feed.close()
         await self.engine.stop()
+        await self.api_keys.close()
+        await self.activity.drain()
         self.db.close()
 
     def market_data_status(self) -> str:
@@ -204,6 +210,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user, recorder), external, open_orders)
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
+    activity = ActivityLog(db)
 
     return Services(
         settings=settings,
@@ -213,7 +220,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         market=market,
         rules=rules,
         venues=venues,
-        auth=AuthService(db, settings),
+        auth=AuthService(db, settings, activity=activity),
         accounts=accounts,
         engine=engine,
         orders=OrderService(
@@ -230,6 +237,8 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         portfolio=PortfolioService(db, accounts, market, engine, settings),
         jobs=Jobs(external, engine),
         alerts=AlertService(db, rules, bus),
+        activity=activity,
+        api_keys=ApiKeyService(db),
         simulator=simulator,
         feed=feed,
     )

@@ -167,3 +167,39 @@ class PriceAlert(SQLModel, table=True):
     direction: str = Field(max_length=5)
     created_at: int = millis()
     triggered_at: int | None = millis(nullable=True)
+
+
+class ApiKey(SQLModel, table=True):
+    """A bot's API key. Only a SHA-256 of the key is stored (app/api_keys.py says why); a revoked key keeps its row
+    (revoked_at set) so the activity log can still name it."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=26)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=26)
+    label: str = Field(max_length=64)
+    # The key's first characters ("tw_" + 8): shown in lists so a person can tell keys apart; useless to log in.
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(index=True, unique=True, max_length=64)
+    # Comma-separated scopes ("read" or "read,trade") and allowed client networks (None: any address).
+    scopes: str = Field(max_length=32)
+    allowed_addresses: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: int = millis()
+    last_used_at: int | None = millis(nullable=True)
+    revoked_at: int | None = millis(nullable=True)
+
+
+class Activity(SQLModel, table=True):
+    """The append-only record of account actions (logins, password and key changes, paper resets). Kept bounded
+    per user by storage/repositories/activity.py."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_user_id_id", "user_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="users.id", max_length=26)
+    kind: str = Field(max_length=32)
+    ts: int = millis()
+    address: str | None = Field(default=None, max_length=64)
+    # A small JSON object of strings (e.g. the key's label and prefix); never a secret.
+    detail: str = Field(sa_column=Column(Text, nullable=False))

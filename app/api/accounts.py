@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from app.accounts import AccountView
-from app.api.deps import CurrentUser, ServicesDep
+from app.api.deps import CurrentUser, ServicesDep, TradingUser
 from app.api.schemas import ERROR_RESPONSES, AccountCreate, AccountPublic, ResetRequest
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"], responses=ERROR_RESPONSES)
@@ -42,7 +42,7 @@ _ACCOUNT_LINKS = {
     status_code=status.HTTP_201_CREATED,
     responses={201: {"description": "Checked with the exchange and stored", "links": _ACCOUNT_LINKS}},
 )
-async def add_account(body: AccountCreate, user: CurrentUser, services: ServicesDep) -> AccountPublic:
+async def add_account(body: AccountCreate, user: TradingUser, services: ServicesDep) -> AccountPublic:
     """Add a Binance testnet key. It is checked with a signed account call first: a key the exchange refuses
     gives 422 EXCHANGE_REJECTED_KEY with the exchange's message and stores nothing. Stored AES-GCM sealed."""
     view = await services.accounts.add_binance_account(
@@ -52,7 +52,7 @@ async def add_account(body: AccountCreate, user: CurrentUser, services: Services
 
 
 @router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_account(account_id: str, user: CurrentUser, services: ServicesDep) -> Response:
+async def delete_account(account_id: str, user: TradingUser, services: ServicesDep) -> Response:
     """Delete one of the caller's exchange accounts: 409 while it has open orders or for the paper account."""
     await services.accounts.delete_account(user.id, account_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -60,7 +60,7 @@ async def delete_account(account_id: str, user: CurrentUser, services: ServicesD
 
 @router.post("/{account_id}/reset")
 async def reset_paper_account(
-    account_id: str, user: CurrentUser, services: ServicesDep, body: ResetRequest | None = None
+    account_id: str, user: TradingUser, services: ServicesDep, body: ResetRequest | None = None
 ) -> AccountPublic:
     """Paper only: cancel open orders, set balances (default PAPER_BALANCES), positions from zero."""
     await services.portfolio.reset_paper(user.id, account_id, body.balances if body else None)

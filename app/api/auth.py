@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from pydantic import Field
 
-from app.api.deps import ClientAddress, CurrentUser, ServicesDep
+from app.api.deps import ClientAddress, LoginUser, ServicesDep
 from app.api.schemas import ERROR_RESPONSES, AuthResponse, Credentials, StrictBody, UserPublic
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
@@ -38,14 +38,14 @@ async def login(body: Credentials, services: ServicesDep, address: ClientAddress
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-async def logout_all(user: CurrentUser, services: ServicesDep) -> None:
-    """End every token, page session and WebSocket of the user, including this token."""
-    await services.auth.log_out_everywhere(user.id)
+async def logout_all(user: LoginUser, services: ServicesDep, address: ClientAddress) -> None:
+    """End every token, page session and WebSocket of the user, including this token (API keys stay)."""
+    await services.auth.log_out_everywhere(user.id, address)
 
 
 @router.post("/password")
 async def change_password(
-    body: PasswordChange, user: CurrentUser, services: ServicesDep, address: ClientAddress
+    body: PasswordChange, user: LoginUser, services: ServicesDep, address: ClientAddress
 ) -> AuthResponse:
     """Change the password. Every other token, page session and WebSocket of the user ends; the answer carries a
     new token for this client. 422 `WRONG_PASSWORD` (field `current_password`), throttled like login (429)."""

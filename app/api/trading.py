@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CurrentUser, ServicesDep
+from app.api.deps import CurrentUser, ServicesDep, TradingUser
 from app.api.schemas import (
     ERROR_RESPONSES,
     BalancePublic,
@@ -54,7 +54,7 @@ _ORDER_LINKS = {
         },
     },
 )
-async def place_order(body: OrderCreate, user: CurrentUser, services: ServicesDep, response: Response) -> Any:
+async def place_order(body: OrderCreate, user: TradingUser, services: ServicesDep, response: Response) -> Any:
     """Store the order (PENDING) and queue it for execution; 200 with the existing order for a repeated
     client_order_id."""
     submitted = await services.orders.submit(user.id, OrderRequest(**body.model_dump()))
@@ -90,14 +90,14 @@ async def get_order(order_id: str, user: CurrentUser, services: ServicesDep) -> 
 
 
 @router.delete("/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED)
-async def cancel_order(order_id: str, user: CurrentUser, services: ServicesDep) -> OrderPublic:
+async def cancel_order(order_id: str, user: TradingUser, services: ServicesDep) -> OrderPublic:
     """Request the cancel; CANCELED follows asynchronously. 409 ORDER_NOT_OPEN for a terminal order."""
     return OrderPublic(**await services.orders.cancel(user.id, order_id))
 
 
 @router.delete("/orders", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_all_orders(
-    user: CurrentUser, services: ServicesDep, symbol: Text = None, account_id: Text = None
+    user: TradingUser, services: ServicesDep, symbol: Text = None, account_id: Text = None
 ) -> CancelAllResult:
     return CancelAllResult(canceled=await services.orders.cancel_all(user.id, account_id, symbol))
 

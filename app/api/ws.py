@@ -1,4 +1,5 @@
-"""GET /ws?token=<JWT>: prices and the user's order/fill/balance events on one socket.
+"""GET /ws?token=<JWT or API key> (or an `Authorization: Bearer` header): prices and the user's order/fill/balance
+events on one socket. An API key's socket closes with 1008 the moment the key is revoked.
 
 A socket lives only as long as its token: it is closed with 1008 when the token expires (a timer set at the
 token's `exp`) or when the user's token version changes (log out everywhere, password change; the in-memory token
@@ -25,9 +26,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlmodel import Session
 
 from app.api.server_options import WS_MAX_BYTES
-from app.auth import VerifiedToken
+from app.api_key_cache import VerifiedKey
+from app.api_keys import looks_like_key
+from app.auth import UNKNOWN_ADDRESS, VerifiedToken
 from app.domain import normalize_symbol
-from app.errors import NotAuthenticated
+from app.errors import TradewindError
 from app.events import PriceUpdate, UserEvent
 from app.services import Services
 from storage.repositories import events
@@ -42,31 +45,59 @@ MAX_SOCKETS_PER_USER = 20
 POLICY_VIOLATION = 1008
 SESSION_ENDED = "The session has ended (logged out everywhere or password changed); log in again."
 EXPIRED_REASON = "The token has expired; log in again."
+KEY_REVOKED = "The API key was revoked."
 
 
 @router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket, token: str | None = None) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
+    credential = token or _bearer(websocket)
+    verified: VerifiedToken | None = None
+    key: VerifiedKey | None = None
     try:
-        verified = await services.auth.verify_token(token or "")
-    except NotAuthenticated as exc:
+        if looks_like_key(credential):
+            address = websocket.client.host if websocket.client else UNKNOWN_ADDRESS
+            key = await services.api_keys.verify(credential, address)
+            user_id = key.user_id
+        else:
+            verified = await services.auth.verify_token(credential)
+            user_id = verified.user.id
+    except TradewindError as exc:  # invalid, revoked, expired, not from this address, throttled
         await websocket.close(code=POLICY_VIOLATION, reason=exc.message[:120])
         return
-    open_sockets = user_sockets(websocket).setdefault(verified.user.id, set())
+    open_sockets = user_sockets(websocket).setdefault(user_id, set())
     if len(open_sockets) >= MAX_SOCKETS_PER_USER:  # checked and taken with no await in between
         await websocket.close(
             code=POLICY_VIOLATION, reason=f"Too many open sockets for this user (at most {MAX_SOCKETS_PER_USER})."
         )
         return
-    session = SocketSession(websocket, verified.user.id, services, verified)
+    session = SocketSession(websocket, user_id, services, verified)
     open_sockets.add(session)
+    unwatch_key = _watch_key(services, key, session)
     try:
         await session.run()
     finally:
+        unwatch_key()
         open_sockets.discard(session)
         if not open_sockets:
-            user_sockets(websocket).pop(verified.user.id, None)
+            user_sockets(websocket).pop(user_id, None)
+
+
+def _bearer(websocket: WebSocket) -> str:
+    """The credential of an `Authorization: Bearer …` header (bots that cannot put it in the query)."""
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _watch_key(services: Services, key: VerifiedKey | None, session: SocketSession) -> Callable[[], None]:
+    """An API key's socket ends the moment the key is revoked (app/api_key_cache.py); returns the unsubscribe."""
+    if key is None:
+        return lambda: None
+    unsubscribe = services.api_keys.cache.subscribe(key.key_id, lambda: session.end(KEY_REVOKED))
+    if services.api_keys.cache.is_revoked(key.key_id):  # revoked while the socket was being accepted
+        session.end(KEY_REVOKED)
+    return unsubscribe
 
 
 def user_sockets(websocket: WebSocket) -> dict[str, set[SocketSession]]:
@@ -155,6 +186,10 @@ class SocketSession:
         entry = await self.services.auth.versions.get(self.user_id)
         if entry is None or entry.token_version != self.token.version:
             self._end(SESSION_ENDED)
+
+    def end(self, reason: str) -> None:
+        """Close the socket with 1008 and `reason` (the token or key stopped being valid)."""
+        self._end(reason)
 
     def _end(self, reason: str) -> None:
         if not self.ended.done():

@@ -1,4 +1,5 @@
-"""/settings: accounts (paper reset with chosen balances, Binance testnet keys), password, log out everywhere."""
+"""/settings: accounts (paper reset with chosen balances, Binance testnet keys), password, log out everywhere, API
+keys for bots, recent activity."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from nicegui import ui
 
 from app.auth import AuthenticatedUser
 from app.errors import TradewindError
-from components import session, theme
+from components import activity, session, theme
+from components.api_keys import ApiKeysSection
 from components.formatting import stamp
 from components.live import LiveFeed
 
@@ -40,7 +42,10 @@ def register(services: Services, _live: LiveFeed) -> None:
             ui.column().classes("w-full max-w-3xl mx-auto gap-4"),
         ):
             ui.label("Settings").classes("text-2xl font-bold")
-            _Settings(services, user.id, session.client_address()).build(accounts)
+            sections = _Settings(services, user.id, session.client_address())
+            sections.build(accounts)
+            await ApiKeysSection(services, user.id, sections.address, sections.check_user).build()
+            await activity.create(services, user.id)
 
 
 class _Settings:
@@ -49,7 +54,7 @@ class _Settings:
     def __init__(self, services: Services, user_id: str, address: str) -> None:
         self.services, self.user_id, self.address = services, user_id, address
 
-    async def _user(self) -> AuthenticatedUser | None:
+    async def check_user(self) -> AuthenticatedUser | None:
         user = await session.current_user(self.services)
         if user is None or user.id != self.user_id:
             ui.navigate.to("/login")
@@ -140,7 +145,7 @@ class _Settings:
 
     async def reset(self, dialog: ui.dialog) -> None:
         dialog.close()
-        if (await self._user()) is None:
+        if (await self.check_user()) is None:
             return
         wanted = {asset: field.value.strip() for asset, field in self.reset_amounts.items() if field.value.strip()}
         try:
@@ -155,7 +160,7 @@ class _Settings:
         ui.notify(f"Paper account reset: {shown}", type="positive")
 
     async def change_password(self) -> None:
-        user = await self._user()
+        user = await self.check_user()
         if user is None:
             return
         try:
@@ -173,14 +178,14 @@ class _Settings:
         ui.notify("Password changed. Other sessions were logged out.", type="positive")
 
     async def log_out_everywhere(self) -> None:
-        if (await self._user()) is None:
+        if (await self.check_user()) is None:
             return
-        await self.services.auth.log_out_everywhere(self.user_id)  # open pages hear it through the live feed
+        await self.services.auth.log_out_everywhere(self.user_id, self.address)  # open pages hear it (live feed)
         session.log_out()
         ui.navigate.to("/login")
 
     async def add_account(self) -> None:
-        if (await self._user()) is None:
+        if (await self.check_user()) is None:
             return
         try:
             await self.services.accounts.add_binance_account(
@@ -195,7 +200,7 @@ class _Settings:
         ui.navigate.reload()
 
     async def remove_account(self, account_id: str) -> None:
-        if (await self._user()) is None:
+        if (await self.check_user()) is None:
             return
         try:
             await self.services.accounts.delete_account(self.user_id, account_id)
