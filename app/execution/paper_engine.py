@@ -233,6 +233,11 @@ class PaperExecutor:
         if order.cancel_requested_at is not None:
             self.recorder.transition(order, OrderStatus.CANCELED, "canceled before execution", changes)
             return
+        # The kill switch may have changed since intake accepted the order.
+        stopped = self.recorder.trading.at_execution(order, self._position(order.account_id, order.symbol).quantity)
+        if stopped is not None:
+            self.recorder.transition(order, stopped[0], stopped[1], changes)
+            return
         order.sent_at = now_ms()
         self.orders[order.id] = order
         self._record_all(self.venue.submit(order, order.sent_at), changes)
