@@ -106,7 +106,9 @@ class AlertService:
             latest = self.bus.latest_prices.get(wanted)
             if latest is None:
                 raise ValidationFailed(
-                    f"no price for {wanted} yet: send direction ABOVE or BELOW", code="NO_MARKET_DATA", field="direction"
+                    f"no price for {wanted} yet: send direction ABOVE or BELOW",
+                    code="NO_MARKET_DATA",
+                    field="direction",
                 )
             direction = direction_for(value, latest.ticker.price)
         kind = direction.upper() if isinstance(direction, str) else direction

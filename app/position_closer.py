@@ -14,6 +14,7 @@ from app.errors import NotFound, ValidationFailed
 from app.orders import OrderRequest, OrderService, Submitted
 from storage.models import Account, Position
 
+
 class PositionCloser:
     def __init__(
         self,
@@ -45,7 +46,11 @@ class PositionCloser:
                 f"order value {fmt(rules.min_notional)} {rules.quote}"
             )
         request = OrderRequest(
-            symbol=wanted, side=Side.SELL.value, type=OrderType.MARKET.value, quantity=fmt(quantity), account_id=account.id
+            symbol=wanted,
+            side=Side.SELL.value,
+            type=OrderType.MARKET.value,
+            quantity=fmt(quantity),
+            account_id=account.id,
         )
         return await self.orders.submit(user_id, request)
 

@@ -1,6 +1,7 @@
 """Bottom tabs of the trade page: Open orders (cancel one, cancel all, cancel all of the page's symbol), Order
-history, Trades (fills), Positions (close one), Balances. Rows come from the event payloads (full order/fill/balance dicts); the page re-queries only on
-(re)connect, after a cancel-all, and positions after fills (their PnL is not in any event)."""
+history, Trades (fills), Positions (close one), Balances. Rows come from the event payloads (full order/fill/balance
+dicts); the page re-queries only on (re)connect, after a cancel-all, and positions after fills (their PnL is not in
+any event)."""
 
 from __future__ import annotations
 

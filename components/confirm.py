@@ -12,7 +12,9 @@ async def confirm(message: str, ok_label: str, *, danger: bool = True) -> bool:
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps").mark("confirm-no")
             color = "negative" if danger else "primary"
-            ui.button(ok_label, on_click=lambda: dialog.submit(True)).props(f"no-caps color={color}").mark("confirm-yes")
+            ui.button(ok_label, on_click=lambda: dialog.submit(True)).props(f"no-caps color={color}").mark(
+                "confirm-yes"
+            )
     answer = await dialog
     dialog.delete()
     return answer is True

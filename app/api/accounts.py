@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from app.accounts import AccountView
-from app.trading_state import TradingStates
 from app.api.deps import CurrentUser, ServicesDep
 from app.api.schemas import (
     ERROR_RESPONSES,
@@ -15,6 +14,7 @@ from app.api.schemas import (
     TradingStateChanged,
     TradingStateUpdate,
 )
+from app.trading_state import TradingStates
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"], responses=ERROR_RESPONSES)
 

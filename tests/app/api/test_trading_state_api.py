@@ -91,7 +91,9 @@ async def test_reduce_only_refuses_buys_and_sells_beyond_the_position(
     assert (await place(client, alice, side="SELL", quantity="0.00099")).status_code == 202
 
 
-async def test_the_engine_rechecks_orders_queued_before_the_change(client: httpx.AsyncClient, services: Services) -> None:
+async def test_the_engine_rechecks_orders_queued_before_the_change(
+    client: httpx.AsyncClient, services: Services
+) -> None:
     """Orders accepted while the engine is stopped are still queued when the state changes: the engine applies
     the new state when it reaches them (HALTED: CANCELED; REDUCE_ONLY: REJECTED)."""
     _, alice = await register(client)
