@@ -272,6 +272,7 @@ class PaperExecutor:
             if key[0] == command.account_id:
                 position.quantity = position.cost = position.realized_pnl = type(position.quantity)(0)
                 changes.positions[key] = position
+                self.recorder.trading.position_moved(key[0], key[1], position.quantity)
 
     def _position(self, account_id: str, symbol: str) -> PositionState:
         key = (account_id, symbol)

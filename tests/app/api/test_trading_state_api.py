@@ -151,3 +151,16 @@ async def test_a_change_is_one_trading_state_event_and_repeating_it_adds_none(
     [event] = [e for e in seen if e.type == "TRADING_STATE"]
     assert event.seq > 0
     assert event.data == {"account_id": account["id"], "state": state, "previous": "ACTIVE"}
+
+
+async def test_a_paper_reset_under_reduce_only_leaves_nothing_to_sell(
+    client: httpx.AsyncClient, running: Services
+) -> None:
+    _, alice = await register(client)
+    account = await paper_account(client, alice)
+    bought = (await place(client, alice, quantity="0.01")).json()
+    await wait_for_status(client, alice, bought["id"], "FILLED")
+    await set_state(client, alice, account["id"], "REDUCE_ONLY")
+    assert (await client.post(f"/api/accounts/{account['id']}/reset", headers=alice)).status_code == 200
+    refused = await place(client, alice, side="SELL", quantity="0.005")
+    assert refused.json()["error"]["code"] == "REDUCE_ONLY"  # the position went to zero with the reset
