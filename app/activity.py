@@ -41,6 +41,7 @@ class ActivityKind(StrEnum):
     API_KEY_CREATED = "API_KEY_CREATED"
     API_KEY_REVOKED = "API_KEY_REVOKED"
     PAPER_RESET = "PAPER_RESET"
+    TRADING_STATE_CHANGED = "TRADING_STATE_CHANGED"  # the kill switch (app/trading_state_service.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Active alerts are kept in memory per symbol, so checking a price update is a dictionary lookup and a comparison
 (no DB work on the price path). When the price reaches an alert, the alert is marked triggered with one conditional
 UPDATE (`... WHERE triggered_at IS NULL`): exactly one caller wins, so an alert fires once even if two price updates
-race. The winner notifies the user's subscribers (their open pages).
+race. The winner stores an ALERT event in the user's event log (same transaction), publishes it (/ws) and
+notifies the user's subscribers (their open pages).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from sqlmodel import Session
 
 from app.domain import SymbolRules, fmt, normalize_symbol, parse_decimal
 from app.errors import NotFound, ValidationFailed
-from app.events import EventBus, PriceUpdate
+from app.events import EventBus, PriceUpdate, UserEvent
 from app.ids import new_id, now_ms
+from app.orders import store_event
 from storage.db import Database
 from storage.models import PriceAlert
 from storage.repositories import alerts
@@ -89,8 +91,9 @@ class AlertService:
 
     # ---- user operations ----------------------------------------------------------------------------------
 
-    async def create(self, user_id: str, symbol: Any, price: Any, direction: Any) -> dict[str, Any]:
-        """Store a new alert. 422 for an unknown symbol, a price off the tick grid, or a bad direction."""
+    async def create(self, user_id: str, symbol: Any, price: Any, direction: Any = None) -> dict[str, Any]:
+        """Store a new alert. 422 for an unknown symbol, a price off the tick grid, or a bad direction. Without a
+        direction it is where the price lies from the last price (422 NO_MARKET_DATA before the first one)."""
         if not isinstance(symbol, str) or not symbol.strip():
             raise ValidationFailed("symbol is required", field="symbol")
         wanted = normalize_symbol(symbol)
@@ -99,6 +102,15 @@ class AlertService:
             raise ValidationFailed(f"unknown symbol {wanted}", code="UNKNOWN_SYMBOL", field="symbol")
         value = parse_decimal(price, "price")
         rules.check_price(value)
+        if direction is None:
+            latest = self.bus.latest_prices.get(wanted)
+            if latest is None:
+                raise ValidationFailed(
+                    f"no price for {wanted} yet: send direction ABOVE or BELOW",
+                    code="NO_MARKET_DATA",
+                    field="direction",
+                )
+            direction = direction_for(value, latest.ticker.price)
         kind = direction.upper() if isinstance(direction, str) else direction
         if kind not in DIRECTIONS:
             raise ValidationFailed("direction must be one of ABOVE, BELOW", field="direction")
@@ -163,16 +175,23 @@ class AlertService:
 
     async def _fire(self, alert: PriceAlert, price: Decimal) -> None:
         ts = now_ms()
+        data = {**alert_data(alert), "triggered_at": ts, "trigger_price": fmt(price)}
+
+        def mark(session: Session) -> UserEvent | None:
+            if not alerts.mark_triggered(session, alert.id, ts):
+                return None
+            return store_event(session, alert.user_id, "ALERT", data, ts)  # the durable ALERT event of /ws
+
         try:
-            won = await self.db.write(lambda s: alerts.mark_triggered(s, alert.id, ts))
+            event = await self.db.write(mark)
         except Exception:
             log.exception("could not mark price alert %s", alert.id)
             self._active[alert.symbol][alert.id] = alert  # try again on the next price
             return
-        if not won:
+        if event is None:
             return  # deleted meanwhile, or another path fired it first
         alert.triggered_at = ts
-        data = {**alert_data(alert), "trigger_price": fmt(price)}
+        self.bus.publish_user(event)
         for callback in tuple(self._subscribers.get(alert.user_id, ())):
             try:
                 callback(data)

@@ -28,6 +28,7 @@ from app.execution.commands import CancelOrder, SubmitOrder
 from app.execution.records import OrderRecord
 from app.ids import new_id, now_ms, venue_client_order_id
 from app.open_orders import OpenOrderCounts
+from app.trading_state import TradingStates
 from app.views import fill_data, order_data
 from storage.db import Database
 from storage.models import Account, Order
@@ -96,6 +97,7 @@ class OrderService:
         *,
         priced_venues: frozenset[str] = frozenset({Venue.PAPER}),
         open_orders: OpenOrderCounts | None = None,
+        trading: TradingStates | None = None,
     ) -> None:
         """`last_price` is the market feed's price; it is the reference for market orders' checks only on
         `priced_venues` (an exchange account's orders are not checked against a simulated market's prices)."""
@@ -107,6 +109,7 @@ class OrderService:
         self.publish = publish
         self.priced_venues = priced_venues
         self.open_orders = open_orders or OpenOrderCounts()
+        self.trading = trading or TradingStates()
 
     # ---- intake ---------------------------------------------------------------------------------------------
 
@@ -131,6 +134,8 @@ class OrderService:
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
         order = self._build(user_id, account, request, await self.rules_for(account))
+        # The kill switch, from memory (409 TRADING_HALTED / REDUCE_ONLY); the engine checks again at execution.
+        self.trading.check(account.id, order.symbol, order.side, order.quantity, order.quote_quantity)
         rests = order.type != OrderType.MARKET
         if rests:
             self.open_orders.reserve(account.id, order.symbol)  # 422 TOO_MANY_OPEN_ORDERS past the limit

@@ -31,7 +31,10 @@ from app.market.symbols import simulated_rules
 from app.open_orders import OpenOrderCounts
 from app.orders import OrderService
 from app.portfolio_service import PortfolioService
+from app.position_closer import PositionCloser
 from app.sealed_keys import reseal_accounts
+from app.trading_state import TradingStates
+from app.trading_state_service import TradingStateService
 from app.venues.base import ExternalVenue
 from app.venues.binance_testnet import BinanceTestnetVenue
 from app.venues.directory import VenueDirectory, VenueFactory
@@ -90,6 +93,8 @@ class Services:
     alerts: AlertService
     activity: ActivityLog
     api_keys: ApiKeyService
+    trading: TradingStateService
+    closer: PositionCloser
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -205,12 +210,26 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     )
     venues = VenueDirectory(rules, keybox, binance_factory(settings))
     open_orders = OpenOrderCounts()
-    recorder = Recorder(open_orders)
+    trading_states = TradingStates()
+    recorder = Recorder(open_orders, trading_states)
     external = ExchangeExecutor(db, venues, bus.publish_user, recorder)
     engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user, recorder), external, open_orders)
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
     activity = ActivityLog(db)
+    orders = OrderService(
+        db,
+        accounts,
+        venues.rules_for,
+        market.last_price,
+        engine,
+        bus.publish_user,
+        # The feed's prices are the testnet's only when the feed is the testnet's.
+        priced_venues=frozenset({Venue.PAPER, *([Venue.BINANCE_TESTNET] if feed is not None else [])}),
+        open_orders=open_orders,
+        trading=trading_states,
+    )
+    portfolio = PortfolioService(db, accounts, market, engine, settings)
 
     return Services(
         settings=settings,
@@ -223,22 +242,14 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         auth=AuthService(db, settings, activity=activity),
         accounts=accounts,
         engine=engine,
-        orders=OrderService(
-            db,
-            accounts,
-            venues.rules_for,
-            market.last_price,
-            engine,
-            bus.publish_user,
-            # The feed's prices are the testnet's only when the feed is the testnet's.
-            priced_venues=frozenset({Venue.PAPER, *([Venue.BINANCE_TESTNET] if feed is not None else [])}),
-            open_orders=open_orders,
-        ),
-        portfolio=PortfolioService(db, accounts, market, engine, settings),
+        orders=orders,
+        portfolio=portfolio,
         jobs=Jobs(external, engine),
         alerts=AlertService(db, rules, bus),
         activity=activity,
         api_keys=ApiKeyService(db),
+        trading=TradingStateService(db, accounts, trading_states, orders, bus.publish_user),
+        closer=PositionCloser(orders, venues.rules_for),
         simulator=simulator,
         feed=feed,
     )

@@ -25,6 +25,7 @@ _TITLES = {
     "API_KEY_CREATED": "API key created",
     "API_KEY_REVOKED": "API key revoked",
     "PAPER_RESET": "Paper account reset",
+    "TRADING_STATE_CHANGED": "Trading state changed",
 }
 
 
@@ -54,6 +55,7 @@ _SHOWN_DETAIL = {
     "EXCHANGE_KEY_ADDED": ("key",),
     "EXCHANGE_KEY_REMOVED": ("key",),
     "PAPER_RESET": ("balances",),
+    "TRADING_STATE_CHANGED": ("account", "state"),
 }
 
 

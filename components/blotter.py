@@ -1,6 +1,7 @@
-"""Bottom tabs of the trade page: Open orders (cancel one, cancel all), Order history, Trades (fills), Positions,
-Balances. Rows come from the event payloads (full order/fill/balance dicts); the page re-queries only on
-(re)connect, after a cancel-all, and positions after fills (their PnL is not in any event)."""
+"""Bottom tabs of the trade page: Open orders (cancel one, cancel all, cancel all of the page's symbol), Order
+history, Trades (fills), Positions (close one), Balances. Rows come from the event payloads (full order/fill/balance
+dicts); the page re-queries only on (re)connect, after a cancel-all, and positions after fills (their PnL is not in
+any event)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ _POSITION_COLUMNS = [
     _col("market_price", "Market"),
     _col("unrealized_pnl", "Unrealized PnL", **{":cellStyle": _PNL_STYLE}),
     _col("realized_pnl", "Realized PnL", **{":cellStyle": _PNL_STYLE}),
+    _col("action", "", maxWidth=90, cellClass="text-negative cursor-pointer"),
 ]
 _BALANCE_COLUMNS = [_col("asset", "Asset"), _col("free", "Free"), _col("locked", "Locked"), _col("total", "Total")]
 
@@ -64,9 +66,14 @@ class Blotter:
         rules: Mapping[str, SymbolRules],
         on_cancel: Callable[[str], Awaitable[None]],
         on_cancel_all: Callable[[], Awaitable[None]],
+        *,
+        symbol: str,
+        on_cancel_symbol: Callable[[], Awaitable[None]],
+        on_close: Callable[[str], Awaitable[None]],
     ) -> None:
         self.rules = rules
         self.on_cancel = on_cancel
+        self.on_close = on_close
         self._positions: dict[str, dict[str, Any]] = {}  # raw (exact) positions by symbol
         with ui.column().classes("w-full gap-0 tw-panel"):
             with ui.row().classes("w-full items-center justify-between no-wrap pr-2"):
@@ -81,9 +88,12 @@ class Blotter:
                     ui.tab("fills", "Trades").mark("tab-fills")
                     ui.tab("positions", "Positions").mark("tab-positions")
                     ui.tab("balances", "Balances").mark("tab-balances")
-                ui.button("Cancel all", on_click=on_cancel_all).props("flat dense no-caps color=negative").mark(
-                    "cancel-all"
-                )
+                with ui.row().classes("items-center gap-0 no-wrap"):
+                    self.cancel_symbol = ui.button(on_click=on_cancel_symbol).props("flat dense no-caps color=negative")
+                    self.cancel_symbol.mark("cancel-symbol")
+                    ui.button("Cancel all", on_click=on_cancel_all).props("flat dense no-caps color=negative").mark(
+                        "cancel-all"
+                    )
             # Plain containers instead of q-tab-panels: Quasar mounts a panel only when shown, and a grid that is
             # not mounted would miss the transactions sent meanwhile. Hidden grids stay mounted (display: none).
             self.open_orders = self._panel(_OPEN_COLUMNS, "No open orders", "open-orders")
@@ -91,6 +101,7 @@ class Blotter:
             self.history = self._panel(_HISTORY_COLUMNS, "No orders yet", "order-history")
             self.fills = self._panel(_FILL_COLUMNS, "No trades yet", "fills")
             self.positions = self._panel(_POSITION_COLUMNS, "No positions", "positions")
+            self.positions.on("cellClicked", self._position_clicked)
             self.balances = self._panel(_BALANCE_COLUMNS, "No balances", "balances")
         self._panels = {
             "open": self.open_orders,
@@ -104,6 +115,11 @@ class Blotter:
         tabs.on_value_change(self._show)
         self._show()
         self._refresh_tab_label()
+        self.set_symbol(symbol)
+
+    def set_symbol(self, symbol: str) -> None:
+        """The page's symbol: what "Cancel all <symbol>" cancels."""
+        self.cancel_symbol.set_text(f"Cancel all {symbol}")
 
     @staticmethod
     def _panel(columns: list[dict[str, Any]], empty: str, mark: str) -> LiveGrid:
@@ -120,6 +136,12 @@ class Blotter:
         args = event.args or {}
         if args.get("colId") == "action" and isinstance(args.get("data"), dict):
             await self.on_cancel(str(args["data"]["id"]))
+
+    async def _position_clicked(self, event: Any) -> None:
+        args = event.args or {}
+        data = args.get("data")
+        if args.get("colId") == "action" and isinstance(data, dict) and data.get("action"):
+            await self.on_close(str(data["symbol"]))
 
     # ---- feeding ------------------------------------------------------------------------------------------
 

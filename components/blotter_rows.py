@@ -65,6 +65,7 @@ def position_row(position: dict[str, Any], rules: Mapping[str, SymbolRules]) -> 
         "market_price": price_text(position.get("market_price"), symbol, rules),
         "unrealized_pnl": money_text(position.get("unrealized_pnl")),
         "realized_pnl": money_text(position.get("realized_pnl")),
+        "action": "Close" if Decimal(position["quantity"]) > 0 else "",  # a flat row keeps its realized PnL only
     }
 
 

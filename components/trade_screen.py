@@ -25,6 +25,8 @@ from components import notices, session, shortcuts
 from components.alerts import AlertPanel
 from components.blotter import Blotter
 from components.chart import CandleChart
+from components.confirm import confirm
+from components.kill_switch import KillSwitch
 from components.live import ALERT_EVENT, SESSION_ENDED, LiveFeed, SymbolUpdate
 from components.order_book import OrderBook
 from components.order_ticket import OrderTicket
@@ -65,6 +67,9 @@ class TradeScreen:
         self.recent_fills: list[dict[str, Any]] = []
         self._connected_once = False
 
+    def trading_state(self) -> str:
+        return self.services.trading.states.state(self.account_id).value
+
     def last_price(self) -> Decimal | None:
         ticker = self.services.market.ticker(self.symbol)
         return ticker.price if ticker else None
@@ -78,10 +83,21 @@ class TradeScreen:
                 "escape": lambda: self.ticket.clear(),
             }
         )
+        with ui.row().classes("w-full justify-end items-center gap-2"):
+            self.kill_switch = KillSwitch(
+                self.services, self.user_id, self.account_id, self.trading_state(), self._user_ok
+            )
         self.panels = ui.column().classes("w-full gap-2 p-0")
         with self.panels:
             await self._build_panels()
-        self.blotter = Blotter(self.services.rules, self._cancel, self._cancel_all)
+        self.blotter = Blotter(
+            self.services.rules,
+            self._cancel,
+            self._cancel_all,
+            symbol=self.symbol,
+            on_cancel_symbol=self._cancel_symbol,
+            on_close=self._close_position,
+        )
         await self.reload()
         subscribe_page(self.live, self.user_id, self._on_market, self._on_events)  # last: the page has its data
         ui.context.client.on_connect(self._on_connect)
@@ -114,6 +130,7 @@ class TradeScreen:
         if wanted == self.symbol or wanted not in self.services.rules:
             return
         self.symbol, self.rules = wanted, self.services.rules[wanted]
+        self.blotter.set_symbol(wanted)
         self.panels.clear()  # deletes the switcher this call may come from: work in the panels' context below
         with self.panels:
             await self._build_panels()
@@ -189,7 +206,9 @@ class TradeScreen:
                 continue
             if data.get("account_id") != self.account_id:
                 continue  # another of the user's accounts
-            if event.type == "ORDER_UPDATE":
+            if event.type == "TRADING_STATE":
+                self.kill_switch.show(data["state"])
+            elif event.type == "ORDER_UPDATE":
                 self.blotter.order(data)
                 self._track(data)
                 notices.order_notice(data, self.services.rules)
@@ -245,3 +264,25 @@ class TradeScreen:
         count = await self.services.orders.cancel_all(self.user_id, self.account_id, None)
         ui.notify(f"Canceling {count} open order{'s' if count != 1 else ''}", type="info")
         await self.reload()
+
+    async def _cancel_symbol(self) -> None:
+        symbol = self.symbol
+        if not await self._user_ok():
+            return
+        count = await self.services.orders.cancel_all(self.user_id, self.account_id, symbol)
+        ui.notify(f"Canceling {count} open {symbol} order{'s' if count != 1 else ''}", type="info")
+        await self.reload()
+
+    async def _close_position(self, symbol: str) -> None:
+        if not await confirm(f"Sell your whole {symbol} position at market?", f"Close {symbol}"):
+            return
+        if not await self._user_ok():
+            return
+        try:
+            submitted = await self.services.closer.close(self.user_id, symbol, self.account_id)
+        except TradewindError as exc:
+            ui.notify(exc.message, type="negative")
+            return
+        order = submitted.order
+        self._placed(order)
+        ui.notify(f"Closing: SELL {order['quantity']} {symbol} at market", type="info")

@@ -55,6 +55,9 @@ class Account(SQLModel, table=True):
     # How the ciphertexts are bound (AES-GCM associated data): 1 = the account id for both (rows from before
     # 2026-12), 2 = account id and field. Start-up re-seals version 1 rows to version 2 (app/sealed_keys.py).
     seal_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    # Kill switch (app/trading_state.py): ACTIVE, REDUCE_ONLY or HALTED. Loaded into memory at start; intake reads
+    # the memory copy, never this column.
+    trading_state: str = Field(default="ACTIVE", max_length=16, sa_column_kwargs={"server_default": "ACTIVE"})
     deleted_at: int | None = millis(nullable=True)
 
 

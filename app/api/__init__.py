@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api import accounts, activity, api_keys, auth, fast_lane, health, market, trading, ws
+from app.api import accounts, activity, alerts, api_keys, auth, fast_lane, health, market, trading, ws
 from app.api.errors import BodySizeLimit, install_error_handlers
 
 
@@ -16,6 +16,7 @@ def mount_api(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(accounts.router)
+    app.include_router(alerts.router)
     app.include_router(market.router)
     app.include_router(trading.router)
     app.include_router(api_keys.router)

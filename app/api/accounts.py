@@ -6,13 +6,23 @@ from fastapi import APIRouter, Response, status
 
 from app.accounts import AccountView
 from app.api.deps import CurrentUser, ServicesDep, TradingUser
-from app.api.schemas import ERROR_RESPONSES, AccountCreate, AccountPublic, ResetRequest
+from app.api.schemas import (
+    ERROR_RESPONSES,
+    AccountCreate,
+    AccountPublic,
+    ResetRequest,
+    TradingStateChanged,
+    TradingStateUpdate,
+)
+from app.trading_state import TradingStates
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"], responses=ERROR_RESPONSES)
 
 
-def account_public(view: AccountView) -> AccountPublic:
+def account_public(view: AccountView, states: TradingStates) -> AccountPublic:
+    """The account as users see it; its trading state is the kill switch's memory (the authority)."""
     return AccountPublic(
+        trading_state=states.state(view.id).value,
         id=view.id,
         venue=view.venue,
         label=view.label,
@@ -25,7 +35,7 @@ def account_public(view: AccountView) -> AccountPublic:
 @router.get("")
 async def list_accounts(user: CurrentUser, services: ServicesDep) -> list[AccountPublic]:
     """The caller's accounts, paper first. Secrets are never returned; `api_key_hint` shows 4+4 characters."""
-    return [account_public(view) for view in await services.accounts.list_for_user(user.id)]
+    return [account_public(view, services.trading.states) for view in await services.accounts.list_for_user(user.id)]
 
 
 _ACCOUNT_LINKS = {
@@ -48,7 +58,7 @@ async def add_account(body: AccountCreate, user: TradingUser, services: Services
     view = await services.accounts.add_binance_account(
         user.id, body.api_key, body.api_secret.get_secret_value(), body.label
     )
-    return account_public(view)
+    return account_public(view, services.trading.states)
 
 
 @router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -65,4 +75,14 @@ async def reset_paper_account(
     """Paper only: cancel open orders, set balances (default PAPER_BALANCES), positions from zero."""
     await services.portfolio.reset_paper(user.id, account_id, body.balances if body else None)
     account = await services.accounts.resolve(user.id, account_id)
-    return account_public(AccountView.of(account))
+    return account_public(AccountView.of(account), services.trading.states)
+
+
+@router.put("/{account_id}/trading-state")
+async def set_trading_state(
+    account_id: str, body: TradingStateUpdate, user: TradingUser, services: ServicesDep
+) -> TradingStateChanged:
+    """The kill switch. HALTED refuses new orders (409 TRADING_HALTED) and cancels every open order of the
+    account; REDUCE_ONLY refuses orders that would open or grow a position (409 REDUCE_ONLY); ACTIVE lifts both.
+    Every change is a TRADING_STATE event on /ws."""
+    return TradingStateChanged(**await services.trading.change(user.id, account_id, body.state))

@@ -67,6 +67,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 """Every error status any API route can answer, all in the one error shape (declared on every router)."""
 
 
+TradingStateName = Literal["ACTIVE", "REDUCE_ONLY", "HALTED"]
+
+
 class AccountPublic(BaseModel):
     id: str
     venue: str
@@ -75,6 +78,9 @@ class AccountPublic(BaseModel):
     api_key_hint: str | None
     needs_new_key: bool = Field(
         False, description="The exchange refused the stored API key: nothing is sent until a new key is added."
+    )
+    trading_state: TradingStateName = Field(
+        "ACTIVE", description="The kill switch: ACTIVE, REDUCE_ONLY (only orders that shrink a position) or HALTED."
     )
 
 
@@ -104,6 +110,7 @@ def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
 
+TradingStateIn = Annotated[Literal["ACTIVE", "REDUCE_ONLY", "HALTED"], BeforeValidator(_upper)]
 SideIn = Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
 OrderTypeIn = Annotated[
     Literal["MARKET", "LIMIT", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"],
@@ -271,3 +278,40 @@ class TradePublic(BaseModel):
     qty: str
     side: str
     ts: int
+
+
+AlertDirectionIn = Annotated[Literal["ABOVE", "BELOW"], BeforeValidator(_upper)]
+
+
+class AlertCreate(StrictBody):
+    """`direction` is optional: by default ABOVE when the price is at or above the last price, else BELOW."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"symbol": "BTCUSDT", "price": "95000"}]})
+
+    symbol: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9/-]+$", examples=["BTCUSDT"])
+    price: PositiveDecimal
+    direction: AlertDirectionIn | None = None
+
+
+class AlertPublic(BaseModel):
+    id: str
+    symbol: str
+    price: str
+    direction: Literal["ABOVE", "BELOW"]
+    created_at: int
+    triggered_at: int | None
+
+
+class TradingStateUpdate(StrictBody):
+    """The account's new trading state."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"state": "HALTED"}]})
+
+    state: TradingStateIn
+
+
+class TradingStateChanged(BaseModel):
+    account_id: str
+    state: TradingStateName
+    previous: TradingStateName
+    canceled: int = Field(description="Open orders whose cancel was requested (HALTED only, else 0)")

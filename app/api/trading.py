@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from app.api.deps import CurrentUser, ServicesDep, TradingUser
 from app.api.schemas import (
@@ -113,6 +113,20 @@ async def list_fills(
 @router.get("/positions")
 async def list_positions(user: CurrentUser, services: ServicesDep, account_id: Text = None) -> list[PositionPublic]:
     return [PositionPublic(**row) for row in await services.portfolio.positions(user.id, account_id)]
+
+
+@router.post(
+    "/positions/{symbol}/close",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={202: {"description": "The closing MARKET SELL, stored as PENDING", "links": _ORDER_LINKS}},
+)
+async def close_position(
+    symbol: Annotated[str, Path(max_length=20)], user: TradingUser, services: ServicesDep, account_id: Text = None
+) -> OrderPublic:
+    """A MARKET SELL of the position's quantity rounded down to the step. 404 NO_POSITION when flat, 422
+    POSITION_TOO_SMALL below the symbol's minimum quantity or order value; the kill switch applies."""
+    submitted = await services.closer.close(user.id, symbol, account_id)
+    return OrderPublic(**submitted.order)
 
 
 @router.get("/balances")

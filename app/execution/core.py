@@ -81,6 +81,7 @@ class ExecutionCore:
     async def start(self) -> None:
         self._stopping = False
         self.open_orders.load(await self.paper_executor.db.read(order_repo.open_counts))
+        await self.paper_executor.recorder.trading.load(self.paper_executor.db)  # the kill switch, before any order
         await self.paper_executor.recover()
         self._task = asyncio.create_task(self._supervise(), name="execution-paper")
         start = getattr(self.external, "start", None)

@@ -297,6 +297,16 @@ class ExchangeExecutor:
                     self.recorder.transition(record, OrderStatus.CANCELED, "canceled before execution", changes)
                 batch_writes.write(session, changes)
                 return [], changes.events
+            # The kill switch may have changed since intake accepted the order(s): checked against the stored
+            # position, in this transaction.
+            position = positions_in(session)
+            for record in records:
+                stopped = self.recorder.trading.at_execution(record, position(account.id, record.symbol).quantity)
+                if stopped is not None:
+                    for each in records:
+                        self.recorder.transition(each, stopped[0], stopped[1], changes)
+                    batch_writes.write(session, changes)
+                    return [], changes.events
             now = now_ms()
             for record in records:
                 record.sent_at = now

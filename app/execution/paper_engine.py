@@ -233,6 +233,11 @@ class PaperExecutor:
         if order.cancel_requested_at is not None:
             self.recorder.transition(order, OrderStatus.CANCELED, "canceled before execution", changes)
             return
+        # The kill switch may have changed since intake accepted the order.
+        stopped = self.recorder.trading.at_execution(order, self._position(order.account_id, order.symbol).quantity)
+        if stopped is not None:
+            self.recorder.transition(order, stopped[0], stopped[1], changes)
+            return
         order.sent_at = now_ms()
         self.orders[order.id] = order
         self._record_all(self.venue.submit(order, order.sent_at), changes)
@@ -267,6 +272,7 @@ class PaperExecutor:
             if key[0] == command.account_id:
                 position.quantity = position.cost = position.realized_pnl = type(position.quantity)(0)
                 changes.positions[key] = position
+                self.recorder.trading.position_moved(key[0], key[1], position.quantity)
 
     def _position(self, account_id: str, symbol: str) -> PositionState:
         key = (account_id, symbol)

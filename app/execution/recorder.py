@@ -24,6 +24,7 @@ from app.execution.records import OrderRecord, Report
 from app.ids import new_id, now_ms
 from app.open_orders import OpenOrderCounts
 from app.portfolio import PositionState, update_position
+from app.trading_state import TradingStates
 from app.views import fill_data, order_data
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,11 @@ def applies(current: OrderStatus, reported: OrderStatus) -> bool:
 
 
 class Recorder:
-    def __init__(self, open_orders: OpenOrderCounts | None = None) -> None:
-        """`open_orders` learns when orders open (created here) and end."""
+    def __init__(self, open_orders: OpenOrderCounts | None = None, trading: TradingStates | None = None) -> None:
+        """`open_orders` learns when orders open (created here) and end; `trading` (the kill switch's memory)
+        learns every position move, for reduce-only checks at intake."""
         self.open_orders = open_orders or OpenOrderCounts()
+        self.trading = trading or TradingStates()
 
     def record(
         self,
@@ -88,6 +91,7 @@ class Recorder:
                 position, order.side, execution.price, execution.quantity, execution.fee, execution.fee_asset, rules
             )
             out.positions[(order.account_id, order.symbol)] = position
+            self.trading.position_moved(order.account_id, order.symbol, position.quantity)
             out.event(order.user_id, "FILL", fill_data(fill), execution.ts)
         triggered = report.triggered and order.triggered_at is None
         if triggered:

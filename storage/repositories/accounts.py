@@ -95,3 +95,22 @@ def owners(session: Session, account_ids: Sequence[str]) -> dict[str, str]:
     table = Account.__table__  # type: ignore[attr-defined]
     query = sa_select(table.c.id, table.c.user_id).where(table.c.id.in_(set(account_ids)))
     return {r[0]: r[1] for r in session.execute(query)}
+
+
+def restricted_trading_states(session: Session) -> dict[str, str]:
+    """Account id -> trading state of every live account that is not ACTIVE (loaded once at start-up)."""
+    query = sa_select(Account.id, Account.trading_state).where(  # type: ignore[call-overload]
+        Account.trading_state != "ACTIVE", col(Account.deleted_at).is_(None)
+    )
+    return {row[0]: row[1] for row in session.execute(query)}
+
+
+def set_trading_state(session: Session, account_id: str, state: str) -> str | None:
+    """Store an account's trading state; returns the previous one (None if the account is gone)."""
+    account = session.get(Account, account_id, with_for_update=True)
+    if account is None or account.deleted_at is not None:
+        return None
+    previous = account.trading_state
+    account.trading_state = state
+    session.add(account)
+    return previous

@@ -60,7 +60,7 @@ async def test_add_key_returns_hint_only_and_stores_it_sealed(
     response = await client.post("/api/accounts", json=body(label="My testnet"), headers=headers)
     assert response.status_code == 201, response.text
     account = response.json()
-    assert set(account) == {"id", "venue", "label", "created_at", "api_key_hint", "needs_new_key"}
+    assert set(account) == {"id", "venue", "label", "created_at", "api_key_hint", "needs_new_key", "trading_state"}
     assert (account["venue"], account["label"], account["api_key_hint"]) == (
         "binance-testnet",
         "My testnet",

@@ -85,6 +85,8 @@ async def test_a_read_key_gets_403_on_every_trading_call(client: httpx.AsyncClie
         await client.post(
             "/api/accounts", json={"venue": "binance-testnet", "api_key": "k", "api_secret": "s"}, headers=bot
         ),
+        await client.put(f"/api/accounts/{order['account_id']}/trading-state", json={"state": "HALTED"}, headers=bot),
+        await client.post("/api/trading/positions/BTCUSDT/close", headers=bot),
     ]
     for response in calls:
         assert_error(response, 403, "SCOPE_REQUIRED")

@@ -262,6 +262,47 @@ class VenueContract:
         assert await venue.app.orders.list_orders(venue.user_id, status="open", account_id=venue.account_id) == []
         assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
 
+    # ---- kill switch ----------------------------------------------------------------------------------------------
+
+    async def test_halted_cancels_every_open_order_and_refuses_new_ones(self, venue: VenueHarness) -> None:
+        limit = await place(venue, type="LIMIT", price="58000")
+        stop = await place(venue, type="STOP_MARKET", side="SELL", stop_price="59000")
+        changed = await venue.app.trading.change(venue.user_id, venue.account_id, "HALTED")
+        assert changed["canceled"] == 2
+        await venue.settle()
+        assert [await status_of(venue, o) for o in (limit, stop)] == ["CANCELED", "CANCELED"]
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+        with pytest.raises(Conflict) as refused:
+            await venue.app.orders.submit(venue.user_id, venue.request())
+        assert refused.value.code == "TRADING_HALTED"
+        await venue.app.trading.change(venue.user_id, venue.account_id, "ACTIVE")
+        assert (await place(venue))["status"] == "FILLED"
+
+    async def test_reduce_only_sells_down_to_the_position_and_refuses_the_rest(self, venue: VenueHarness) -> None:
+        bought = await place(venue)  # position 0.00999: the fee is paid in BTC
+        assert bought["status"] == "FILLED"
+        await venue.app.trading.change(venue.user_id, venue.account_id, "REDUCE_ONLY")
+        for fields in ({"side": "BUY"}, {"side": "SELL", "quantity": "0.01"}):
+            with pytest.raises(Conflict) as refused:
+                await venue.app.orders.submit(venue.user_id, venue.request(**fields))
+            assert refused.value.code == "REDUCE_ONLY"
+        assert (await place(venue, side="SELL", quantity="0.00999"))["status"] == "FILLED"
+        positions = await venue.app.portfolio.positions(venue.user_id, venue.account_id)
+        assert [p["quantity"] for p in positions if p["symbol"] == SYMBOL] == ["0"]
+        await venue.app.trading.change(venue.user_id, venue.account_id, "ACTIVE")
+
+    async def test_an_order_queued_before_reduce_only_is_rejected_by_the_engine_after_a_restart(
+        self, venue: VenueHarness
+    ) -> None:
+        """The state is stored and loaded at start; the engine checks orders that intake accepted before it."""
+        accepted = await venue.accept_without_executing()
+        await venue.app.trading.change(venue.user_id, venue.account_id, "REDUCE_ONLY")
+        await venue.restart()
+        order = await venue.app.orders.get(venue.user_id, accepted["id"])
+        assert order["status"] == "REJECTED" and order["fills"] == []
+        assert "reduce-only" in order["reject_reason"]
+        await venue.app.trading.change(venue.user_id, venue.account_id, "ACTIVE")
+
     # ---- brackets (OCO exits) ------------------------------------------------------------------------------------
 
     async def test_bracket_exits_are_an_oco_pair_sized_by_what_the_entry_received(self, venue: VenueHarness) -> None:

@@ -122,11 +122,15 @@ class VenueHarness(ABC):
     async def crash_after_accepting(self, **fields: Any) -> dict[str, Any]:
         """Intake stores the order (202) but the process dies before execution sees it; then the app restarts.
         Returns the order as intake acknowledged it."""
-        services = self.app
-        services.orders.queue = _Unplugged()  # the hand-over to execution is lost with the process
-        order = (await services.orders.submit(self.user_id, self.request(**fields))).order
+        order = await self.accept_without_executing(**fields)
         await self.restart()
         return order
+
+    async def accept_without_executing(self, **fields: Any) -> dict[str, Any]:
+        """Intake stores the order (202), but execution never sees it: the process is about to die (`restart`)."""
+        services = self.app
+        services.orders.queue = _Unplugged()  # the hand-over to execution is lost with the process
+        return (await services.orders.submit(self.user_id, self.request(**fields))).order
 
     @property
     def app(self) -> Services:
