@@ -211,16 +211,28 @@ ResetAmount = Annotated[
 ]
 
 
+StartingBalances = Annotated[
+    dict[AssetCode, ResetAmount],
+    Field(max_length=50, json_schema_extra={"additionalProperties": False}, examples=[{"USDT": "10000"}]),
+]
+
+
 class ResetRequest(StrictBody):
     """Omit `balances` (or the body) for PAPER_BALANCES."""
 
-    balances: (
-        Annotated[
-            dict[AssetCode, ResetAmount],
-            Field(max_length=50, json_schema_extra={"additionalProperties": False}, examples=[{"USDT": "10000"}]),
-        ]
-        | None
-    ) = None
+    balances: StartingBalances | None = None
+
+
+class PaperAccountCreate(StrictBody):
+    """Another paper account: a label and, optionally, its starting balances (default PAPER_BALANCES)."""
+
+    venue: Literal["paper"]
+    label: str = Field(min_length=1, max_length=64, examples=["Strategy A"])
+    balances: StartingBalances | None = None
+
+
+class AccountRename(StrictBody):
+    label: str = Field(min_length=1, max_length=64, examples=["Strategy B"])
 
 
 class SymbolPublic(BaseModel):
