@@ -30,6 +30,7 @@ from app.open_orders import OpenOrderCounts
 from app.orders import OrderService
 from app.portfolio_service import PortfolioService
 from app.sealed_keys import reseal_accounts
+from app.statements import StatementService
 from app.venues.base import ExternalVenue
 from app.venues.binance_testnet import BinanceTestnetVenue
 from app.venues.directory import VenueDirectory, VenueFactory
@@ -86,6 +87,7 @@ class Services:
     portfolio: PortfolioService
     jobs: Jobs
     alerts: AlertService
+    statements: StatementService
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -230,6 +232,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         portfolio=PortfolioService(db, accounts, market, engine, settings),
         jobs=Jobs(external, engine),
         alerts=AlertService(db, rules, bus),
+        statements=StatementService(db, accounts),
         simulator=simulator,
         feed=feed,
     )
