@@ -64,7 +64,9 @@ class Blotter:
         rules: Mapping[str, SymbolRules],
         on_cancel: Callable[[str], Awaitable[None]],
         on_cancel_all: Callable[[], Awaitable[None]],
+        extra_actions: Callable[[], None] | None = None,
     ) -> None:
+        """`extra_actions` builds more buttons next to "Cancel all" (the Export menu)."""
         self.rules = rules
         self.on_cancel = on_cancel
         self._positions: dict[str, dict[str, Any]] = {}  # raw (exact) positions by symbol
@@ -81,9 +83,12 @@ class Blotter:
                     ui.tab("fills", "Trades").mark("tab-fills")
                     ui.tab("positions", "Positions").mark("tab-positions")
                     ui.tab("balances", "Balances").mark("tab-balances")
-                ui.button("Cancel all", on_click=on_cancel_all).props("flat dense no-caps color=negative").mark(
-                    "cancel-all"
-                )
+                with ui.row().classes("items-center gap-1 no-wrap"):
+                    if extra_actions is not None:
+                        extra_actions()
+                    ui.button("Cancel all", on_click=on_cancel_all).props("flat dense no-caps color=negative").mark(
+                        "cancel-all"
+                    )
             # Plain containers instead of q-tab-panels: Quasar mounts a panel only when shown, and a grid that is
             # not mounted would miss the transactions sent meanwhile. Hidden grids stay mounted (display: none).
             self.open_orders = self._panel(_OPEN_COLUMNS, "No open orders", "open-orders")

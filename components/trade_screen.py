@@ -29,6 +29,7 @@ from components.live import ALERT_EVENT, SESSION_ENDED, LiveFeed, SymbolUpdate
 from components.order_book import OrderBook
 from components.order_ticket import OrderTicket
 from components.price_header import PriceHeader
+from components.statement_downloads import StatementDownloads
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -81,7 +82,8 @@ class TradeScreen:
         self.panels = ui.column().classes("w-full gap-2 p-0")
         with self.panels:
             await self._build_panels()
-        self.blotter = Blotter(self.services.rules, self._cancel, self._cancel_all)
+        downloads = StatementDownloads(self.services, self.user_id, self.account_id, self._user_ok)
+        self.blotter = Blotter(self.services.rules, self._cancel, self._cancel_all, downloads.menu)
         await self.reload()
         subscribe_page(self.live, self.user_id, self._on_market, self._on_events)  # last: the page has its data
         ui.context.client.on_connect(self._on_connect)
