@@ -73,6 +73,7 @@ class Order(SQLModel, table=True):
         UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
         Index("ix_orders_user_status", "user_id", "status"),
         Index("ix_orders_account_status", "account_id", "status"),
+        Index("ix_orders_account_created", "account_id", "created_at"),  # statements
     )
 
     id: str = Field(primary_key=True, max_length=26)
@@ -114,6 +115,7 @@ class Fill(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("account_id", "venue_trade_id", name="uq_fills_account_venue_trade"),
         Index("ix_fills_user_ts", "user_id", "ts"),
+        Index("ix_fills_account_ts", "account_id", "ts"),  # statements
     )
 
     id: str = Field(primary_key=True, max_length=26)
@@ -167,3 +169,15 @@ class PriceAlert(SQLModel, table=True):
     direction: str = Field(max_length=5)
     created_at: int = millis()
     triggered_at: int | None = millis(nullable=True)
+
+
+class EquitySnapshot(SQLModel, table=True):
+    """An account's value in the quote currency (USDT): one row per account per minute (the latest value taken in
+    that minute). Rows older than two days are thinned to the last one of each hour (app/equity.py)."""
+
+    __tablename__ = "equity_snapshots"
+
+    account_id: str = Field(foreign_key="accounts.id", primary_key=True, max_length=26)
+    # The minute's start, in epoch milliseconds.
+    bucket: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    equity: Decimal = money()

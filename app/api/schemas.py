@@ -283,3 +283,32 @@ class TradePublic(BaseModel):
     qty: str
     side: str
     ts: int
+
+
+class EquityPoint(BaseModel):
+    t: int = Field(description="The interval's start, epoch ms")
+    equity: str
+
+
+class EquityCurve(BaseModel):
+    account_id: str
+    quote: str
+    interval: Literal["1m", "1h", "1d"]
+    equity: str = Field(description="The account's value now")
+    points: list[EquityPoint]
+
+
+class SymbolPerformance(BaseModel):
+    symbol: str
+    realized_pnl: str
+    fees: str
+    fees_complete: bool = Field(description="False when some fee was paid in an asset without a USDT price")
+
+
+class Performance(BaseModel):
+    account_id: str
+    quote: str
+    equity: str
+    realized_pnl: str
+    fees: str
+    symbols: list[SymbolPerformance]
