@@ -37,13 +37,13 @@ class PaperAccounts:
     def row_actions(self, account: AccountView) -> None:
         """The buttons of one account row: rename (any account), reset (paper)."""
         with ui.dialog() as rename_dialog, ui.card():
-            label = ui.input("Label", value=account.label).props("dense outlined").mark("rename-label")
+            label = ui.input("Label", value=account.label).props("dense outlined").mark(f"rename-label-{account.id}")
             with ui.row():
                 ui.button("Cancel", on_click=rename_dialog.close).props("flat")
                 ui.button("Rename", on_click=lambda: self.rename(rename_dialog, account, label.value)).mark(
-                    "rename-confirm"
+                    f"rename-confirm-{account.id}"
                 )
-        ui.button("Rename", on_click=rename_dialog.open).props("flat dense").mark("rename")
+        ui.button("Rename", on_click=rename_dialog.open).props("flat dense").mark("rename", f"rename-{account.id}")
         if account.venue != "paper":
             return
         with ui.dialog() as reset_dialog, ui.card():

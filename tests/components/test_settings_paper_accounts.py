@@ -1,4 +1,5 @@
-"""/settings: adding a paper account with a label, resetting one paper account without touching the other."""
+"""/settings: adding a paper account with a label, resetting one paper account without touching the other,
+renaming it."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ async def test_add_a_paper_account_then_reset_only_that_one(user: User) -> None:
     await user.should_see("Paper account reset: 5 USDT (Strategy A)", retries=30)
     assert await held(user_id, added.id) == {"USDT": Decimal(5)}
     assert await held(user_id, default.id) == {"USDT": Decimal(10000)}
+
+    user.find(marker=f"rename-{added.id}").click()
+    user.find(marker=f"rename-label-{added.id}").clear().type("Momentum")
+    user.find(marker=f"rename-confirm-{added.id}").click()
+    await user.should_see("Account renamed.", retries=30)
+    assert [a.label for a in await services().accounts.list_for_user(user_id)] == ["Paper", "Momentum"]
 
 
 async def test_an_invalid_label_is_explained(user: User) -> None:
