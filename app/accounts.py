@@ -222,6 +222,7 @@ class AccountService:
         label = clean_label(label)
 
         def insert(session: Session) -> Account:
+            accounts.lock_owner(session, user_id)  # a concurrent creation waits here, then counts this one
             owned = accounts.list_for_user(session, user_id)
             if sum(1 for a in owned if a.venue == Venue.PAPER) >= MAX_PAPER_ACCOUNTS:
                 raise Conflict(

@@ -3,6 +3,7 @@ renaming, deleting, the per-user limit, and isolation between users."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -149,3 +150,12 @@ async def test_another_users_paper_accounts_are_not_found(client: httpx.AsyncCli
         "Paper",
         "Alice's strategy",
     ]
+
+
+async def test_concurrent_creations_never_pass_the_limit(client: httpx.AsyncClient) -> None:
+    _, headers = await register(client)
+    for n in range(MAX_PAPER_ACCOUNTS - 3):
+        assert (await add_paper(client, headers, f"Strategy {n}")).status_code == 201
+    answers = await asyncio.gather(*(add_paper(client, headers, f"Racer {n}") for n in range(4)))
+    assert sorted(r.status_code for r in answers) == [201, 201, 409, 409]
+    assert len((await client.get("/api/accounts", headers=headers)).json()) == MAX_PAPER_ACCOUNTS
