@@ -68,6 +68,15 @@ class EquityRecorder:
         symbol = f"{asset}{QUOTE}"
         return self.market.last_price(symbol) if symbol in self.market.symbols else None
 
+    def _priced(self, held: Balances) -> bool:
+        """False while an asset held has a USDT market with no price yet (a live feed just after start): such a
+        value would be a false dip, so that account's snapshot waits for the next run."""
+        return all(
+            f"{asset}{QUOTE}" not in self.market.symbols or self.market.last_price(f"{asset}{QUOTE}") is not None
+            for asset, free, locked in held
+            if asset != QUOTE and (free or locked)
+        )
+
     async def flush_changed(self) -> int:
         """Value the accounts whose balances changed (after fills, resets) since the last flush."""
         changed, self._changed = self._changed, set()
@@ -85,7 +94,7 @@ class EquityRecorder:
 
     async def snapshot(self, account_ids: Sequence[str]) -> int:
         """Write the accounts' current value into this minute's bucket. Returns how many were written."""
-        written = 0
+        written = 0  # accounts whose value was written
         for start in range(0, len(account_ids), ACCOUNTS_PER_WRITE):
             chunk = account_ids[start : start + ACCOUNTS_PER_WRITE]
             rows = await self.db.read(functools.partial(account_repo.balance_rows, account_ids=chunk))
@@ -93,7 +102,9 @@ class EquityRecorder:
             for account_id, asset, free, locked in rows:
                 holdings[account_id].append((asset, free, locked))
             bucket = minute(self.clock())
-            points = [(a, bucket, account_value(held, self.price_of)) for a, held in holdings.items()]
+            points = [
+                (a, bucket, account_value(held, self.price_of)) for a, held in holdings.items() if self._priced(held)
+            ]
             await self.db.write(functools.partial(equity_repo.upsert, points=points))
             written += len(points)
         return written

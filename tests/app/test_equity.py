@@ -118,3 +118,14 @@ async def test_a_fill_is_valued_after_the_engine_commit_not_inside_it(services: 
         assert Decimal(9990) < value < Decimal(10000)  # 10,000 USDT less the taker fee and the spread
     finally:
         await services.engine.stop()
+
+
+async def test_an_account_holding_an_unpriced_market_waits_for_its_price(services: Services) -> None:
+    _, holds_eth = await new_account(services, "equity-eth@example.com", USDT="1", ETH="2")
+    _, usdt_only = await new_account(services, "equity-usdt@example.com", USDT="3")
+    equity = recorder(services, Clock(T0))  # ETHUSDT is traded here but has no price yet
+    assert await equity.snapshot([holds_eth, usdt_only]) == 1
+    assert (snapshots(services, holds_eth), snapshots(services, usdt_only)) == ([], [(T0, Decimal(3))])
+    equity.market.apply_trade(trade("ETHUSDT", "3000.5", "1"))  # type: ignore[arg-type]
+    await equity.snapshot([holds_eth])
+    assert snapshots(services, holds_eth) == [(T0, Decimal("6002"))]
