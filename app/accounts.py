@@ -32,6 +32,8 @@ MAX_KEY_LENGTH = 256
 MAX_SECRET_LENGTH = 4096
 MAX_LABEL_LENGTH = 64
 PAPER_ACCOUNT_CACHE_SIZE = 10_000
+# Paper money is free; the limit keeps one user from filling the engine's memory with accounts.
+MAX_PAPER_ACCOUNTS = 10
 
 VenueFactory = Callable[[str, str], ExternalVenue]
 """Builds a venue for (api_key, api_secret): the configured Binance testnet hosts, or a fake in tests."""
@@ -72,11 +74,13 @@ class BalanceView:
     locked: Decimal
 
 
-def create_paper_account(session: Session, user_id: str, balances: Mapping[str, Decimal]) -> Account:
+def create_paper_account(
+    session: Session, user_id: str, balances: Mapping[str, Decimal], label: str = PAPER_LABEL
+) -> Account:
     """A new paper account with its starting balances, in the caller's transaction."""
     account = accounts.add(
         session,
-        Account(id=new_id(), user_id=user_id, venue=Venue.PAPER, label=PAPER_LABEL, created_at=now_ms()),
+        Account(id=new_id(), user_id=user_id, venue=Venue.PAPER, label=label, created_at=now_ms()),
     )
     accounts.set_balances(session, account.id, balances)
     return account
@@ -85,6 +89,14 @@ def create_paper_account(session: Session, user_id: str, balances: Mapping[str, 
 def api_key_hint(api_key: str) -> str:
     """The first 4 and last 4 characters of a key (API.md), enough to recognise it and useless to use it."""
     return f"{api_key[:4]}...{api_key[-4:]}"
+
+
+def clean_label(label: str) -> str:
+    """Inner whitespace collapsed; 1-64 printable characters."""
+    label = " ".join(label.split())
+    if not label or len(label) > MAX_LABEL_LENGTH or not label.isprintable():
+        raise ValidationFailed(f"label must be 1 to {MAX_LABEL_LENGTH} printable characters", field="label")
+    return label
 
 
 def _clean_key(value: str, field: str, max_length: int, *, multiline: bool = False) -> str:
@@ -119,7 +131,8 @@ class AccountService:
         # None: this server has no Binance testnet wiring, so adding such accounts is refused.
         self.make_venue = make_venue
         self.exchange = exchange
-        self._paper_accounts: dict[str, Account] = {}  # user id -> paper account
+        # user id -> the user's default paper account (the first one, created with the user, never deleted)
+        self._paper_accounts: dict[str, Account] = {}
         self._paper_lookups: dict[str, asyncio.Future[Account | None]] = {}
 
     async def list_for_user(self, user_id: str) -> list[AccountView]:
@@ -127,22 +140,23 @@ class AccountService:
         return [AccountView.of(row, self.keybox) for row in rows]
 
     async def resolve(self, user_id: str, account_id: str | None) -> Account:
-        """The user's account `account_id`, or their paper account when it is None. 404 if not theirs."""
+        """The user's account `account_id`, or their default paper account when it is None. 404 if not theirs."""
         paper = self._paper_accounts.get(user_id)
         if paper is not None and account_id in (None, paper.id):
             return paper  # every order's intake asks: skip the database round trip
 
         if account_id is None:
             account = await self._find_paper_account(user_id)
+            if account is not None:
+                # The default paper account is created with the user and never deleted, so it can be kept.
+                # Other paper accounts are read every time: they can be renamed or deleted.
+                if len(self._paper_accounts) >= PAPER_ACCOUNT_CACHE_SIZE:
+                    self._paper_accounts.clear()
+                self._paper_accounts[user_id] = account
         else:
             account = await self.db.read(lambda s: accounts.get_owned(s, user_id, account_id))
         if account is None:
             raise NotFound("Account not found.", code="ACCOUNT_NOT_FOUND", field="account_id")
-        if account.venue == Venue.PAPER:
-            # A user's paper account is created with the user and never deleted or replaced, so it can be kept.
-            if len(self._paper_accounts) >= PAPER_ACCOUNT_CACHE_SIZE:
-                self._paper_accounts.clear()
-            self._paper_accounts[user_id] = account
         return account
 
     async def _find_paper_account(self, user_id: str) -> Account | None:
@@ -169,9 +183,7 @@ class AccountService:
         api_key = _clean_key(api_key, "api_key", MAX_KEY_LENGTH)
         api_secret = _clean_key(api_secret, "api_secret", MAX_SECRET_LENGTH, multiline=True)
         if label is not None:
-            label = " ".join(label.split())
-            if len(label) > MAX_LABEL_LENGTH or not label.isprintable():
-                raise ValidationFailed(f"label must be at most {MAX_LABEL_LENGTH} printable characters", field="label")
+            label = clean_label(label) if label.strip() else None
         if self.make_venue is None or self.keybox is None:
             raise Conflict("Binance testnet accounts are not enabled on this server.", code="VENUE_NOT_CONFIGURED")
         keybox = self.keybox
@@ -207,8 +219,43 @@ class AccountService:
             self.exchange.account_added(account.id)  # balances and open orders show before the first order
         return AccountView.of(account)
 
+    async def add_paper_account(self, user_id: str, label: str, balances: Mapping[str, Decimal]) -> AccountView:
+        """Another paper account with its own balances; at most MAX_PAPER_ACCOUNTS per user (409
+        TOO_MANY_PAPER_ACCOUNTS). The paper engine loads its balances when its first order arrives."""
+        label = clean_label(label)
+
+        def insert(session: Session) -> Account:
+            accounts.lock_owner(session, user_id)  # a concurrent creation waits here, then counts this one
+            owned = accounts.list_for_user(session, user_id)
+            if sum(1 for a in owned if a.venue == Venue.PAPER) >= MAX_PAPER_ACCOUNTS:
+                raise Conflict(
+                    f"At most {MAX_PAPER_ACCOUNTS} paper accounts per user: delete one first.",
+                    code="TOO_MANY_PAPER_ACCOUNTS",
+                )
+            return create_paper_account(session, user_id, balances, label)
+
+        account = await self.db.write(insert)
+        log.info("user %s added paper account %s", user_id, account.id)
+        return AccountView.of(account)
+
+    async def rename_account(self, user_id: str, account_id: str, label: str) -> AccountView:
+        """Give one of the user's accounts a new label (404 if not theirs)."""
+        label = clean_label(label)
+
+        def rename(session: Session) -> Account:
+            account = accounts.get_owned(session, user_id, account_id)
+            if account is None:
+                raise NotFound("Account not found.", code="ACCOUNT_NOT_FOUND", field="account_id")
+            account.label = label
+            session.add(account)
+            return account
+
+        account = await self.db.write(rename)
+        self._paper_accounts.pop(user_id, None)  # the cached default may carry the old label
+        return AccountView.of(account, self.keybox)
+
     async def delete_account(self, user_id: str, account_id: str) -> None:
-        """Soft-delete one of the user's exchange accounts (404 if not theirs). The paper account stays (409
+        """Soft-delete one of the user's accounts (404 if not theirs). The default (first) paper account stays (409
         PAPER_ACCOUNT_REQUIRED); an account with open orders stays (409 ACCOUNT_HAS_OPEN_ORDERS). The sealed keys
         are erased with it and its venue client is closed: a deleted account never trades again."""
 
@@ -216,8 +263,9 @@ class AccountService:
             account = accounts.get_owned(session, user_id, account_id)
             if account is None:
                 raise NotFound("Account not found.", code="ACCOUNT_NOT_FOUND", field="account_id")
-            if account.venue == Venue.PAPER:
-                raise Conflict("The paper account cannot be deleted.", code="PAPER_ACCOUNT_REQUIRED")
+            default = accounts.paper_account(session, user_id)
+            if default is not None and default.id == account.id:
+                raise Conflict("The default paper account cannot be deleted.", code="PAPER_ACCOUNT_REQUIRED")
             # Checked in the deleting transaction, so an order accepted just before is seen.
             if orders.count_open_for_account(session, account.id):
                 raise Conflict("Cancel the account's open orders before deleting it.", code="ACCOUNT_HAS_OPEN_ORDERS")

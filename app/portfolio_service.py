@@ -66,10 +66,14 @@ class PortfolioService:
         account = await self.accounts.resolve(user_id, account_id)
         if account.venue != Venue.PAPER:
             raise Conflict("Only paper accounts can be reset.", code="NOT_A_PAPER_ACCOUNT")
-        amounts = self.settings.paper_balances if balances is None else parse_balances(balances)
+        amounts = self.starting_balances(balances)
         await self.engine.reset_account(account.id, user_id, amounts)
         shown = {"account_id": account.id, "balances": ", ".join(f"{fmt(v)} {k}" for k, v in amounts.items())}
         await self.db.write(lambda s: record_in(s, user_id, ActivityKind.PAPER_RESET, detail=shown))
+
+    def starting_balances(self, balances: Mapping[str, Any] | None) -> dict[str, Decimal]:
+        """The balances asked for (checked), or PAPER_BALANCES when none are given."""
+        return dict(self.settings.paper_balances) if balances is None else parse_balances(balances)
 
 
 def parse_balances(raw: Mapping[str, Any]) -> dict[str, Decimal]:

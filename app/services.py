@@ -17,7 +17,8 @@ from app.auth import AuthService
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
 from app.domain import SymbolRules, Venue
-from app.events import EventBus
+from app.equity import EquityRecorder
+from app.events import EventBus, UserEvent
 from app.execution.core import ExecutionCore
 from app.execution.exchange import ExchangeExecutor
 from app.execution.paper_engine import PaperExecutor
@@ -30,9 +31,11 @@ from app.market.state import MarketState
 from app.market.symbols import simulated_rules
 from app.open_orders import OpenOrderCounts
 from app.orders import OrderService
+from app.portfolio_history import PortfolioHistory
 from app.portfolio_service import PortfolioService
 from app.position_closer import PositionCloser
 from app.sealed_keys import reseal_accounts
+from app.statements import StatementService
 from app.trading_state import TradingStates
 from app.trading_state_service import TradingStateService
 from app.venues.base import ExternalVenue
@@ -95,6 +98,9 @@ class Services:
     api_keys: ApiKeyService
     trading: TradingStateService
     closer: PositionCloser
+    statements: StatementService
+    equity: EquityRecorder
+    history: PortfolioHistory
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -212,8 +218,15 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     open_orders = OpenOrderCounts()
     trading_states = TradingStates()
     recorder = Recorder(open_orders, trading_states)
-    external = ExchangeExecutor(db, venues, bus.publish_user, recorder)
-    engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user, recorder), external, open_orders)
+    equity = EquityRecorder(db, market)
+
+    def publish_executed(event: UserEvent) -> None:
+        """The engines' committed events: to subscribers, and balance changes to the equity snapshots."""
+        bus.publish_user(event)
+        equity.on_event(event)
+
+    external = ExchangeExecutor(db, venues, publish_executed, recorder)
+    engine = ExecutionCore(PaperExecutor(db, paper, publish_executed, recorder), external, open_orders)
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
     activity = ActivityLog(db)
@@ -244,12 +257,15 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         engine=engine,
         orders=orders,
         portfolio=portfolio,
-        jobs=Jobs(external, engine),
+        jobs=Jobs(external, engine, equity),
         alerts=AlertService(db, rules, bus),
         activity=activity,
         api_keys=ApiKeyService(db),
         trading=TradingStateService(db, accounts, trading_states, orders, bus.publish_user),
         closer=PositionCloser(orders, venues.rules_for),
+        statements=StatementService(db, accounts),
+        equity=equity,
+        history=PortfolioHistory(db, accounts, equity, rules),
         simulator=simulator,
         feed=feed,
     )

@@ -70,7 +70,9 @@ class Blotter:
         symbol: str,
         on_cancel_symbol: Callable[[], Awaitable[None]],
         on_close: Callable[[str], Awaitable[None]],
+        extra_actions: Callable[[], None] | None = None,
     ) -> None:
+        """`extra_actions` builds more buttons next to "Cancel all" (the Export menu)."""
         self.rules = rules
         self.on_cancel = on_cancel
         self.on_close = on_close
@@ -88,7 +90,9 @@ class Blotter:
                     ui.tab("fills", "Trades").mark("tab-fills")
                     ui.tab("positions", "Positions").mark("tab-positions")
                     ui.tab("balances", "Balances").mark("tab-balances")
-                with ui.row().classes("items-center gap-0 no-wrap"):
+                with ui.row().classes("items-center gap-1 no-wrap"):
+                    if extra_actions is not None:
+                        extra_actions()
                     self.cancel_symbol = ui.button(on_click=on_cancel_symbol).props("flat dense no-caps color=negative")
                     self.cancel_symbol.mark("cancel-symbol")
                     ui.button("Cancel all", on_click=on_cancel_all).props("flat dense no-caps color=negative").mark(

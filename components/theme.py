@@ -102,6 +102,7 @@ def frame(
             with ui.button(icon="account_circle").props("flat round dense color=white").mark("user-menu"), ui.menu():
                 ui.menu_item(email).props("disable")
                 ui.menu_item("Trade", on_click=lambda: ui.navigate.to("/"))
+                ui.menu_item("Portfolio", on_click=lambda: ui.navigate.to("/portfolio")).mark("to-portfolio")
                 ui.menu_item("Settings", on_click=lambda: ui.navigate.to("/settings")).mark("to-settings")
                 ui.menu_item("Log out", on_click=session.leave).mark("logout")
     with ui.column().classes("w-full p-2 gap-2"):

@@ -31,6 +31,7 @@ from components.live import ALERT_EVENT, SESSION_ENDED, LiveFeed, SymbolUpdate
 from components.order_book import OrderBook
 from components.order_ticket import OrderTicket
 from components.price_header import PriceHeader
+from components.statement_downloads import StatementDownloads
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -90,6 +91,7 @@ class TradeScreen:
         self.panels = ui.column().classes("w-full gap-2 p-0")
         with self.panels:
             await self._build_panels()
+        downloads = StatementDownloads(self.services, self.user_id, self.account_id, self._user_ok)
         self.blotter = Blotter(
             self.services.rules,
             self._cancel,
@@ -97,6 +99,7 @@ class TradeScreen:
             symbol=self.symbol,
             on_cancel_symbol=self._cancel_symbol,
             on_close=self._close_position,
+            extra_actions=downloads.menu,
         )
         await self.reload()
         subscribe_page(self.live, self.user_id, self._on_market, self._on_events)  # last: the page has its data

@@ -76,6 +76,7 @@ class Order(SQLModel, table=True):
         UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
         Index("ix_orders_user_status", "user_id", "status"),
         Index("ix_orders_account_status", "account_id", "status"),
+        Index("ix_orders_account_created", "account_id", "created_at"),  # statements
     )
 
     id: str = Field(primary_key=True, max_length=26)
@@ -117,6 +118,7 @@ class Fill(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("account_id", "venue_trade_id", name="uq_fills_account_venue_trade"),
         Index("ix_fills_user_ts", "user_id", "ts"),
+        Index("ix_fills_account_ts", "account_id", "ts"),  # statements
     )
 
     id: str = Field(primary_key=True, max_length=26)
@@ -206,3 +208,15 @@ class Activity(SQLModel, table=True):
     address: str | None = Field(default=None, max_length=64)
     # A small JSON object of strings (e.g. the key's label and prefix); never a secret.
     detail: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class EquitySnapshot(SQLModel, table=True):
+    """An account's value in the quote currency (USDT): one row per account per minute (the latest value taken in
+    that minute). Rows older than two days are thinned to the last one of each hour (app/equity.py)."""
+
+    __tablename__ = "equity_snapshots"
+
+    account_id: str = Field(foreign_key="accounts.id", primary_key=True, max_length=26)
+    # The minute's start, in epoch milliseconds.
+    bucket: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    equity: Decimal = money()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api import accounts, activity, alerts, api_keys, auth, fast_lane, health, market, trading, ws
+from app.api import accounts, activity, alerts, api_keys, auth, fast_lane, health, market, portfolio, trading, ws
 from app.api.errors import BodySizeLimit, install_error_handlers
 
 
@@ -13,12 +13,10 @@ def mount_api(app: FastAPI) -> None:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     fast_lane.install(app)
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(accounts.router)
-    app.include_router(alerts.router)
-    app.include_router(market.router)
-    app.include_router(trading.router)
-    app.include_router(api_keys.router)
-    app.include_router(activity.router)
-    app.include_router(ws.router)
+    # FastAPI wraps the app's lifespan in one more layer for every router it includes, and NiceGUI's app object
+    # outlives a start (the UI tests start main.py on it once per test): the layers piled up until a start hit
+    # Python's recursion limit. These routers have no lifespan of their own, so the app's stays as it was.
+    lifespan = app.router.lifespan_context
+    for module in (health, auth, accounts, alerts, market, trading, api_keys, activity, portfolio, ws):
+        app.include_router(module.router)
+    app.router.lifespan_context = lifespan

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Response, status
+from pydantic import Field
 
 from app.accounts import AccountView
 from app.api.deps import CurrentUser, ServicesDep, TradingUser
@@ -10,6 +13,8 @@ from app.api.schemas import (
     ERROR_RESPONSES,
     AccountCreate,
     AccountPublic,
+    AccountRename,
+    PaperAccountCreate,
     ResetRequest,
     TradingStateChanged,
     TradingStateUpdate,
@@ -47,23 +52,43 @@ _ACCOUNT_LINKS = {
 }
 
 
+NewAccount = Annotated[AccountCreate | PaperAccountCreate, Field(discriminator="venue")]
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={201: {"description": "Checked with the exchange and stored", "links": _ACCOUNT_LINKS}},
+    responses={
+        201: {"description": "Stored (a testnet key: checked with the exchange first)", "links": _ACCOUNT_LINKS}
+    },
 )
-async def add_account(body: AccountCreate, user: TradingUser, services: ServicesDep) -> AccountPublic:
-    """Add a Binance testnet key. It is checked with a signed account call first: a key the exchange refuses
-    gives 422 EXCHANGE_REJECTED_KEY with the exchange's message and stores nothing. Stored AES-GCM sealed."""
+async def add_account(body: NewAccount, user: TradingUser, services: ServicesDep) -> AccountPublic:
+    """`venue: "paper"`: another paper account with a label and optional starting balances (at most 10 per user:
+    409 TOO_MANY_PAPER_ACCOUNTS). `venue: "binance-testnet"`: a testnet key, checked with a signed account call
+    first: a key the exchange refuses gives 422 EXCHANGE_REJECTED_KEY with the exchange's message and stores
+    nothing. Stored AES-GCM sealed."""
+    if isinstance(body, PaperAccountCreate):
+        balances = services.portfolio.starting_balances(body.balances)
+        view = await services.accounts.add_paper_account(user.id, body.label, balances)
+        return account_public(view, services.trading.states)
     view = await services.accounts.add_binance_account(
         user.id, body.api_key, body.api_secret.get_secret_value(), body.label
     )
     return account_public(view, services.trading.states)
 
 
+@router.patch("/{account_id}")
+async def rename_account(
+    account_id: str, body: AccountRename, user: TradingUser, services: ServicesDep
+) -> AccountPublic:
+    """Give one of the caller's accounts a new label."""
+    view = await services.accounts.rename_account(user.id, account_id, body.label)
+    return account_public(view, services.trading.states)
+
+
 @router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_account(account_id: str, user: TradingUser, services: ServicesDep) -> Response:
-    """Delete one of the caller's exchange accounts: 409 while it has open orders or for the paper account."""
+    """Delete one of the caller's accounts: 409 while it has open orders, or for the default paper account."""
     await services.accounts.delete_account(user.id, account_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -218,16 +218,28 @@ ResetAmount = Annotated[
 ]
 
 
+StartingBalances = Annotated[
+    dict[AssetCode, ResetAmount],
+    Field(max_length=50, json_schema_extra={"additionalProperties": False}, examples=[{"USDT": "10000"}]),
+]
+
+
 class ResetRequest(StrictBody):
     """Omit `balances` (or the body) for PAPER_BALANCES."""
 
-    balances: (
-        Annotated[
-            dict[AssetCode, ResetAmount],
-            Field(max_length=50, json_schema_extra={"additionalProperties": False}, examples=[{"USDT": "10000"}]),
-        ]
-        | None
-    ) = None
+    balances: StartingBalances | None = None
+
+
+class PaperAccountCreate(StrictBody):
+    """Another paper account: a label and, optionally, its starting balances (default PAPER_BALANCES)."""
+
+    venue: Literal["paper"]
+    label: str = Field(min_length=1, max_length=64, examples=["Strategy A"])
+    balances: StartingBalances | None = None
+
+
+class AccountRename(StrictBody):
+    label: str = Field(min_length=1, max_length=64, examples=["Strategy B"])
 
 
 class SymbolPublic(BaseModel):
@@ -315,3 +327,32 @@ class TradingStateChanged(BaseModel):
     state: TradingStateName
     previous: TradingStateName
     canceled: int = Field(description="Open orders whose cancel was requested (HALTED only, else 0)")
+
+
+class EquityPoint(BaseModel):
+    t: int = Field(description="The interval's start, epoch ms")
+    equity: str
+
+
+class EquityCurve(BaseModel):
+    account_id: str
+    quote: str
+    interval: Literal["1m", "1h", "1d"]
+    equity: str = Field(description="The account's value now")
+    points: list[EquityPoint]
+
+
+class SymbolPerformance(BaseModel):
+    symbol: str
+    realized_pnl: str
+    fees: str
+    fees_complete: bool = Field(description="False when some fee was paid in an asset without a USDT price")
+
+
+class Performance(BaseModel):
+    account_id: str
+    quote: str
+    equity: str
+    realized_pnl: str
+    fees: str
+    symbols: list[SymbolPerformance]

@@ -1,10 +1,11 @@
-"""/api/trading: orders, fills, positions, balances."""
+"""/api/trading: orders, fills, positions, balances, and CSV statements of fills and orders."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from app.api.deps import CurrentUser, ServicesDep, TradingUser
 from app.api.schemas import (
@@ -19,11 +20,22 @@ from app.api.schemas import (
 )
 from app.domain import fmt
 from app.orders import OrderRequest
+from app.statements import Kind
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 router = APIRouter(prefix="/api/trading", tags=["trading"], responses=ERROR_RESPONSES)
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Text = Annotated[str | None, Query(max_length=40)]
+From = Annotated[
+    str | None, Query(alias="from", max_length=40, description="Epoch ms or ISO-8601; default `to` - 30 days")
+]
+To = Annotated[str | None, Query(max_length=40, description="Epoch ms or ISO-8601, exclusive; default now")]
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV, header line first, oldest row first"}
+}
 
 # OpenAPI links: the order a POST answers with can be read and canceled by its id (stateful clients and fuzzers
 # chain them). Operation ids are FastAPI's defaults for the routes below.
@@ -133,3 +145,31 @@ async def close_position(
 async def list_balances(user: CurrentUser, services: ServicesDep, account_id: Text = None) -> list[BalancePublic]:
     rows = await services.portfolio.balances(user.id, account_id)
     return [BalancePublic(asset=row.asset, free=fmt(row.free) or "0", locked=fmt(row.locked) or "0") for row in rows]
+
+
+@router.get("/fills.csv", response_class=StreamingResponse, responses=_CSV)
+async def export_fills(
+    user: CurrentUser, services: ServicesDep, start: From = None, to: To = None, account_id: Text = None
+) -> StreamingResponse:
+    """One account's fills with `from` <= ts < `to` as CSV (fees and fee asset; the API's decimal strings)."""
+    return await _export(user.id, services, "fills", account_id, start, to)
+
+
+@router.get("/orders.csv", response_class=StreamingResponse, responses=_CSV)
+async def export_orders(
+    user: CurrentUser, services: ServicesDep, start: From = None, to: To = None, account_id: Text = None
+) -> StreamingResponse:
+    """One account's orders created with `from` <= created_at < `to` as CSV."""
+    return await _export(user.id, services, "orders", account_id, start, to)
+
+
+async def _export(
+    user_id: str, services: Services, kind: Kind, account_id: str | None, start: str | None, end: str | None
+) -> StreamingResponse:
+    # Checked before the response starts: a bad range or too many rows is a 422, never a broken-off stream.
+    statement = await services.statements.prepare(user_id, kind, account_id, start, end)
+    return StreamingResponse(
+        services.statements.stream(statement),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{statement.filename}"'},
+    )

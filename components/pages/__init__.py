@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from components import live, session
-from components.pages import home, login, settings, trade
+from components.pages import home, login, portfolio, settings, trade
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -18,3 +18,4 @@ def register_pages(services: Services) -> None:
     home.register(services)
     trade.register(services, feed)
     settings.register(services, feed)
+    portfolio.register(services)

@@ -3,7 +3,6 @@ keys for bots, recent activity."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from nicegui import ui
@@ -14,17 +13,11 @@ from components import activity, session, theme
 from components.api_keys import ApiKeysSection
 from components.formatting import stamp
 from components.live import LiveFeed
+from components.paper_accounts import PaperAccounts
 
 if TYPE_CHECKING:
     from app.accounts import AccountView
     from app.services import Services
-
-
-def _assets(services: Services) -> list[str]:
-    """Every asset of the traded symbols, quote assets first (USDT, then BTC, ETH, ...)."""
-    quotes = {rules.quote for rules in services.rules.values()}
-    bases = [rules.base for rules in services.rules.values() if rules.base not in quotes]
-    return [*sorted(quotes), *dict.fromkeys(bases)]
 
 
 def register(services: Services, _live: LiveFeed) -> None:
@@ -53,6 +46,7 @@ class _Settings:
 
     def __init__(self, services: Services, user_id: str, address: str) -> None:
         self.services, self.user_id, self.address = services, user_id, address
+        self.paper = PaperAccounts(services, user_id, self._still_user)
 
     async def check_user(self) -> AuthenticatedUser | None:
         user = await session.current_user(self.services)
@@ -61,14 +55,19 @@ class _Settings:
             return None
         return user
 
+    async def _still_user(self) -> bool:
+        return (await self.check_user()) is not None
+
     def build(self, accounts: list[AccountView]) -> None:
-        self.paper_id = next((a.id for a in accounts if a.venue == "paper"), None)
+        # The first paper account is the default one: it cannot be removed.
+        self.default_paper_id = next((a.id for a in accounts if a.venue == "paper"), None)
         with ui.card().classes("w-full").mark("accounts"):
             ui.label("Accounts").classes("text-lg font-bold")
             for account in accounts:
                 self._account_row(account)
+            self.paper.add_form()
             self._add_testnet()
-        self._reset()
+        self.paper.balances_card()
         self._password()
         with ui.card().classes("w-full"):
             ui.label("Sessions").classes("text-lg font-bold")
@@ -90,10 +89,12 @@ class _Settings:
                         "The server's encryption key changed: remove this account and add the key again."
                     )
                 ui.label(f"since {stamp(account.created_at)}").classes("text-xs opacity-60")
-            if account.venue != "paper":
-                ui.button("Remove", on_click=lambda a=account: self.remove_account(a.id)).props(
-                    "flat dense color=negative"
-                ).mark("remove-account")
+            with ui.row().classes("items-center gap-1"):
+                self.paper.row_actions(account)
+                if account.id != self.default_paper_id:
+                    ui.button("Remove", on_click=lambda a=account: self.remove_account(a.id)).props(
+                        "flat dense color=negative"
+                    ).mark("remove-account")
 
     def _add_testnet(self) -> None:
         ui.separator()
@@ -107,31 +108,6 @@ class _Settings:
         self.key_error = ui.label().classes("text-negative text-sm").mark("key-error")
         ui.button("Add key", on_click=self.add_account).mark("add-key")
 
-    def _reset(self) -> None:
-        defaults = self.services.settings.paper_balances
-        with ui.card().classes("w-full").mark("paper-reset"):
-            ui.label("Reset the paper account").classes("text-lg font-bold")
-            ui.label("Cancels open orders, sets these balances and starts positions from zero. History stays.").classes(
-                "text-sm"
-            )
-            with ui.row().classes("gap-2"):
-                self.reset_amounts = {
-                    asset: ui.input(asset, value=str(defaults.get(asset, 0)))
-                    .props("dense outlined inputmode=decimal")
-                    .classes("w-28")
-                    .mark(f"reset-{asset.lower()}")
-                    for asset in _assets(self.services)
-                }
-            self.reset_error = ui.label().classes("text-negative text-sm").mark("reset-error")
-            with ui.dialog() as dialog, ui.card():
-                ui.label("Reset the paper account? Open orders are canceled.")
-                with ui.row():
-                    ui.button("Cancel", on_click=dialog.close).props("flat")
-                    ui.button("Reset", on_click=lambda: self.reset(dialog)).props("color=negative").mark(
-                        "reset-confirm"
-                    )
-            ui.button("Reset paper account", on_click=dialog.open).props("outline").mark("reset")
-
     def _password(self) -> None:
         with ui.card().classes("w-full").mark("password-card"):
             ui.label("Change password").classes("text-lg font-bold")
@@ -142,22 +118,6 @@ class _Settings:
             ui.button("Change password", on_click=self.change_password).mark("change-password")
 
     # ---- actions ------------------------------------------------------------------------------------------
-
-    async def reset(self, dialog: ui.dialog) -> None:
-        dialog.close()
-        if (await self.check_user()) is None:
-            return
-        wanted = {asset: field.value.strip() for asset, field in self.reset_amounts.items() if field.value.strip()}
-        try:
-            if self.paper_id is None:
-                raise TradewindError("This user has no paper account.")
-            await self.services.portfolio.reset_paper(self.user_id, self.paper_id, wanted)
-        except TradewindError as exc:
-            self.reset_error.set_text(exc.message)
-            return
-        self.reset_error.set_text("")
-        shown = ", ".join(f"{v} {k}" for k, v in wanted.items() if Decimal(v) != 0) or "all zero"
-        ui.notify(f"Paper account reset: {shown}", type="positive")
 
     async def change_password(self) -> None:
         user = await self.check_user()

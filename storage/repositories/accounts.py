@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.models import Account, Balance
+from storage.models import Account, Balance, User
 
 
 def list_for_user(session: Session, user_id: str) -> list[Account]:
@@ -36,6 +36,12 @@ def paper_account(session: Session, user_id: str) -> Account | None:
         Account.user_id == user_id, Account.venue == "paper", col(Account.deleted_at).is_(None)
     )
     return session.exec(query.order_by(col(Account.created_at))).first()
+
+
+def lock_owner(session: Session, user_id: str) -> None:
+    """Serialise account creation per user until the transaction ends (a row lock on PostgreSQL; SQLite has a
+    single writer anyway), so two concurrent requests cannot both pass a per-user limit."""
+    session.exec(select(User.id).where(User.id == user_id).with_for_update())
 
 
 def add(session: Session, account: Account) -> Account:
