@@ -29,11 +29,15 @@ from app.market.symbols import simulated_rules
 from app.open_orders import OpenOrderCounts
 from app.orders import OrderService
 from app.portfolio_service import PortfolioService
+from app.retry import RetryPolicy
 from app.sealed_keys import reseal_accounts
 from app.venues.base import ExternalVenue
 from app.venues.binance_testnet import BinanceTestnetVenue
 from app.venues.directory import VenueDirectory, VenueFactory
 from app.venues.paper import PaperVenue
+from app.webhooks.delivery import DeliveryOptions, WebhookDispatcher
+from app.webhooks.guard import HostGuard
+from app.webhooks.service import WebhookService
 from storage.db import Database
 from storage.migrate import upgrade_to_head
 
@@ -86,6 +90,7 @@ class Services:
     portfolio: PortfolioService
     jobs: Jobs
     alerts: AlertService
+    webhooks: WebhookService
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -101,11 +106,13 @@ class Services:
         await self.engine.start()
         self.jobs.start()
         await self.alerts.start()
+        await self.webhooks.start()
         if self.simulator is not None and self.settings.market_feed_enabled:
             self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
         freeze_startup_heap()
 
     async def stop(self) -> None:
+        await self.webhooks.stop()
         await self.alerts.stop()
         for task in self._tasks:
             task.cancel()
@@ -204,6 +211,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     engine = ExecutionCore(PaperExecutor(db, paper, bus.publish_user, recorder), external, open_orders)
     market.subscribe_trades(engine.on_market_trade)
     accounts = AccountService(db, keybox=keybox, make_venue=binance_factory(settings), exchange=external)
+    alerts = AlertService(db, rules, bus)
 
     return Services(
         settings=settings,
@@ -229,7 +237,23 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         ),
         portfolio=PortfolioService(db, accounts, market, engine, settings),
         jobs=Jobs(external, engine),
-        alerts=AlertService(db, rules, bus),
+        alerts=alerts,
+        webhooks=build_webhooks(settings, db, keybox, bus, alerts),
         simulator=simulator,
         feed=feed,
     )
+
+
+def build_webhooks(
+    settings: Settings, db: Database, keybox: KeyBox, bus: EventBus, alerts: AlertService
+) -> WebhookService:
+    """Outgoing webhooks: the SSRF guard from WEBHOOK_ALLOWED_HOSTS, the delivery queue and retry policy."""
+    guard = HostGuard(settings.webhook_allowed_hosts)
+    initial = settings.webhook_retry_initial_seconds
+    options = DeliveryOptions(
+        timeout=settings.webhook_timeout_seconds,
+        policy=RetryPolicy(initial=initial, maximum=max(60.0, initial), max_attempts=settings.webhook_max_attempts),
+        queue_size=settings.webhook_queue_size,
+    )
+    dispatcher = WebhookDispatcher(db, keybox, guard, options)
+    return WebhookService(db, keybox, bus, alerts, guard, dispatcher, max_per_user=settings.webhook_max_per_user)

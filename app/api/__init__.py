@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api import accounts, auth, fast_lane, health, market, trading, ws
+from app.api import accounts, auth, fast_lane, health, market, trading, webhooks, ws
 from app.api.errors import BodySizeLimit, install_error_handlers
 
 
@@ -18,4 +18,5 @@ def mount_api(app: FastAPI) -> None:
     app.include_router(accounts.router)
     app.include_router(market.router)
     app.include_router(trading.router)
+    app.include_router(webhooks.router)
     app.include_router(ws.router)
