@@ -125,6 +125,11 @@ class WebhookDispatcher:
         except asyncio.QueueFull:
             self._dropped[(job.webhook_id, job.user_id)] += 1
 
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a worker."""
+        return self._queue.qsize()
+
     # ---- workers ------------------------------------------------------------------------------------------
 
     async def _work(self) -> None:

@@ -69,11 +69,11 @@ def refusal_reason(address: IPAddress) -> str | None:
         address = address.ipv4_mapped
     for reason, flagged in (
         ("loopback", address.is_loopback),
-        ("private", address.is_private),
+        ("unspecified", address.is_unspecified),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
+        ("private", address.is_private),
         ("reserved", address.is_reserved),
-        ("unspecified", address.is_unspecified),
     ):
         if flagged:
             return reason
@@ -116,7 +116,7 @@ class HostGuard:
         """Parse, resolve and check `url`; the Destination names the address to connect to."""
         scheme, host, port = self.parse(url)
         try:
-            found = await self.resolve(host, port)
+            found = [host] if _is_ip_literal(host) else await self.resolve(host, port)
         except (OSError, TimeoutError, UnicodeError):
             raise HostUnresolved(f"host {host} could not be resolved") from None
         addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
@@ -129,3 +129,11 @@ class HostGuard:
                     raise WebhookRefused(f"host {host} resolves to a {reason} address ({address}), which is refused")
         assert isinstance(url, str)
         return Destination(url=url, scheme=scheme, host=host, port=port, address=str(addresses[0]))
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
