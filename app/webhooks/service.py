@@ -163,6 +163,12 @@ class WebhookService:
             raise NotFound("Webhook not found.", code="WEBHOOK_NOT_FOUND")
         return [DeliveryView.of(row) for row in rows]
 
+    async def overview(self, user_id: str, per_webhook: int = 5) -> list[tuple[WebhookView, list[DeliveryView]]]:
+        """The user's webhooks, each with its newest delivery records (the settings page)."""
+        return [
+            (view, await self.deliveries(user_id, view.id, per_webhook)) for view in await self.list_for_user(user_id)
+        ]
+
     # ---- event taps (synchronous, on the publishing path: only queue work) --------------------------------
 
     def _on_user_event(self, event: UserEvent) -> None:

@@ -1,4 +1,5 @@
-"""/settings: accounts (paper reset with chosen balances, Binance testnet keys), password, log out everywhere."""
+"""/settings: accounts (paper reset with chosen balances, Binance testnet keys), password, log out everywhere,
+webhooks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from nicegui import ui
 
 from app.auth import AuthenticatedUser
 from app.errors import TradewindError
-from components import session, theme
+from components import session, theme, webhooks
 from components.formatting import stamp
 from components.live import LiveFeed
 
@@ -41,6 +42,7 @@ def register(services: Services, _live: LiveFeed) -> None:
         ):
             ui.label("Settings").classes("text-2xl font-bold")
             _Settings(services, user.id, session.client_address()).build(accounts)
+            await webhooks.create(services, user.id)
 
 
 class _Settings:
