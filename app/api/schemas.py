@@ -279,7 +279,10 @@ WebhookEventKind = Literal["fill", "rejection", "alert"]
 class WebhookCreate(StrictBody):
     """A URL (http/https, at most 2048 characters, allowed by the server's SSRF guard) and the event kinds."""
 
-    url: str = Field(examples=["https://bot.example.com/tradewind"])
+    url: str = Field(
+        description="http:// or https://, at most 2048 characters; its host must pass the server's SSRF guard",
+        examples=["https://bot.example.com/tradewind"],
+    )
     events: list[WebhookEventKind] = Field(min_length=1, max_length=3, examples=[["fill", "rejection"]])
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import time
+from pathlib import Path
 
 from app.webhooks.signing import new_secret, sign, signature_header, verify
 
@@ -31,3 +34,16 @@ def test_verify_accepts_a_fresh_signature_and_refuses_changes_and_replays() -> N
 def test_secrets_are_fresh_and_recognisable() -> None:
     first, second = new_secret(), new_secret()
     assert first != second and first.startswith("whsec_") and len(first) > 40
+
+
+def test_the_verification_snippet_in_the_api_docs_accepts_our_signatures() -> None:
+    """docs/api.md tells receivers how to verify: run that very code against a real signature."""
+    docs = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    [snippet] = [block for block in re.findall(r"```python\n(.*?)```", docs, re.S) if "def verify_tradewind" in block]
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation
+    verify_tradewind = namespace["verify_tradewind"]
+    secret, now = new_secret(), int(time.time())
+    assert verify_tradewind(secret, signature_header(secret, now, BODY), BODY)  # type: ignore[operator]
+    assert not verify_tradewind(secret, signature_header(secret, now - 301, BODY), BODY)  # type: ignore[operator]
+    assert not verify_tradewind(secret, signature_header(secret, now, BODY), BODY + b"x")  # type: ignore[operator]
