@@ -100,6 +100,9 @@ class WebhookDispatcher:
             timeout=httpx.Timeout(self.options.timeout),
             follow_redirects=False,
             trust_env=False,  # a proxy from the environment would connect by name, past the address check
+            # No pooled connections: a pool is keyed by address, so two hosts on one address would share a TLS
+            # connection checked for the other's name.
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._workers = [
             asyncio.create_task(self._work(), name=f"webhook-worker-{n}") for n in range(self.options.workers)
@@ -266,6 +269,8 @@ def _since(started: float) -> int:
 
 def _describe(exc: BaseException) -> str:
     """A short error for the record: the exception's class, never its text (it may echo the receiver)."""
+    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return "TLS certificate not valid for the host"
     if isinstance(exc, httpx.ConnectError | ConnectionError):
         return "connection failed"
     return type(exc).__name__

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from app.config import load_settings
@@ -188,3 +189,40 @@ async def test_stored_webhooks_are_tapped_again_after_a_restart(database_url: st
     finally:
         await second.stop()
     assert len(receiver.received) == 1
+
+
+@pytest.mark.parametrize(("certificate_for", "outcome"), [("hooks.test", "DELIVERED"), ("other.test", "FAILED")])
+async def test_https_connects_to_the_checked_address_and_checks_the_certificate_for_the_name(
+    services: Services, certificate_for: str, outcome: str
+) -> None:
+    """The request goes to the pinned address, while TLS (server name, certificate) and Host use the URL's name."""
+    async with webhook_receiver(tls_host=certificate_for) as receiver:
+
+        async def resolve(host: str, _port: int) -> list[str]:
+            assert host == "hooks.test"
+            return ["127.0.0.1"]
+
+        guard = HostGuard(["hooks.test"], resolve=resolve)
+        transport = httpx.AsyncHTTPTransport(verify=receiver.client_context)
+        dispatcher = WebhookDispatcher(
+            services.db, services.keybox, guard, DeliveryOptions(policy=FAST), transport=transport
+        )
+        webhooks = WebhookService(
+            services.db, services.keybox, services.bus, services.alerts, guard, dispatcher, max_per_user=5
+        )
+        await webhooks.start()
+        try:
+            user_id = await _user(services)
+            url = f"https://hooks.test:{receiver.port}/tls"
+            webhook, _ = await webhooks.create(user_id, url, ["rejection"])
+            services.bus.publish_user(_order_update(user_id, "REJECTED"))
+            records = await _records_when(
+                webhooks, user_id, webhook.id, lambda rows: any(r.outcome == outcome for r in rows)
+            )
+        finally:
+            await webhooks.stop()
+    if outcome == "DELIVERED":
+        [request] = receiver.received
+        assert request.headers["Host"] == f"hooks.test:{receiver.port}" and request.path == "/tls"
+    else:
+        assert receiver.received == [] and records[-1].error == "TLS certificate not valid for the host"
