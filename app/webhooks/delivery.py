@@ -183,7 +183,7 @@ class WebhookDispatcher:
             return  # the guard's verdict does not change by retrying
         except (TimeoutError, httpx.TimeoutException):
             error = "timed out"
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             error = _describe(exc)
         delivered = status is not None and 200 <= status < 300
         if status is not None and 300 <= status < 400:

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
+
 from app.errors import ValidationFailed
 
 MAX_URL_LENGTH = 2048
@@ -98,7 +100,8 @@ class HostGuard:
         try:
             parts = urlsplit(url)
             port = parts.port
-        except ValueError:
+            httpx.URL(url)  # the client that delivers must accept it too
+        except (ValueError, httpx.InvalidURL):
             raise WebhookRefused("url is not a valid URL") from None
         scheme = parts.scheme.lower()
         if scheme not in SCHEMES:
@@ -110,6 +113,8 @@ class HostGuard:
             raise WebhookRefused("url has no host")
         if self.allowed_hosts and host not in self.allowed_hosts:
             raise WebhookRefused(f"host {host} is not allowed here (WEBHOOK_ALLOWED_HOSTS)")
+        if port == 0:
+            raise WebhookRefused("url is not a valid URL")
         return scheme, host, port or SCHEMES[scheme]
 
     async def check(self, url: object) -> Destination:

@@ -53,6 +53,8 @@ def test_refusal_reasons(address: str, reason: str | None) -> None:
         ("https:///x", "url has no host"),
         ("https://hooks.example/a b", "url must not contain whitespace or control characters"),
         ("https://hooks.example:99999/x", "url is not a valid URL"),
+        ("https://hooks.example:0/x", "url is not a valid URL"),
+        ("http://[::1/x", "url is not a valid URL"),
         ("https://hooks.example/" + "a" * MAX_URL_LENGTH, f"url must be at most {MAX_URL_LENGTH} characters"),
         (42, "url is required"),
     ],
