@@ -32,17 +32,18 @@ async def test_add_see_deliveries_and_delete_a_webhook(user: User) -> None:
         await user.should_see(marker="webhook-secret", retries=30)
         [secret] = user.find(marker="webhook-secret").elements
         assert secret.text.startswith("whsec_")  # type: ignore[attr-defined]
-        await user.should_see("Fills · since")
+        await user.should_see("Fills · since", retries=30)  # the list is re-read after the secret shows
         user_id = user_id_of(user)
         [webhook] = await services().webhooks.list_for_user(user_id)
         services().bus.publish_user(UserEvent.create(user_id, "FILL", {"id": "01FILL"}, 1))
-        for _ in range(500):  # the delivery runs in the background; its record follows the receiver's answer
+        deadline = asyncio.get_running_loop().time() + 30  # the delivery runs in the background
+        while asyncio.get_running_loop().time() < deadline:  # its record follows the receiver's answer
             if await services().webhooks.deliveries(user_id, webhook.id):
                 break
             await asyncio.sleep(0.02)
         user.find(marker="webhooks-refresh").click()
         await user.should_see("DELIVERED", retries=30)
-        await user.should_see("fill #1 · 200")
+        await user.should_see("fill #1 · 200", retries=30)
         assert len(receiver.received) == 1
 
     user.find(marker="webhook-delete").click()
