@@ -6,6 +6,7 @@ Build settings once with :func:`load_settings` (``main.py`` does) and pass them 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import os
 import secrets
@@ -71,6 +72,14 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     # Background machinery can be switched off for tests that drive the market themselves.
     market_feed_enabled: bool = True
+    # Outgoing webhooks (docs/api.md, docs/security.md). WEBHOOK_ALLOWED_HOSTS: empty = any host with public
+    # addresses only; otherwise only these hosts (names or IP literals), which may then be private.
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = []
+    webhook_max_per_user: int = Field(10, ge=1, le=100)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(5, ge=1, le=20)
+    webhook_retry_initial_seconds: float = Field(1.0, gt=0, le=60)
+    webhook_queue_size: int = Field(1000, ge=1, le=1_000_000)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -82,6 +91,19 @@ class Settings(BaseSettings):
             if not symbols or any(not s.isalnum() for s in symbols):
                 raise ValueError("expected a comma-separated list like BTCUSDT,ETHUSDT")
             return list(dict.fromkeys(symbols))
+        return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.replace(" ", "").split(",")
+        if isinstance(value, list):
+            hosts = [str(h).strip().lower().rstrip(".").strip("[]") for h in value]
+            hosts = [h for h in hosts if h]
+            if any("/" in h or "@" in h or (":" in h and not _is_ip(h)) for h in hosts):
+                raise ValueError("expected host names or IP addresses like hooks.example.com,10.0.0.5 (no ports)")
+            return list(dict.fromkeys(hosts))
         return value
 
     @field_validator("paper_balances", mode="before")
@@ -151,6 +173,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return make_url(self.database_url).get_backend_name() == "sqlite"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def decode_key(encoded: str, name: str = "ENCRYPTION_KEY") -> bytes:

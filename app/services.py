@@ -34,6 +34,7 @@ from app.orders import OrderService
 from app.portfolio_history import PortfolioHistory
 from app.portfolio_service import PortfolioService
 from app.position_closer import PositionCloser
+from app.retry import RetryPolicy
 from app.sealed_keys import reseal_accounts
 from app.statements import StatementService
 from app.trading_state import TradingStates
@@ -42,6 +43,9 @@ from app.venues.base import ExternalVenue
 from app.venues.binance_testnet import BinanceTestnetVenue
 from app.venues.directory import VenueDirectory, VenueFactory
 from app.venues.paper import PaperVenue
+from app.webhooks.delivery import DeliveryOptions, WebhookDispatcher
+from app.webhooks.guard import HostGuard
+from app.webhooks.service import WebhookService
 from storage.db import Database
 from storage.migrate import upgrade_to_head
 
@@ -101,6 +105,7 @@ class Services:
     statements: StatementService
     equity: EquityRecorder
     history: PortfolioHistory
+    webhooks: WebhookService
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -116,11 +121,13 @@ class Services:
         await self.engine.start()
         self.jobs.start()
         await self.alerts.start()
+        await self.webhooks.start()
         if self.simulator is not None and self.settings.market_feed_enabled:
             self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
         freeze_startup_heap()
 
     async def stop(self) -> None:
+        await self.webhooks.stop()
         await self.alerts.stop()
         for task in self._tasks:
             task.cancel()
@@ -243,6 +250,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         trading=trading_states,
     )
     portfolio = PortfolioService(db, accounts, market, engine, settings)
+    alerts = AlertService(db, rules, bus)
 
     return Services(
         settings=settings,
@@ -258,7 +266,8 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         orders=orders,
         portfolio=portfolio,
         jobs=Jobs(external, engine, equity),
-        alerts=AlertService(db, rules, bus),
+        alerts=alerts,
+        webhooks=build_webhooks(settings, db, keybox, bus, alerts),
         activity=activity,
         api_keys=ApiKeyService(db),
         trading=TradingStateService(db, accounts, trading_states, orders, bus.publish_user),
@@ -269,3 +278,18 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         simulator=simulator,
         feed=feed,
     )
+
+
+def build_webhooks(
+    settings: Settings, db: Database, keybox: KeyBox, bus: EventBus, alerts: AlertService
+) -> WebhookService:
+    """Outgoing webhooks: the SSRF guard from WEBHOOK_ALLOWED_HOSTS, the delivery queue and retry policy."""
+    guard = HostGuard(settings.webhook_allowed_hosts)
+    initial = settings.webhook_retry_initial_seconds
+    options = DeliveryOptions(
+        timeout=settings.webhook_timeout_seconds,
+        policy=RetryPolicy(initial=initial, maximum=max(60.0, initial), max_attempts=settings.webhook_max_attempts),
+        queue_size=settings.webhook_queue_size,
+    )
+    dispatcher = WebhookDispatcher(db, keybox, guard, options)
+    return WebhookService(db, keybox, bus, alerts, guard, dispatcher, max_per_user=settings.webhook_max_per_user)

@@ -220,3 +220,39 @@ class EquitySnapshot(SQLModel, table=True):
     # The minute's start, in epoch milliseconds.
     bucket: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
     equity: Decimal = money()
+
+
+class Webhook(SQLModel, table=True):
+    """A user's outgoing webhook: where to POST which event kinds, and the sealed signing secret."""
+
+    __tablename__ = "webhooks"
+
+    id: str = Field(primary_key=True, max_length=26)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=26)
+    url: str = Field(max_length=2048)
+    # Comma-separated event kinds: fill, rejection, alert.
+    events: str = Field(max_length=64)
+    # AES-GCM sealed (associated data: "<webhook id>/secret") under the key named by key_id.
+    secret_enc: str = Field(sa_column=Column(Text, nullable=False))
+    key_id: str = Field(max_length=16)
+    created_at: int = millis()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One delivery attempt (or one record of events dropped because the delivery queue was full)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),)
+
+    id: str = Field(primary_key=True, max_length=26)
+    webhook_id: str = Field(foreign_key="webhooks.id", max_length=26)
+    user_id: str = Field(foreign_key="users.id", max_length=26)
+    event_id: str | None = Field(default=None, max_length=26)
+    event: str | None = Field(default=None, max_length=16)
+    attempt: int = 0
+    # DELIVERED (2xx) | FAILED (error or non-2xx) | REFUSED (the SSRF guard) | DROPPED (queue full)
+    outcome: str = Field(max_length=16)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=200)
+    duration_ms: int | None = None
+    created_at: int = millis()

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api import accounts, activity, alerts, api_keys, auth, fast_lane, health, market, portfolio, trading, ws
+from app.api import (
+    accounts,
+    activity,
+    alerts,
+    api_keys,
+    auth,
+    fast_lane,
+    health,
+    market,
+    portfolio,
+    trading,
+    webhooks,
+    ws,
+)
 from app.api.errors import BodySizeLimit, install_error_handlers
 
 
@@ -17,6 +30,6 @@ def mount_api(app: FastAPI) -> None:
     # outlives a start (the UI tests start main.py on it once per test): the layers piled up until a start hit
     # Python's recursion limit. These routers have no lifespan of their own, so the app's stays as it was.
     lifespan = app.router.lifespan_context
-    for module in (health, auth, accounts, alerts, market, trading, api_keys, activity, portfolio, ws):
+    for module in (health, auth, accounts, alerts, market, trading, api_keys, activity, portfolio, webhooks, ws):
         app.include_router(module.router)
     app.router.lifespan_context = lifespan

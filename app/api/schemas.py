@@ -356,3 +356,39 @@ class Performance(BaseModel):
     realized_pnl: str
     fees: str
     symbols: list[SymbolPerformance]
+
+
+WebhookEventKind = Literal["fill", "rejection", "alert"]
+
+
+class WebhookCreate(StrictBody):
+    """A URL (http/https, at most 2048 characters, allowed by the server's SSRF guard) and the event kinds."""
+
+    url: str = Field(
+        description="http:// or https://, at most 2048 characters; its host must pass the server's SSRF guard",
+        examples=["https://bot.example.com/tradewind"],
+    )
+    events: list[WebhookEventKind] = Field(min_length=1, max_length=3, examples=[["fill", "rejection"]])
+
+
+class WebhookPublic(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    created_at: int
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="The signing secret: shown only in this response. Store it now.")
+
+
+class WebhookDeliveryPublic(BaseModel):
+    id: str
+    event_id: str | None
+    event: str | None
+    attempt: int
+    outcome: Literal["DELIVERED", "FAILED", "REFUSED", "DROPPED"]
+    status_code: int | None
+    error: str | None
+    duration_ms: int | None
+    created_at: int

@@ -1,5 +1,5 @@
 """/settings: accounts (paper reset with chosen balances, Binance testnet keys), password, log out everywhere, API
-keys for bots, recent activity."""
+keys for bots, webhooks, recent activity."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from nicegui import ui
 
 from app.auth import AuthenticatedUser
 from app.errors import TradewindError
-from components import activity, session, theme
+from components import activity, session, theme, webhooks
 from components.api_keys import ApiKeysSection
 from components.formatting import stamp
 from components.live import LiveFeed
@@ -38,6 +38,7 @@ def register(services: Services, _live: LiveFeed) -> None:
             sections = _Settings(services, user.id, session.client_address())
             sections.build(accounts)
             await ApiKeysSection(services, user.id, sections.address, sections.check_user).build()
+            await webhooks.create(services, user.id)
             await activity.create(services, user.id)
 
 

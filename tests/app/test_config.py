@@ -197,3 +197,15 @@ def test_configured_logging_drops_the_schedulers_info_lines(caplog: pytest.LogCa
     assert ran.is_set()
     assert [r.name for r in caplog.records if r.name.startswith("apscheduler") and r.levelno < logging.WARNING] == []
     assert "still heard" in caplog.text
+
+
+def test_webhook_settings(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings()
+    assert defaults.webhook_allowed_hosts == [] and defaults.webhook_max_per_user == 10
+    assert (defaults.webhook_max_attempts, defaults.webhook_retry_initial_seconds) == (5, 1.0)
+    monkeypatch.setenv("WEBHOOK_ALLOWED_HOSTS", " Hooks.Example.COM., 10.0.0.5,[::1],, 10.0.0.5")
+    assert load_settings().webhook_allowed_hosts == ["hooks.example.com", "10.0.0.5", "::1"]
+    for bad in ("hooks.example.com:8443", "10.0.0.0/8", "user@hooks.example.com"):
+        monkeypatch.setenv("WEBHOOK_ALLOWED_HOSTS", bad)
+        with pytest.raises(SettingsError, match="invalid setting WEBHOOK_ALLOWED_HOSTS: expected host names"):
+            load_settings()
