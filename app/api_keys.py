@@ -13,7 +13,9 @@ password change or "log out everywhere" (bots keep running); revoke it explicitl
 
 Throttles (in memory, per process): KEY_CREATIONS_PER_HOUR creations and KEY_REVOCATIONS_PER_HOUR revocations per
 user; FAILED_USES failed key presentations (unknown, revoked or malformed keys) per client address per 15 minutes,
-then 429 for keys not already verified — this also bounds the database reads that unknown keys can cause.
+then 429 for keys not already verified — this also bounds the database reads that unknown keys can cause. Each
+key may send API_KEY_REQUESTS_PER_SECOND requests per second on average (bursts of twice that), then 429
+TOO_MANY_REQUESTS with Retry-After: a runaway bot cannot take the server from everyone else.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +36,7 @@ from app.api_key_cache import ApiKeyCache, IpNetwork, VerifiedKey
 from app.auth import AuthenticatedUser
 from app.errors import Conflict, Forbidden, NotAuthenticated, NotFound, Throttled, ValidationFailed
 from app.ids import new_id, now_ms
-from app.throttle import LOGIN_WINDOW, SlidingWindow
+from app.throttle import LOGIN_WINDOW, RequestRate, SlidingWindow
 from storage.db import Database
 from storage.models import ApiKey
 from storage.repositories import api_keys, users
@@ -84,8 +87,9 @@ def looks_like_key(token: str) -> bool:
 
 
 class ApiKeyService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, requests_per_second: float = 50.0) -> None:
         self.db = db
+        self.requests = RequestRate(requests_per_second, 2 * requests_per_second)
         self.cache = ApiKeyCache(self._load)
         self.creations = SlidingWindow(KEY_CREATIONS_PER_HOUR, 3600.0)
         self.revocations = SlidingWindow(KEY_REVOCATIONS_PER_HOUR, 3600.0)
@@ -188,6 +192,13 @@ class ApiKeyService:
         if not verified.allows(address):
             log.warning("API key %s used from %s, outside its allowed addresses", verified.key_id, address)
             raise Forbidden("This API key may not be used from this address.", code="ADDRESS_NOT_ALLOWED")
+        slow_down = self.requests.take(verified.key_id)
+        if slow_down is not None:
+            raise Throttled(
+                "Too many requests with this API key; slow down.",
+                retry_after=math.ceil(slow_down),
+                code="TOO_MANY_REQUESTS",
+            )
         self._touch(verified.key_id)
         return verified
 

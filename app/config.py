@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # Sessions and abuse limits (docs/security.md).
     registration: Literal["open", "closed"] = "open"
     register_limit_per_hour: int = Field(20, ge=1)
+    # Requests per second one API key may send on average (bursts of twice that); then 429 TOO_MANY_REQUESTS.
+    api_key_requests_per_second: float = Field(50.0, gt=0, le=100_000)
     # Peers whose X-Forwarded-For / X-Forwarded-Proto uvicorn trusts for the client address (a reverse proxy).
     forwarded_allow_ips: str = "127.0.0.1"
     # Background machinery can be switched off for tests that drive the market themselves.

@@ -178,3 +178,30 @@ class RegisterThrottle:
                 code="TOO_MANY_REGISTRATIONS",
             )
         self.window.hit(address)
+
+
+class RequestRate:
+    """A token bucket per key: `rate` requests per second on average, bursts of up to `burst`; at most `capacity`
+    keys (the least recently used is forgotten: it only gets a full bucket back). `take` answers how many seconds to
+    wait, or None when the request may go now."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate, self.burst, self.capacity, self._clock = rate, burst, capacity, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+
+    def take(self, key: str) -> float | None:
+        now = self._clock()
+        tokens, at = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        wait = None if tokens >= 1 else (1 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1 if wait is None else tokens, now)
+        if len(self._buckets) > self.capacity:
+            self._buckets.popitem(last=False)
+        return wait

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import Throttled
-from app.throttle import LoginThrottle, RegisterThrottle, SlidingWindow
+from app.throttle import LoginThrottle, RegisterThrottle, RequestRate, SlidingWindow
 
 
 class Clock:
@@ -109,3 +109,22 @@ def test_many_addresses_guessing_one_email_are_stopped_but_its_known_addresses_a
     throttle.begin("other@example.com", "198.51.100.200")  # other emails are unaffected
     clock.now += 31 * 24 * 3600  # known for 30 days only; the guesses have aged out too
     throttle.begin("victim@example.com", "198.51.100.200")
+
+
+def test_a_request_rate_allows_a_burst_then_the_average_rate() -> None:
+    now = [0.0]
+    rate = RequestRate(10, 20, clock=lambda: now[0])
+    assert all(rate.take("key") is None for _ in range(20))  # the burst
+    wait = rate.take("key")
+    assert wait == pytest.approx(0.1)  # one token comes back every 1/10 s
+    assert rate.take("other") is None  # per key
+    now[0] += 0.1
+    assert rate.take("key") is None
+    assert rate.take("key") is not None
+
+
+def test_a_request_rate_stays_bounded() -> None:
+    rate = RequestRate(1, 1, capacity=100)
+    for n in range(1000):
+        rate.take(f"key{n}")
+    assert len(rate._buckets) == 100

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from app.api_keys import FAILED_USES, KEY_CREATIONS_PER_HOUR, MAX_KEYS_PER_USER, hash_key
 from app.services import Services
-from app.throttle import SlidingWindow
+from app.throttle import RequestRate, SlidingWindow
 from storage.models import ApiKey
 from tests.app.api.test_auth_api import assert_error
 from tests.app.api.test_trading_api import best_ask
@@ -213,3 +213,19 @@ async def test_invalid_keys_are_throttled_per_address_but_a_verified_key_keeps_w
             assert_error(await client.get("/api/trading/balances", headers=wrong), 401, "INVALID_API_KEY")
         assert_error(await client.get("/api/trading/balances", headers=wrong), 429, "TOO_MANY_ATTEMPTS")
         assert (await client.get("/api/trading/balances", headers=bot)).status_code == 200
+
+
+async def test_each_key_has_a_request_rate_and_a_login_token_does_not(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    services.api_keys.requests = RequestRate(1, 3)  # API_KEY_REQUESTS_PER_SECOND=1: bursts of 3
+    _, login = await register(client)
+    bot, other_bot = await create_key(client, login, ["read"]), await create_key(client, login, ["read"])
+    for _ in range(3):
+        assert (await client.get("/api/trading/balances", headers=bot)).status_code == 200
+    refused = await client.get("/api/trading/balances", headers=bot)
+    assert_error(refused, 429, "TOO_MANY_REQUESTS")
+    assert refused.headers["Retry-After"] == "1"
+    assert (await client.get("/api/trading/balances", headers=other_bot)).status_code == 200  # per key
+    for _ in range(5):
+        assert (await client.get("/api/trading/balances", headers=login)).status_code == 200
