@@ -35,6 +35,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         title="Tradewind",
+        language="en-US",  # <html lang>: screen readers pick the voice from it
         storage_secret=settings.storage_secret,
         reload=False,
         show=False,

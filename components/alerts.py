@@ -37,7 +37,8 @@ class AlertPanel:
                 self.price = ui.input(f"Notify when {rules.symbol} crosses").props("dense outlined inputmode=decimal")
                 self.price.classes("grow font-mono").mark("alert-price")
                 self.price.on("keydown.enter", self.add)
-                ui.button(icon="add_alert", on_click=self.add).props("flat dense").mark("alert-add").tooltip("Add")
+                add = ui.button(icon="add_alert", on_click=self.add).props('flat dense aria-label="Add price alert"')
+                add.mark("alert-add").tooltip("Add")
             self.error = ui.label().classes("text-negative text-xs").mark("alert-error")
             self.listing = ui.column().classes("w-full gap-0 text-xs font-mono")
         self._render()
@@ -95,5 +96,5 @@ class AlertPanel:
                 with ui.row().classes("w-full items-center justify-between no-wrap"):
                     ui.label(f"{alert['symbol']} {arrow} {alert['price']} · {state}").mark(f"alert-{state}")
                     ui.button(icon="close", on_click=lambda a=alert: self.delete(a["id"])).props(
-                        "flat dense round size=xs"
+                        'flat dense round size=xs aria-label="Delete alert"'
                     ).mark("alert-delete")

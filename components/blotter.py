@@ -14,10 +14,10 @@ from nicegui import ui
 from app.domain import OrderStatus, SymbolRules
 from components.blotter_rows import balance_row, fill_row, marked, order_row, position_row
 from components.live_grid import LiveGrid
-from components.theme import DOWN_HEX, UP_HEX
+from components.theme import DOWN_TEXT, UP_TEXT
 
-_SIDE_STYLE = f"(p) => ({{color: p.value === 'BUY' ? '{UP_HEX}' : '{DOWN_HEX}'}})"
-_PNL_STYLE = f"(p) => ({{color: String(p.value).startsWith('-') ? '{DOWN_HEX}' : '{UP_HEX}'}})"
+_SIDE_STYLE = f"(p) => ({{color: p.value === 'BUY' ? '{UP_TEXT}' : '{DOWN_TEXT}'}})"
+_PNL_STYLE = f"(p) => ({{color: String(p.value).startsWith('-') ? '{DOWN_TEXT}' : '{UP_TEXT}'}})"
 
 
 def _col(field: str, header: str, **extra: Any) -> dict[str, Any]:
@@ -35,7 +35,13 @@ _ORDER_COLUMNS = [
     _col("filled_quantity", "Filled"),
     _col("status", "Status", minWidth=120),
 ]
-_OPEN_COLUMNS = [*_ORDER_COLUMNS, _col("action", "", maxWidth=90, cellClass="text-negative cursor-pointer")]
+_OPEN_COLUMNS = [*_ORDER_COLUMNS, _col("action", "Action", maxWidth=90, cellClass="text-negative cursor-pointer")]
+# Enter on a focused Cancel cell (cells are reached with Tab and the arrow keys): the row id is the order id.
+_CANCEL_KEY_JS = """(e) => {
+  const cell = e.key === 'Enter' && e.target.closest('.ag-cell[col-id=action]');
+  const row = cell && cell.closest('[row-id]');
+  if (row) emit(row.getAttribute('row-id'));
+}"""
 _HISTORY_COLUMNS = [*_ORDER_COLUMNS, _col("avg_fill_price", "Avg price"), _col("reject_reason", "Reason")]
 _FILL_COLUMNS = [
     _col("time", "Time", minWidth=150),
@@ -53,7 +59,7 @@ _POSITION_COLUMNS = [
     _col("market_price", "Market"),
     _col("unrealized_pnl", "Unrealized PnL", **{":cellStyle": _PNL_STYLE}),
     _col("realized_pnl", "Realized PnL", **{":cellStyle": _PNL_STYLE}),
-    _col("action", "", maxWidth=90, cellClass="text-negative cursor-pointer"),
+    _col("action", "Action", maxWidth=90, cellClass="text-negative cursor-pointer"),
 ]
 _BALANCE_COLUMNS = [_col("asset", "Asset"), _col("free", "Free"), _col("locked", "Locked"), _col("total", "Total")]
 
@@ -102,6 +108,7 @@ class Blotter:
             # not mounted would miss the transactions sent meanwhile. Hidden grids stay mounted (display: none).
             self.open_orders = self._panel(_OPEN_COLUMNS, "No open orders", "open-orders")
             self.open_orders.on("cellClicked", self._cell_clicked)
+            self.open_orders.on("keydown", self._cancel_key, js_handler=_CANCEL_KEY_JS)
             self.history = self._panel(_HISTORY_COLUMNS, "No orders yet", "order-history")
             self.fills = self._panel(_FILL_COLUMNS, "No trades yet", "fills")
             self.positions = self._panel(_POSITION_COLUMNS, "No positions", "positions")
@@ -146,6 +153,10 @@ class Blotter:
         data = args.get("data")
         if args.get("colId") == "action" and isinstance(data, dict) and data.get("action"):
             await self.on_close(str(data["symbol"]))
+
+    async def _cancel_key(self, event: Any) -> None:
+        if isinstance(event.args, str) and self.open_orders.row(event.args) is not None:
+            await self.on_cancel(event.args)
 
     # ---- feeding ------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The one process-wide push mechanism for pages.
 
-Two leading-edge throttles (`Throttle`, at most one flush per `TICK_SECONDS`) do all UI pushing:
+Two leading-edge throttles (`Throttle`, one flush per `TICK_SECONDS` on average) do all UI pushing:
 - market data: MarketState marks symbols dirty (a set insert plus a cheap "is a flush scheduled?" check on the feed
   path); the flush turns only the dirty symbols into `SymbolUpdate`s (ticker, top of book, recent trades, the last
   two candles per interval — two, so a candle that closed in between is finalised) and emits them once through
@@ -10,8 +10,9 @@ Two leading-edge throttles (`Throttle`, at most one flush per `TICK_SECONDS`) do
   alert service append to it (no UI work on the engine's path) and the flush hands each non-empty inbox to its page
   as one batch. The bus subscription is removed in `client.on_delete`.
 Leading edge: the first change after a quiet quarter second goes out on the loop's next turn instead of waiting for a
-fixed timer's phase (which alone cost 0-250 ms of lag); a burst is coalesced into one flush per quarter second. So
-every widget still repaints at most 4 times per second, whatever the feed or order rate.
+fixed timer's phase (which alone cost 0-250 ms of lag); a burst is coalesced into one flush per quarter second, and
+after a stall a feed at the cap's own rate goes out on arrival again (the throttle's one flush of slack). So every
+widget repaints 4 times per second on average at most, whatever the feed or order rate.
 """
 
 from __future__ import annotations
@@ -41,21 +42,25 @@ log = logging.getLogger(__name__)
 
 
 class Throttle:
-    """Calls `flush` on the event loop's next turn after a `poke`, but flushes are due at least `interval` seconds
-    apart.
+    """Calls `flush` on the event loop's next turn after a `poke`, at most one flush per `interval` on average.
 
-    Spacing counts from when the previous flush was *due*, not from when the loop got round to it: counting from
-    the run time added the loop's lateness (a millisecond or more) to every interval, so a steady feed drifted
-    against the flushes and waited up to a whole interval. Pokes while a flush is scheduled cost one attribute
-    check, so it is safe on the feed's hot path. Pokes with no running loop (start-up back-fill) are left for the
-    first poke that has one; a flush still scheduled on a loop that has since closed does not block the next one."""
+    A rate limiter, not a fixed timer: flushes are due on the arrival of a change, spaced `interval` apart on
+    average, with one flush of slack (a token bucket of rate 1/`interval` and burst 2, in the GCRA form: a flush may
+    be due up to one interval before its theoretical time `_tat`). Without the slack the limiter, run at exactly the
+    feed's rate (4 updates/s against 4 flushes/s), never caught up after a stall: once a flush was late, every later
+    one kept that lateness, because each was spaced a full interval from the late one (measured: 0-250 ms per
+    run). With it, after a stall the next change goes out on arrival again; a faster feed still gets one flush per
+    interval, carrying the newest state. Spacing counts from when flushes were *due*, not when the loop ran them
+    (the loop's lateness must not add up). Pokes while a flush is scheduled cost one attribute check, so it is safe
+    on the feed's hot path. Pokes with no running loop (start-up back-fill) are left for the first poke that has
+    one; a flush still scheduled on a loop that has since closed does not block the next one."""
 
     def __init__(self, interval: float, flush: Callable[[], None]) -> None:
         self.interval = interval
         self._flush = flush
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_due = -math.inf
+        self._tat = -math.inf  # theoretical time of the next flush at exactly one per interval
 
     def poke(self) -> None:
         if self._handle is not None and self._loop is not None and not self._loop.is_closed():
@@ -65,9 +70,14 @@ class Throttle:
         except RuntimeError:
             return
         if loop is not self._loop:  # a new loop (the app started again in this process): its own clock
-            self._loop, self._last_due = loop, -math.inf
-        self._last_due = max(loop.time(), self._last_due + self.interval)
-        self._handle = loop.call_at(self._last_due, self._run)
+            self._loop, self._tat = loop, -math.inf
+        self._handle = loop.call_at(self.next_due(loop.time()), self._run)
+
+    def next_due(self, now: float) -> float:
+        """Book the next flush for a change that arrived at `now` and return when it is due."""
+        due = max(now, self._tat - self.interval)  # up to one interval early: the slack that lets it catch up
+        self._tat = max(self._tat, due) + self.interval
+        return due
 
     def _run(self) -> None:
         self._handle = None

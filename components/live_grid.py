@@ -27,7 +27,6 @@ class LiveGrid(ui.aggrid):
                 "rowHeight": 28,
                 "headerHeight": 30,
                 "overlayNoRowsTemplate": f"<span style='opacity:.6'>{empty}</span>",
-                "suppressCellFocus": True,
             },
             theme="balham",
             auto_size_columns=False,

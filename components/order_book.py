@@ -23,6 +23,14 @@ from components.theme import DOWN_HEX, UP_HEX
 
 LEVELS = 10
 _CLICK_JS = "(e) => { const row = e.target.closest('[data-price]'); if (row) emit(row.dataset.price); }"
+# From the keyboard each list (asks, bids, trades) is one tab stop: its rows are replaced up to 4 times a second, so
+# they could not keep the focus. Enter or Space uses the price nearest the spread (the newest trade).
+_KEY_JS = """(e) => {
+  if (e.key !== 'Enter' && e.key !== ' ') return;
+  const rows = e.target.querySelectorAll('[data-price]');
+  const row = e.target.dataset.pick === 'last' ? rows[rows.length - 1] : rows[0];
+  if (row) { e.preventDefault(); emit(row.dataset.price); }
+}"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +60,16 @@ class OrderBook:
             ui.label("Order book").classes("text-sm font-bold font-sans mb-1")
             _header(f"Price ({rules.quote})", f"Amount ({rules.base})", "Total")
             # Our own markup built from numbers only: nothing to sanitize, and DOMPurify would cost per tick.
-            self.asks = ui.html("", sanitize=False).classes("w-full cursor-pointer").mark("book-asks")
+            self.asks = _rows("Asks: Enter uses the best ask price", pick="last").mark("book-asks")
             self.spread = ui.label("—").classes("w-full text-center text-base font-bold py-1").mark("spread")
-            self.bids = ui.html("", sanitize=False).classes("w-full cursor-pointer").mark("book-bids")
+            self.bids = _rows("Bids: Enter uses the best bid price").mark("book-bids")
         with ui.column().classes("w-full gap-0 p-2 tw-panel text-xs font-mono").mark("recent-trades") as recent:
             ui.label("Recent trades").classes("text-sm font-bold font-sans mb-1")
             _header(f"Price ({rules.quote})", f"Amount ({rules.base})", "Time")
-            self.trades = ui.html("", sanitize=False).classes("w-full cursor-pointer").mark("trades")
+            self.trades = _rows("Recent trades: Enter uses the last trade price").mark("trades")
         for panel in (book, recent):
             panel.on("click", self._clicked, js_handler=_CLICK_JS)
+            panel.on("keydown", self._clicked, js_handler=_KEY_JS)
 
     def _clicked(self, event: object) -> None:
         price = getattr(event, "args", None)
@@ -88,8 +97,8 @@ class OrderBook:
             asks = depth.asks[:LEVELS]
             bids = depth.bids[:LEVELS]
             biggest = max((q for _, q in (*asks, *bids)), default=Decimal(1)) or Decimal(1)
-            asks_html = self._side(tuple(reversed(asks)), biggest, DOWN_HEX)
-            bids_html = self._side(bids, biggest, UP_HEX)
+            asks_html = self._side(tuple(reversed(asks)), biggest, DOWN_HEX, "tw-down")
+            bids_html = self._side(bids, biggest, UP_HEX, "tw-up")
             if asks and bids:
                 spread = asks[0][0] - bids[0][0]
                 mid = (asks[0][0] + bids[0][0]) / 2
@@ -100,7 +109,7 @@ class OrderBook:
         _last_painted[symbol] = painted
         return painted
 
-    def _side(self, levels: tuple[PriceLevel, ...], biggest: Decimal, color: str) -> str:
+    def _side(self, levels: tuple[PriceLevel, ...], biggest: Decimal, color: str, text_class: str) -> str:
         tick, step = self.rules.tick_size, self.rules.step_size
         rows = []
         for price, qty in levels:
@@ -109,18 +118,24 @@ class OrderBook:
             rows.append(
                 f'<div data-price="{price}" class="tw-row" title="Use {escape(shown)}" '
                 f'style="background:linear-gradient(to left,{color}26 {width}%,transparent {width}%)">'
-                f'<span style="color:{color}">{shown}</span><span>{on_step(qty, step)}</span>'
+                f'<span class="{text_class}">{shown}</span><span>{on_step(qty, step)}</span>'
                 f"<span>{on_step(price * qty, Decimal('0.01'))}</span></div>"
             )
         return "".join(rows)
 
     def _trade_row(self, trade: Trade) -> str:
-        color = UP_HEX if trade.side == "BUY" else DOWN_HEX
+        text_class = "tw-up" if trade.side == "BUY" else "tw-down"
         shown = on_step(trade.price, self.rules.tick_size)
         return (
-            f'<div data-price="{trade.price}" class="tw-row"><span style="color:{color}">{shown}</span>'
+            f'<div data-price="{trade.price}" class="tw-row"><span class="{text_class}">{shown}</span>'
             f"<span>{on_step(trade.qty, self.rules.step_size)}</span><span>{clock(trade.ts)}</span></div>"
         )
+
+
+def _rows(name: str, pick: str = "first") -> ui.html:
+    """One side's repainted rows; focusable as a whole (a stable element, unlike its rows)."""
+    rows = ui.html("", sanitize=False).classes("w-full cursor-pointer")
+    return rows.props(f'tabindex=0 role=button aria-label="{name}" data-pick={pick}')
 
 
 def _header(*captions: str) -> None:

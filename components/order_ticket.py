@@ -58,7 +58,8 @@ class OrderTicket:
             self.quantity = self._input(f"Amount ({base})", "ticket-quantity", self._on_quantity)
             self.total = self._input(f"Total ({quote})", "ticket-total", self._on_total)
             self.percent = ui.slider(min=0, max=100, step=5, value=0, on_change=self._on_percent)
-            self.percent.props("label markers snap dense").mark("ticket-percent")
+            self.percent.props('label markers snap dense aria-label="Percent of available balance"')
+            self.percent.mark("ticket-percent")
             with ui.row().classes("w-full items-center no-wrap gap-2"):
                 self.tif = ui.select(["GTC", "IOC", "FOK"], value="GTC", label="TIF").props("dense outlined")
                 self.tif.classes("w-24").mark("ticket-tif")

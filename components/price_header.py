@@ -27,7 +27,7 @@ class PriceHeader:
         self._last: Decimal | None = None
         with ui.row().classes("w-full items-center gap-x-6 gap-y-1 px-3 py-2 tw-panel"):
             ui.select(list(symbols), value=rules.symbol, on_change=lambda e: on_symbol(e.value)).props(
-                "dense borderless options-dense"
+                'dense borderless options-dense aria-label="Symbol"'
             ).classes("text-lg font-bold min-w-[8rem]").props("data-testid=symbol-switcher").mark("symbol-switcher")
             self.price = ui.label("—").classes("text-2xl font-bold font-mono").mark("last-price")
             self.price.props("data-testid=last-price")  # the browser test reads the live price here

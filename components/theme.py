@@ -24,6 +24,9 @@ BUY_COLOR = "positive"
 SELL_COLOR = "negative"
 UP_HEX = COLORS["positive"]
 DOWN_HEX = COLORS["negative"]
+# Up/down text in markup and grid cells: CSS variables that follow the theme (see _CSS), so one markup serves both.
+UP_TEXT = "var(--tw-up)"
+DOWN_TEXT = "var(--tw-down)"
 ENVIRONMENTS = {"paper": ("PAPER", "warning"), "binance-testnet": ("TESTNET", "info")}
 
 # Flips the connection badge from the browser's own socket state: the server cannot tell a tab it is offline.
@@ -39,13 +42,30 @@ setInterval(() => {
 """
 
 
-# Quasar marks dark mode with `body--dark`; panels and the page background follow it.
+# Quasar marks the theme with `body--dark` / `body--light`; panels and the page background follow it.
+# Text contrast >= 4.5:1 (WCAG AA) in both themes: the brand green/red are bright, right for text on the dark
+# panels but not on white, so light text uses darker shades; a coloured button or badge has black text (white on
+# the bright green is 2.1:1); primary and red text are lighter on the dark panels and grids.
 _CSS = """
-body { background: #f5f5f5; }
-body.body--dark { background: #0b0e11; }
+body { background: #f5f5f5; --tw-up: #007a4d; --tw-down: #d0213a; }
+body.body--dark { background: #0b0e11; --tw-up: #0ecb81; --tw-down: #ff6b7a; }
 .tw-panel { background: #ffffff; border-radius: 4px; }
 .body--dark .tw-panel { background: #181a20; }
 .tw-muted { color: #707a8a; }
+.tw-up { color: var(--tw-up); }
+.tw-down { color: var(--tw-down); }
+.body--light .nicegui-link { color: #1d4ed8; }
+/* In NiceGUI's `overrides` layer: Quasar's !important classes (text-white, no-outline) sit in a later layer, and
+   for !important rules the earlier layer wins (an unlayered rule would lose). */
+@layer overrides {
+  .body--light .text-positive { color: #007a4d !important; }
+  .body--light .text-negative { color: #d0213a !important; }
+  .body--dark .text-negative { color: #ff6b7a !important; }
+  .body--dark .text-primary { color: #6f9bff !important; }
+  .q-btn.bg-positive, .q-btn.bg-negative, .q-badge.bg-positive, .q-badge.bg-negative { color: #000 !important; }
+  /* A visible keyboard focus everywhere (Quasar's own is a faint background; AG Grid's a thin border). */
+  :focus-visible { outline: 2px solid #5b8cff !important; outline-offset: 1px; }
+}
 """
 
 
@@ -96,10 +116,11 @@ def frame(
             status = ui.badge("Live", color="positive").classes("mx-1").mark("connection")
             status.tooltip("Connection to the server")
             ui.add_body_html(f"<script>{_CONNECTION_JS % status.id}</script>")
-            ui.button(icon="contrast", on_click=_toggle_dark).props("flat round dense color=white").tooltip(
-                "Dark / light"
-            ).mark("theme-toggle")
-            with ui.button(icon="account_circle").props("flat round dense color=white").mark("user-menu"), ui.menu():
+            ui.button(icon="contrast", on_click=_toggle_dark).props(
+                'flat round dense color=white aria-label="Dark or light theme"'
+            ).tooltip("Dark / light").mark("theme-toggle")
+            user_menu = ui.button(icon="account_circle").props('flat round dense color=white aria-label="User menu"')
+            with user_menu.mark("user-menu"), ui.menu():
                 ui.menu_item(email).props("disable")
                 ui.menu_item("Trade", on_click=lambda: ui.navigate.to("/"))
                 ui.menu_item("Portfolio", on_click=lambda: ui.navigate.to("/portfolio")).mark("to-portfolio")

@@ -3,6 +3,7 @@ are drawn — all without ever re-sending the chart's option tree (only small `s
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from nicegui import ui
@@ -70,3 +71,31 @@ async def test_fill_markers_and_open_order_lines(user: User) -> None:
     user.find(marker="cancel-all").click()
     await wait_for(lambda: candles["markLine"]["data"] == [], "the line to go with the canceled order")
     assert chart.id not in spy.updated, "the whole option tree was re-sent"
+
+
+async def test_a_page_that_falls_behind_gets_the_newest_candles_not_a_backlog(user: User) -> None:
+    await register_in_browser(user)
+    chart: ui.echart = element(user, "chart")
+    assert user.client is not None
+    client, outbox = user.client, user.client.outbox
+    candles = chart.options["series"][0]["data"]
+    now = now_ms() // MINUTE * MINUTE + 1_000
+
+    def queued() -> list[str]:
+        calls = [m[2]["code"] for m in outbox.messages if m[1] == "run_javascript"]
+        return [code for code in calls if f"twCandles({chart.id}," in code]
+
+    tab_id, client.tab_id = client.tab_id, None  # the socket dropped: nothing leaves the outbox meanwhile
+    try:
+        for price in (91000.0, 91100.0, 91200.0):  # three flushes while the page is away
+            _trade(str(price), now)
+            await wait_for(lambda price=price: candles[-1][2] == price, f"the live candle at {price}")
+        assert len(queued()) == 1, "one live-candle message per page however many flushes it missed"
+        code = queued()[0]
+        assert json.loads(code[code.index("[") : code.rindex("]") + 1])[-1][2] == 91200.0  # the newest close
+    finally:
+        client.tab_id = tab_id
+    await wait_for(lambda: not queued(), "the message to leave once the socket is back")
+    spy = OutboxSpy(user)
+    _trade("91300", now)  # a sent message is never changed: the next flush queues a new one
+    await wait_for(lambda: any("91300" in code for code in spy.calls(f"twCandles({chart.id},")), "the next candle")

@@ -67,12 +67,54 @@ async def test_the_throttle_flushes_a_quiet_change_at_once_and_a_burst_once_per_
     throttle = Throttle(3600.0, lambda: flushes.append(loop.time()))
     throttle.poke()  # nothing flushed for an hour: the leading edge goes out on the loop's next turn
     await wait_for(lambda: flushes, "the leading-edge flush")
-    for _ in range(1000):  # a burst right after: all of it waits for one flush an interval after the last
+    throttle.poke()  # the one flush of slack (what lets a feed at the cap's rate catch up after a stall)
+    await wait_for(lambda: len(flushes) == 2, "the slack flush")
+    for _ in range(1000):  # a burst right after: all of it waits for one flush an interval later
         throttle.poke()
     await asyncio.sleep(0.05)
-    assert len(flushes) == 1
+    assert len(flushes) == 2
     assert throttle._handle is not None and throttle._handle.when() - loop.time() > 3500
     throttle._handle.cancel()
+
+
+def test_after_a_stall_a_feed_at_the_caps_rate_goes_out_on_arrival_again() -> None:
+    """The bench's case: 4 changes/s against <= 4 flushes/s. One change handled late (a stalled loop) must not make
+    every later flush late: the old limiter spaced each flush a full interval from the late one, for ever."""
+    throttle = Throttle(1.0, lambda: None)
+    assert [throttle.next_due(t) for t in (0.0, 1.0, 2.0)] == [0.0, 1.0, 2.0]
+    assert throttle.next_due(3.4) == 3.4  # the change of t=3 reached the throttle 0.4 late
+    assert [throttle.next_due(t) for t in (4.0, 5.0, 6.0)] == [4.0, 5.0, 6.0]  # on arrival again
+    assert throttle.next_due(9.0) == 9.0 and throttle.next_due(10.0) == 10.0  # after a stall that skipped ticks
+
+
+def test_the_backlog_of_a_faster_feed_does_not_grow() -> None:
+    """Ten changes per interval for a hundred intervals: flushes stay one per interval (the backlog, due - arrival,
+    stays under two intervals instead of growing) and the average is the cap."""
+    throttle = Throttle(1.0, lambda: None)
+    dues: list[float] = []
+    for tick in range(1000):
+        now = tick / 10
+        if not dues or dues[-1] <= now:  # pokes while a flush is scheduled are absorbed by it (`poke`)
+            dues.append(throttle.next_due(now))
+            assert dues[-1] - now <= 1.0
+    assert len(dues) <= 100 + 2  # one per interval plus the slack
+
+
+async def test_after_a_stall_the_next_flush_carries_the_newest_price(user: User) -> None:
+    await register_in_browser(user)
+    assert user.client is not None
+    seen: list[dict[str, SymbolUpdate]] = []
+    with user.client:
+        app.state.live.market.subscribe(seen.append)
+    market = services().market
+    market.apply_trade(Trade("BTCUSDT", Decimal(91000), Decimal("0.01"), "BUY", now_ms()))
+    await wait_for(lambda: seen, "the first flush")
+    for i in range(50):  # the loop is busy elsewhere meanwhile (no await): 50 changes pile up on the feed side
+        market.apply_trade(Trade("BTCUSDT", Decimal(91001 + i), Decimal("0.01"), "BUY", now_ms()))
+    await wait_for(lambda: len(seen) >= 2, "the flush after the stall")
+    await user.should_see("91,050.00")
+    assert seen[1]["BTCUSDT"].ticker.price == Decimal(91050)  # type: ignore[union-attr]
+    assert len(seen) == 2  # one flush for the whole backlog
 
 
 async def test_a_steady_feed_repaints_at_most_four_times_a_second(user: User) -> None:
@@ -96,14 +138,14 @@ def test_a_flush_left_on_a_closed_loop_does_not_block_the_next_loop() -> None:
     flushes: list[int] = []
     throttle = Throttle(3600.0, lambda: flushes.append(1))
 
-    async def poke_twice() -> None:  # the first flushes at once; the second is due an hour later
-        throttle.poke()
-        await asyncio.sleep(0.05)
-        throttle.poke()
+    async def poke_thrice() -> None:  # the first two flush at once (leading edge, slack); the third an hour later
+        for _ in range(3):
+            throttle.poke()
+            await asyncio.sleep(0.05)
 
-    asyncio.run(poke_twice())  # the loop closes with that flush still scheduled
-    asyncio.run(poke_twice())  # the app started again on a new loop: its first change goes out at once
-    assert flushes == [1, 1]
+    asyncio.run(poke_thrice())  # the loop closes with that flush still scheduled
+    asyncio.run(poke_thrice())  # the app started again on a new loop: its first change goes out at once
+    assert flushes == [1, 1, 1, 1]
 
 
 def test_a_version_change_ends_only_pages_whose_session_is_older() -> None:
