@@ -31,14 +31,21 @@ class OrderType(StrEnum):
     STOP_LIMIT = "STOP_LIMIT"
     TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
     TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+    # Post-only (Binance LIMIT_MAKER): rests as a maker or is refused; never takes liquidity, has no time in force.
+    LIMIT_MAKER = "LIMIT_MAKER"
 
     @property
     def has_limit_price(self) -> bool:
+        return self in {OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
+
+    @property
+    def takes_time_in_force(self) -> bool:
+        """GTC/IOC/FOK apply (a post-only order is GTC by nature and takes none, as on Binance)."""
         return self in {OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
 
     @property
     def is_triggered(self) -> bool:
-        return self not in {OrderType.MARKET, OrderType.LIMIT}
+        return self not in {OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT_MAKER}
 
     @property
     def is_stop(self) -> bool:

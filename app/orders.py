@@ -204,9 +204,9 @@ class OrderService:
 
     @staticmethod
     def _time_in_force(kind: OrderType, raw: Any) -> str | None:
-        if not kind.has_limit_price:
+        if not kind.takes_time_in_force:
             if raw is not None:
-                raise ValidationFailed("time_in_force applies to limit orders only", field="time_in_force")
+                raise ValidationFailed(f"time_in_force does not apply to {kind} orders", field="time_in_force")
             return None
         return str(_enum(TimeInForce, raw, "time_in_force")) if raw is not None else TimeInForce.GTC.value
 

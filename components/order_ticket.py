@@ -162,7 +162,7 @@ class OrderTicket:
         kind = ORDER_TYPES[self.type.value]
         self.price.set_visibility(kind.has_limit_price)
         self.stop.set_visibility(kind.is_triggered)
-        self.tif.set_visibility(kind.has_limit_price)
+        self.tif.set_visibility(kind.takes_time_in_force)
         self.bracket_row.set_visibility(bool(self.bracket.value))
         asset = self.rules.quote if self.side is Side.BUY else self.rules.base
         step = Decimal("0.01") if asset == self.rules.quote else self.rules.step_size

@@ -17,6 +17,7 @@ from app.orders import OrderRequest, OrderService
 ORDER_TYPES: dict[str, OrderType] = {
     "Market": OrderType.MARKET,
     "Limit": OrderType.LIMIT,
+    "Post-only limit": OrderType.LIMIT_MAKER,
     "Stop-market": OrderType.STOP_MARKET,
     "Stop-limit": OrderType.STOP_LIMIT,
     "Take-profit market": OrderType.TAKE_PROFIT_MARKET,
@@ -89,7 +90,7 @@ def to_request(ticket: TicketInput, rules: SymbolRules, last: Decimal | None) ->
         quote_quantity=quote_quantity,
         price=blank(ticket.price) if kind.has_limit_price else None,
         stop_price=blank(ticket.stop_price) if kind.is_triggered else None,
-        time_in_force=ticket.time_in_force if kind.has_limit_price else None,
+        time_in_force=ticket.time_in_force if kind.takes_time_in_force else None,
         take_profit_price=blank(ticket.take_profit) if ticket.bracket else None,
         stop_loss_price=blank(ticket.stop_loss) if ticket.bracket else None,
     )

@@ -106,7 +106,9 @@ def _upper(value: object) -> object:
 
 SideIn = Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
 OrderTypeIn = Annotated[
-    Literal["MARKET", "LIMIT", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"],
+    Literal[
+        "MARKET", "LIMIT", "LIMIT_MAKER", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"
+    ],
     BeforeValidator(_upper),
 ]
 TimeInForceIn = Annotated[Literal["GTC", "IOC", "FOK"], BeforeValidator(_upper)]
@@ -117,7 +119,8 @@ class OrderCreate(StrictBody):
     """Money fields take a decimal string or a JSON number; the service parses them into Decimal.
 
     `quantity` (base asset) or, for MARKET only, `quote_quantity`; `price` for the *LIMIT types only; `stop_price`
-    for STOP_* and TAKE_PROFIT_* only; `time_in_force` for limit types only (default GTC); `take_profit_price` and
+    for STOP_* and TAKE_PROFIT_* only; `time_in_force` for LIMIT, STOP_LIMIT, TAKE_PROFIT_LIMIT only (default GTC;
+    LIMIT_MAKER, post-only, takes none); `take_profit_price` and
     `stop_loss_price` together or not at all. `symbol` also takes `BTC/USDT` or lower case."""
 
     model_config = ConfigDict(

@@ -7,6 +7,7 @@ calls `PaperMatcher` and records what it returns. Binance Spot is the reference 
 - LIMIT takes the marketable part at book prices (TAKER), then GTC rests / IOC expires / FOK all-or-nothing.
 - Resting limits fill as MAKER at their own price when public trades print through them, or partially at the
   level when the traded volume there is smaller (shared out in price-time priority).
+- LIMIT_MAKER (post-only) rests like a GTC limit; one that would take liquidity on arrival is rejected.
 - STOP_* / TAKE_PROFIT_* trigger on the last trade price; an order that would trigger at once is rejected.
 - Legs sharing an `oco_group`: the first fill or trigger of one expires the others (Binance reports the other
   leg of an OCO as EXPIRED).
@@ -32,6 +33,7 @@ from app.market.models import Depth, Trade
 from app.venues.paper_book import ZERO, Take, TakerBook, walk_quantity, walk_quote
 
 WOULD_TRIGGER = "Order would trigger immediately."
+WOULD_TAKE = "Order would immediately match and take."  # Binance's -2010 text for a LIMIT_MAKER that crosses
 OCO_EXPIRED = "OCO: the other leg executed"
 NO_LIQUIDITY = "no liquidity"
 
@@ -144,6 +146,8 @@ class PaperMatcher:
             self._rest(order, ZERO, OrderStatus.OPEN, triggered=False)
             return MatchResult(order.id, OrderStatus.OPEN)
         book = TakerBook(depth, order.symbol)
+        if order.type is OrderType.LIMIT_MAKER and self._would_take(order, book):
+            return MatchResult(order.id, OrderStatus.REJECTED, reason=WOULD_TAKE)
         result = self._execute(order, ZERO, OrderStatus.PENDING, book, ts, triggered=False)
         related = tuple(self._after_execution(order, result))
         return replace(result, related=related) if related else result
@@ -164,6 +168,8 @@ class PaperMatcher:
             return tuple(walk_quantity(book, order.side, order.quantity, rules.step_size))
         assert order.quantity is not None
         takes = walk_quantity(book, order.side, order.quantity, rules.step_size, order.price)
+        if order.type is OrderType.LIMIT_MAKER:
+            return ()  # rests or is refused: never takes
         if order.time_in_force is TimeInForce.FOK and sum((q for _, q in takes), ZERO) < order.quantity:
             return ()
         return tuple(takes)
@@ -303,6 +309,16 @@ class PaperMatcher:
         got = fmt(sum((q for _, q in takes), ZERO))
         reason = f"The order book ran out: filled {got} before the liquidity was exhausted."
         return MatchResult(order.id, OrderStatus.EXPIRED, fills, reason=reason, triggered=triggered)
+
+    @staticmethod
+    def _would_take(order: MatchOrder, book: TakerBook) -> bool:
+        """Whether a limit order reaches the opposite side's best price on arrival (Binance's LIMIT_MAKER test)."""
+        assert order.price is not None
+        levels = book.levels(order.side)
+        if not levels:
+            return False
+        best = levels[0][0]
+        return best <= order.price if order.side is Side.BUY else best >= order.price
 
     def _maker_quantity(self, live: _Live, trade: Trade, pool: dict[Side, Decimal]) -> Decimal:
         """What a trade fills of a resting limit: all if traded through, else its share of the level."""

@@ -11,7 +11,13 @@ from decimal import Decimal
 from app.domain import OrderType, fmt
 from app.errors import VenueRejected
 from app.venues.base import OcoSpec, OrderSpec
-from app.venues.binance.mapping import LIMIT_TYPES, TIME_IN_FORCE, TO_BINANCE_TYPE, TRIGGERED_TYPES
+from app.venues.binance.mapping import (
+    LIMIT_TYPES,
+    TIME_IN_FORCE,
+    TIME_IN_FORCE_TYPES,
+    TO_BINANCE_TYPE,
+    TRIGGERED_TYPES,
+)
 from app.venues.binance.rules import SymbolFilters
 
 __all__ = ["SymbolFilters", "oco_params", "order_params"]
@@ -119,7 +125,7 @@ def order_params(spec: OrderSpec, f: SymbolFilters) -> dict[str, str]:
             raise VenueRejected("quote_quantity must be greater than 0")
         _check_notional(spec.quote_quantity, f, check_max=False)
         params["quoteOrderQty"] = fmt(spec.quote_quantity) or "0"
-    if is_limit:
+    if spec.type in TIME_IN_FORCE_TYPES:  # LIMIT_MAKER sends none: Binance answers -1106 to one
         tif = spec.time_in_force or "GTC"
         if tif not in TIME_IN_FORCE:
             raise VenueRejected(f"time in force must be GTC, IOC or FOK, not {tif}")

@@ -29,16 +29,15 @@ STATUSES: dict[str, OrderStatus] = {
 TO_BINANCE_TYPE: dict[str, str] = {
     OrderType.MARKET: "MARKET",
     OrderType.LIMIT: "LIMIT",
+    OrderType.LIMIT_MAKER: "LIMIT_MAKER",
     OrderType.STOP_MARKET: "STOP_LOSS",
     OrderType.STOP_LIMIT: "STOP_LOSS_LIMIT",
     OrderType.TAKE_PROFIT_MARKET: "TAKE_PROFIT",
     OrderType.TAKE_PROFIT_LIMIT: "TAKE_PROFIT_LIMIT",
 }
-FROM_BINANCE_TYPE: dict[str, str] = {
-    **{binance: str(ours) for ours, binance in TO_BINANCE_TYPE.items()},
-    "LIMIT_MAKER": OrderType.LIMIT,  # a post-only limit placed outside Tradewind
-}
-LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+FROM_BINANCE_TYPE: dict[str, str] = {binance: str(ours) for ours, binance in TO_BINANCE_TYPE.items()}
+LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+TIME_IN_FORCE_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 TRIGGERED_TYPES = frozenset(
     {OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT}
 )

@@ -161,6 +161,35 @@ class VenueContract:
             (fmt(BEST_ASK + 10), "0.005"),
         ]
 
+    # ---- post-only (LIMIT_MAKER) -----------------------------------------------------------------------------------
+
+    async def test_post_only_rests_and_fills_as_maker(self, venue: VenueHarness) -> None:
+        price = BEST_BID + 5  # inside the spread: takes nothing
+        order = await place(venue, type="LIMIT_MAKER", price=fmt(price))
+        assert (order["status"], order["type"], order["time_in_force"]) == ("OPEN", "LIMIT_MAKER", None)
+        assert await balances(venue, QUOTE) == (STARTING_BALANCES[QUOTE] - price * D("0.01"), price * D("0.01"))
+        await venue.print_trade(price - 10, D(1))
+        filled = await venue.app.orders.get(venue.user_id, order["id"])
+        assert statuses(venue, order["id"]) == ["PENDING", "OPEN", "FILLED"]
+        assert [(f["price"], f["liquidity"]) for f in filled["fills"]] == [(fmt(price), "MAKER")]
+
+    async def test_post_only_that_would_take_is_rejected_and_changes_nothing(self, venue: VenueHarness) -> None:
+        for side, price in (("BUY", BEST_ASK), ("SELL", BEST_BID - 10)):
+            order = await place(venue, type="LIMIT_MAKER", side=side, price=fmt(price))
+            assert statuses(venue, order["id"]) == ["PENDING", "REJECTED"]
+            assert order["reject_reason"] == "Order would immediately match and take."
+            assert order["fills"] == []
+        assert events(venue, "FILL") == []
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+
+    async def test_post_only_takes_no_time_in_force(self, venue: VenueHarness) -> None:
+        with pytest.raises(ValidationFailed) as refused:
+            await venue.app.orders.submit(
+                venue.user_id, venue.request(type="LIMIT_MAKER", price="59000", time_in_force="IOC")
+            )
+        assert refused.value.field == "time_in_force"
+        assert venue.events == []
+
     # ---- stops and take-profits ---------------------------------------------------------------------------------
 
     async def test_stop_market_waits_for_its_trigger_then_fills_as_taker(self, venue: VenueHarness) -> None:
