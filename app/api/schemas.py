@@ -106,9 +106,7 @@ def _upper(value: object) -> object:
 
 SideIn = Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
 OrderTypeIn = Annotated[
-    Literal[
-        "MARKET", "LIMIT", "LIMIT_MAKER", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"
-    ],
+    Literal["MARKET", "LIMIT", "LIMIT_MAKER", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"],
     BeforeValidator(_upper),
 ]
 TimeInForceIn = Annotated[Literal["GTC", "IOC", "FOK"], BeforeValidator(_upper)]
