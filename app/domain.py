@@ -66,6 +66,7 @@ class OrderStatus(StrEnum):
     CANCELED = "CANCELED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    REPLACED = "REPLACED"  # canceled by a modify/replace: its replacement carries `replaces` = this order's id
 
     @property
     def is_terminal(self) -> bool:
@@ -81,7 +82,9 @@ class Liquidity(StrEnum):
     TAKER = "TAKER"
 
 
-TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.REPLACED}
+)
 
 # The one table of allowed transitions. A partial fill may repeat (PARTIALLY_FILLED -> PARTIALLY_FILLED).
 # PENDING may jump straight to a fill state: a market order fills in the same venue call that accepts it.
@@ -96,16 +99,30 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
             OrderStatus.EXPIRED,
         }
     ),
+    # REPLACED only from a working order: a modify/replace cancels it at the venue and places its replacement.
     OrderStatus.OPEN: frozenset(
-        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REPLACED,
+        }
     ),
     OrderStatus.PARTIALLY_FILLED: frozenset(
-        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REPLACED,
+        }
     ),
     OrderStatus.FILLED: frozenset(),
     OrderStatus.CANCELED: frozenset(),
     OrderStatus.REJECTED: frozenset(),
     OrderStatus.EXPIRED: frozenset(),
+    OrderStatus.REPLACED: frozenset(),
 }
 
 

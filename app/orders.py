@@ -76,6 +76,15 @@ class Submitted:
     json: str | None = None  # `order` serialised already (the stored event's payload), when there is one
 
 
+def check_client_order_id(value: Any) -> str | None:
+    """A caller's client order id as given, or 422 when it is not 1-32 characters of the allowed alphabet."""
+    if value is not None and (not isinstance(value, str) or not CLIENT_ORDER_ID.match(value)):
+        raise ValidationFailed(
+            "client_order_id must be 1-32 characters of A-Z, a-z, 0-9, _ or -", field="client_order_id"
+        )
+    return value
+
+
 def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
     """Append to the durable event log (same transaction as the change it describes). The returned event's `seq`
     is filled in when the transaction commits; publish it only after that."""
@@ -119,18 +128,18 @@ class OrderService:
                 code="ACCOUNT_KEY_REJECTED",
                 field="account_id",
             )
-        client_order_id = request.client_order_id
-        if client_order_id is not None and (
-            not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)
-        ):
-            raise ValidationFailed(
-                "client_order_id must be 1-32 characters of A-Z, a-z, 0-9, _ or -", field="client_order_id"
-            )
+        client_order_id = check_client_order_id(request.client_order_id)
         if client_order_id is not None:
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
         order = self._build(user_id, account, request, await self.rules_for(account))
+        return await self.journal(account, order)
+
+    async def journal(self, account: Account, order: OrderRecord) -> Submitted:
+        """Store a validated new order (PENDING) with its first event in one transaction, then enqueue it. A lost
+        race on the same client order id answers with the winner's order."""
+        user_id, client_order_id = order.user_id, order.client_order_id
         rests = order.type != OrderType.MARKET
         if rests:
             self.open_orders.reserve(account.id, order.symbol)  # 422 TOO_MANY_OPEN_ORDERS past the limit
@@ -147,7 +156,7 @@ class OrderService:
         except Exception as error:  # (not a cancelled request: its order may still commit)
             if rests:
                 self.open_orders.release(account.id, order.symbol)
-            if not isinstance(error, IntegrityError) or client_order_id is None:
+            if not isinstance(error, IntegrityError):
                 raise
             # A concurrent request with the same client_order_id won the race: answer with its order.
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
@@ -261,6 +270,12 @@ class OrderService:
             where = "above" if (field == "take_profit_price") == (side is Side.BUY) else "below"
             raise ValidationFailed(f"{field} must be {where} the entry price for a {side} order", field=field)
         return take_profit, stop_loss
+
+    async def replace(self, user_id: str, order_id: str, change: Any) -> Submitted:
+        """Modify/replace a working order (app/replacements.py): a new order that replaces it at the venue."""
+        from app.replacements import replace_order  # it builds on this service
+
+        return await replace_order(self, user_id, order_id, change)
 
     # ---- cancels --------------------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ class OrderFields(Protocol):
     fee_asset: str | None
     reject_reason: str | None
     parent_id: str | None
+    replaces: str | None
     take_profit_price: Decimal | None
     stop_loss_price: Decimal | None
     created_at: int
@@ -61,6 +62,7 @@ def order_data(order: OrderFields) -> dict[str, Any]:
         "fee_asset": order.fee_asset,
         "reject_reason": order.reject_reason,
         "parent_id": order.parent_id,
+        "replaces": order.replaces,
         "take_profit_price": fmt(order.take_profit_price),
         "stop_loss_price": fmt(order.stop_loss_price),
         "created_at": order.created_at,

@@ -139,6 +139,18 @@ class OrderCreate(StrictBody):
     client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
 
 
+class OrderReplace(StrictBody):
+    """A modify/replace: the fields to change (at least one); the rest is kept from the order being replaced.
+    `quantity` is the replacement's whole quantity (default: what the old order had left to fill)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"price": "59000"}]})
+
+    price: PositiveDecimal | None = None
+    quantity: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
+    client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
+
+
 class OrderPublic(BaseModel):
     id: str
     client_order_id: str
@@ -158,6 +170,7 @@ class OrderPublic(BaseModel):
     fee_asset: str | None
     reject_reason: str | None
     parent_id: str | None
+    replaces: str | None
     take_profit_price: str | None
     stop_loss_price: str | None
     created_at: int

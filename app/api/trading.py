@@ -14,11 +14,13 @@ from app.api.schemas import (
     FillPublic,
     OrderCreate,
     OrderPublic,
+    OrderReplace,
     OrderWithFills,
     PositionPublic,
 )
 from app.domain import fmt
 from app.orders import OrderRequest
+from app.replacements import ReplaceRequest
 
 router = APIRouter(prefix="/api/trading", tags=["trading"], responses=ERROR_RESPONSES)
 
@@ -87,6 +89,26 @@ async def list_orders(
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, user: CurrentUser, services: ServicesDep) -> OrderWithFills:
     return OrderWithFills(**await services.orders.get(user.id, order_id))
+
+
+@router.patch(
+    "/orders/{order_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OrderPublic,
+    responses={
+        202: {"description": "The replacement, stored as PENDING; the order it replaces ends REPLACED"},
+        200: {"model": OrderPublic, "description": "This client_order_id already replaced the order: that one"},
+    },
+)
+async def replace_order(
+    order_id: str, body: OrderReplace, user: CurrentUser, services: ServicesDep, response: Response
+) -> Any:
+    """Modify/replace a working order: a new order with the changed fields (its `replaces` is this order's id)
+    replaces it at the venue. 409 ORDER_NOT_OPEN for an order that is not working; 422 for a MARKET order."""
+    submitted = await services.orders.replace(user.id, order_id, ReplaceRequest(**body.model_dump()))
+    if not submitted.created:
+        response.status_code = status.HTTP_200_OK
+    return OrderPublic(**submitted.order)
 
 
 @router.delete("/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -233,9 +234,26 @@ class PaperExecutor:
         if order.cancel_requested_at is not None:
             self.recorder.transition(order, OrderStatus.CANCELED, "canceled before execution", changes)
             return
+        if order.replaces is not None and not self._replace(order, changes):
+            return
         order.sent_at = now_ms()
         self.orders[order.id] = order
         self._record_all(self.venue.submit(order, order.sent_at), changes)
+
+    def _replace(self, order: OrderRecord, changes: Changes) -> bool:
+        """Modify/replace, as Binance's cancelReplace with STOP_ON_FAILURE: the old order leaves the book (REPLACED),
+        then the replacement is placed; if the old one is no longer working, the replacement is rejected."""
+        assert order.replaces is not None
+        old = self.orders.get(order.replaces)
+        if old is None or old.account_id != order.account_id:
+            reason = "The order it replaces is no longer open."
+            self.recorder.transition(order, OrderStatus.REJECTED, reason, changes)
+            return False
+        reports = self.venue.cancel(old.id, f"replaced by order {order.id}")
+        self._record_all(
+            [replace(r, status=OrderStatus.REPLACED) if r.order_id == old.id else r for r in reports], changes
+        )
+        return True
 
     def _submit_exits(self, legs: list[OrderRecord], changes: Changes) -> None:
         """A bracket's exit pair goes to the venue as one order list."""

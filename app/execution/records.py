@@ -42,6 +42,7 @@ class OrderRecord:
     reject_reason: str | None = None
     parent_id: str | None = None
     oco_group: str | None = None
+    replaces: str | None = None  # the order this one replaces (modify/replace)
     take_profit_price: Decimal | None = None
     stop_loss_price: Decimal | None = None
     venue_order_id: str | None = None

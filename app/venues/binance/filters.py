@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from app.domain import OrderType, fmt
 from app.errors import VenueRejected
-from app.venues.base import OcoSpec, OrderSpec
+from app.venues.base import OcoSpec, OrderSpec, ReplaceSpec
 from app.venues.binance.mapping import (
     LIMIT_TYPES,
     TIME_IN_FORCE,
@@ -20,7 +20,7 @@ from app.venues.binance.mapping import (
 )
 from app.venues.binance.rules import SymbolFilters
 
-__all__ = ["SymbolFilters", "oco_params", "order_params"]
+__all__ = ["SymbolFilters", "oco_params", "order_params", "replace_params"]
 
 
 def _on_grid(value: Decimal, start: Decimal, step: Decimal) -> bool:
@@ -130,6 +130,16 @@ def order_params(spec: OrderSpec, f: SymbolFilters) -> dict[str, str]:
         if tif not in TIME_IN_FORCE:
             raise VenueRejected(f"time in force must be GTC, IOC or FOK, not {tif}")
         params["timeInForce"] = tif
+    return params
+
+
+def replace_params(spec: ReplaceSpec, f: SymbolFilters) -> dict[str, str]:
+    """POST /api/v3/order/cancelReplace parameters: the new order's (same checks as `order_params`), the order to
+    cancel by its client id, the cancel's own id, and STOP_ON_FAILURE (no new order unless the cancel succeeded)."""
+    params = order_params(spec.new, f)
+    params["cancelReplaceMode"] = "STOP_ON_FAILURE"
+    params["cancelOrigClientOrderId"] = spec.cancel_client_order_id
+    params["cancelNewClientOrderId"] = spec.cancel_request_id
     return params
 
 

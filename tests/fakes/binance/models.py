@@ -72,11 +72,12 @@ def random_client_id() -> str:
 class BinanceError(Exception):
     """An error Binance would answer with ``{"code": code, "msg": msg}`` and HTTP ``status``."""
 
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, status: int = 400, data: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.status = status
+        self.data = data  # order/cancelReplace's per-half results ({"code", "msg", "data"})
 
 
 def mandatory(name: str) -> BinanceError:

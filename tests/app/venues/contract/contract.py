@@ -18,6 +18,7 @@ import pytest
 from app.domain import ALLOWED_TRANSITIONS, OrderStatus
 from app.errors import Conflict, ValidationFailed
 from app.events import UserEvent
+from app.replacements import ReplaceRequest
 
 from .harness import (
     BASE,
@@ -35,7 +36,7 @@ D = Decimal
 ORDER_KEYS = {
     "id", "client_order_id", "account_id", "symbol", "side", "type", "time_in_force", "quantity", "quote_quantity",
     "price", "stop_price", "status", "filled_quantity", "avg_fill_price", "fee", "fee_asset", "reject_reason",
-    "parent_id", "take_profit_price", "stop_loss_price", "created_at", "updated_at",
+    "parent_id", "replaces", "take_profit_price", "stop_loss_price", "created_at", "updated_at",
 }  # fmt: skip
 FILL_KEYS = {
     "id", "order_id", "account_id", "symbol", "side", "price", "quantity", "fee", "fee_asset", "liquidity", "ts",
@@ -189,6 +190,58 @@ class VenueContract:
             )
         assert refused.value.field == "time_in_force"
         assert venue.events == []
+
+    # ---- modify / replace -------------------------------------------------------------------------------------------
+
+    async def test_replace_moves_a_resting_limit_and_the_old_order_ends_replaced(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="LIMIT", price="58000")
+        new = await modify(venue, old, price="58500")
+        assert (new["status"], new["replaces"], new["price"], new["quantity"]) == ("OPEN", old["id"], "58500", "0.01")
+        assert new["client_order_id"] != old["client_order_id"]
+        assert statuses(venue, old["id"]) == ["PENDING", "OPEN", "REPLACED"]
+        assert await balances(venue, QUOTE) == (STARTING_BALANCES[QUOTE] - D(585), D(585))
+        await venue.print_trade(D(58400), D(1))
+        assert await status_of(venue, new) == "FILLED"
+        assert await status_of(venue, old) == "REPLACED"
+
+    async def test_replace_after_a_partial_fill_keeps_the_fill_and_places_the_rest(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="LIMIT", price="59000", quantity="0.03")
+        await venue.print_trade(D(59000), D("0.01"))
+        new = await modify(venue, old, price="58900")
+        assert (new["status"], new["quantity"], new["filled_quantity"]) == ("OPEN", "0.02", "0")
+        replaced = await venue.app.orders.get(venue.user_id, old["id"])
+        assert (replaced["status"], replaced["filled_quantity"], len(replaced["fills"])) == ("REPLACED", "0.01", 1)
+        assert await balances(venue, QUOTE) == (
+            STARTING_BALANCES[QUOTE] - D(590) - D(58900) * D("0.02"),
+            D(58900) * D("0.02"),
+        )
+
+    async def test_replace_changes_quantity_and_stop_price(self, venue: VenueHarness) -> None:
+        stop = await place(venue, type="STOP_MARKET", side="SELL", stop_price="59500")
+        new = await modify(venue, stop, stop_price="59000", quantity="0.02")
+        assert (new["status"], new["stop_price"], new["quantity"]) == ("OPEN", "59000", "0.02")
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.02"), D("0.02"))
+        await venue.print_trade(D(59400), D("0.01"))  # the old trigger: nothing happens
+        assert await status_of(venue, new) == "OPEN"
+        await venue.print_trade(D(59000), D("0.01"))
+        assert await status_of(venue, new) == "FILLED"
+
+    async def test_a_replacement_the_venue_refuses_leaves_the_old_order_replaced(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="LIMIT_MAKER", price=fmt(BEST_BID))
+        new = await modify(venue, old, price=fmt(BEST_ASK))  # post-only at the ask: would take
+        assert (new["status"], new["reject_reason"]) == ("REJECTED", "Order would immediately match and take.")
+        assert statuses(venue, old["id"]) == ["PENDING", "OPEN", "REPLACED"]
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+
+    async def test_terminal_and_market_orders_cannot_be_replaced(self, venue: VenueHarness) -> None:
+        market = await place(venue)
+        with pytest.raises(ValidationFailed):
+            await venue.app.orders.replace(venue.user_id, market["id"], ReplaceRequest(price="59000"))
+        limit = await place(venue, type="LIMIT", price="58000")
+        await venue.app.orders.cancel(venue.user_id, limit["id"])
+        await venue.settle()
+        with pytest.raises(Conflict):
+            await venue.app.orders.replace(venue.user_id, limit["id"], ReplaceRequest(price="58100"))
 
     # ---- stops and take-profits ---------------------------------------------------------------------------------
 
@@ -419,6 +472,14 @@ class VenueContract:
 async def place(venue: VenueHarness, **fields: Any) -> dict[str, Any]:
     """Submit through intake, wait until execution settled, return the order with its fills."""
     submitted = await venue.app.orders.submit(venue.user_id, venue.request(**fields))
+    assert submitted.created and submitted.order["status"] == "PENDING"
+    await venue.settle()
+    return await venue.app.orders.get(venue.user_id, submitted.order["id"])
+
+
+async def modify(venue: VenueHarness, order: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Modify/replace through intake, wait until execution settled, return the replacement with its fills."""
+    submitted = await venue.app.orders.replace(venue.user_id, order["id"], ReplaceRequest(**fields))
     assert submitted.created and submitted.order["status"] == "PENDING"
     await venue.settle()
     return await venue.app.orders.get(venue.user_id, submitted.order["id"])

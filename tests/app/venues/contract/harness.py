@@ -304,6 +304,8 @@ class BinanceHarness(VenueHarness):
             if at_exchange is None:
                 continue
             status = "OPEN" if at_exchange.status == "NEW" else at_exchange.status
+            if status == "CANCELED" and order["status"] == "REPLACED":
+                status = "REPLACED"  # Binance's word for an order canceled by a cancelReplace
             ours_now = (order["status"], Decimal(order["filled_quantity"]))
             if ours_now != (status, at_exchange.executed_qty):
                 return f"order {order['id']} is {ours_now}, at the exchange {(status, at_exchange.executed_qty)}"

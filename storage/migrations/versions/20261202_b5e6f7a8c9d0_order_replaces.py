@@ -1,0 +1,29 @@
+"""order replaces (modify/replace)
+
+Revision ID: b5e6f7a8c9d0
+Revises: 4098ebec8a70
+Create Date: 2026-12-02 14:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = 'b5e6f7a8c9d0'
+down_revision: str | None = '4098ebec8a70'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('replaces', sqlmodel.sql.sqltypes.AutoString(length=26), nullable=True))
+        batch_op.create_index(batch_op.f('ix_orders_replaces'), ['replaces'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_orders_replaces'))
+        batch_op.drop_column('replaces')
