@@ -34,3 +34,73 @@ async def test_post_only_rests_below_the_ask_and_is_rejected_at_it(
     assert rejected["reject_reason"] == "Order would immediately match and take."
     balances = {b["asset"]: b for b in (await client.get("/api/trading/balances", headers=trader)).json()}
     assert Decimal(balances["USDT"]["locked"]) == bid * Decimal("0.01")  # only the resting order's lock
+
+
+async def resting_limit(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> dict[str, object]:
+    bid, _ = best(running)
+    order = (await place(client, trader, type="LIMIT", price=str(bid - 100))).json()
+    return await wait_for_status(client, trader, order["id"], "OPEN")
+
+
+async def test_patch_replaces_a_working_order(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    old = await resting_limit(client, running, trader)
+    price = Decimal(str(old["price"])) - 50
+    response = await client.patch(
+        f"/api/trading/orders/{old['id']}", json={"price": str(price), "client_order_id": "move-1"}, headers=trader
+    )
+    assert response.status_code == 202, response.text
+    new = response.json()
+    assert (new["status"], new["replaces"], new["client_order_id"]) == ("PENDING", old["id"], "move-1")
+    assert (new["type"], new["side"], new["quantity"], Decimal(new["price"])) == ("LIMIT", "BUY", "0.01", price)
+    assert (await wait_for_status(client, trader, new["id"], "OPEN"))["replaces"] == old["id"]
+    replaced = await wait_for_status(client, trader, str(old["id"]), "REPLACED")
+    assert replaced["reject_reason"] == f"replaced by order {new['id']}"
+    again = await client.patch(
+        f"/api/trading/orders/{old['id']}", json={"price": str(price), "client_order_id": "move-1"}, headers=trader
+    )
+    assert (again.status_code, again.json()["id"]) == (200, new["id"])  # a retried request creates nothing
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "price"),
+        ({"stop_price": "50000"}, "stop_price"),  # a LIMIT order has no stop price
+        ({"price": "50000.001"}, "price"),
+        ({"quantity": "0.000001"}, "quantity"),
+        ({"quantity": "-1"}, "quantity"),
+        ({"price": "abc"}, "price"),
+        ({"client_order_id": "has spaces", "price": "50000"}, "client_order_id"),
+        ({"side": "SELL"}, "side"),  # only price, quantity and stop price can change
+    ],
+)
+async def test_patch_refuses_bad_changes_with_422_and_changes_nothing(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str], body: dict[str, object], field: str
+) -> None:
+    old = await resting_limit(client, running, trader)
+    response = await client.patch(f"/api/trading/orders/{old['id']}", json=body, headers=trader)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    orders = (await client.get("/api/trading/orders", headers=trader)).json()
+    assert [(o["id"], o["status"]) for o in orders] == [(old["id"], "OPEN")]
+
+
+async def test_patch_of_a_market_terminal_or_foreign_order_is_refused(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    market = (await place(client, trader)).json()
+    await wait_for_status(client, trader, market["id"], "FILLED")
+    response = await client.patch(f"/api/trading/orders/{market['id']}", json={"price": "50000"}, headers=trader)
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "ORDER_NOT_REPLACEABLE")
+    old = await resting_limit(client, running, trader)
+    await client.delete(f"/api/trading/orders/{old['id']}", headers=trader)
+    await wait_for_status(client, trader, str(old["id"]), "CANCELED")
+    response = await client.patch(f"/api/trading/orders/{old['id']}", json={"price": "50000"}, headers=trader)
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "ORDER_NOT_OPEN")
+    mine = await resting_limit(client, running, trader)
+    other = (await register(client))[1]
+    response = await client.patch(f"/api/trading/orders/{mine['id']}", json={"price": "50000"}, headers=other)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "ORDER_NOT_FOUND")
+    assert (await client.get(f"/api/trading/orders/{mine['id']}", headers=trader)).json()["status"] == "OPEN"
