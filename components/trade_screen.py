@@ -21,6 +21,7 @@ from nicegui.events import GenericEventArguments
 from app.domain import OrderStatus, Side, fmt, normalize_symbol
 from app.errors import TradewindError
 from app.events import UserEvent
+from app.replacements import ReplaceRequest
 from components import notices, session, shortcuts
 from components.alerts import AlertPanel
 from components.blotter import Blotter
@@ -81,7 +82,7 @@ class TradeScreen:
         self.panels = ui.column().classes("w-full gap-2 p-0")
         with self.panels:
             await self._build_panels()
-        self.blotter = Blotter(self.services.rules, self._cancel, self._cancel_all)
+        self.blotter = Blotter(self.services.rules, self._cancel, self._cancel_all, self._modify)
         await self.reload()
         subscribe_page(self.live, self.user_id, self._on_market, self._on_events)  # last: the page has its data
         ui.context.client.on_connect(self._on_connect)
@@ -238,6 +239,18 @@ class TradeScreen:
             ui.notify(exc.message, type="negative")
             return
         ui.notify(f"Cancel requested: {order['side']} {order['quantity']} {order['symbol']}", type="info")
+
+    async def _modify(self, order_id: str, change: ReplaceRequest) -> bool:
+        if not await self._user_ok():
+            return False
+        try:
+            order = await self.services.orders.replace(self.user_id, order_id, change)
+        except TradewindError as exc:
+            ui.notify(exc.message, type="negative")
+            return False
+        new = order.order
+        ui.notify(f"Modify requested: {new['side']} {new['quantity']} {new['symbol']}", type="info")
+        return True
 
     async def _cancel_all(self) -> None:
         if not await self._user_ok():

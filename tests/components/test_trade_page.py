@@ -76,6 +76,25 @@ async def test_limit_order_rests_and_can_be_canceled(user: User) -> None:
     await user.should_see("Open orders (0)")
 
 
+async def test_an_open_order_is_modified_from_the_blotter(user: User) -> None:
+    await register_in_browser(user)
+    user.find(marker="ticket-price").clear().type("50000")
+    user.find(marker="ticket-quantity").type("0.001")
+    user.find(marker="submit-order").click()
+    await user.should_see(content="OPEN", marker="open-orders", retries=50)
+    (row,) = grid_rows(user, "open-orders")
+    user.find(marker="open-orders").trigger("cellClicked", {"colId": "edit", "data": {"id": row["id"]}})
+    await user.should_see(marker="edit-order")
+    user.find(marker="edit-price").clear().type("49000")
+    user.find(marker="edit-save").click()
+    await user.should_see(content="49,000.00", marker="open-orders", retries=50)
+    assert user.notify.contains("Modify requested: BUY 0.001 BTCUSDT")
+    (new,) = grid_rows(user, "open-orders")
+    assert (new["replaces"], new["quantity"]) == (row["id"], "0.001")
+    user.find(marker="tab-history").click()
+    await user.should_see(content="REPLACED", marker="order-history", retries=50)
+
+
 async def test_cancel_all_empties_open_orders(user: User) -> None:
     await register_in_browser(user)
     for price in ("50000", "51000"):
