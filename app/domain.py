@@ -33,6 +33,9 @@ class OrderType(StrEnum):
     TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
     # Post-only (Binance LIMIT_MAKER): rests as a maker or is refused; never takes liquidity, has no time in force.
     LIMIT_MAKER = "LIMIT_MAKER"
+    # Trailing stop: waits, follows the best price since placement, fires a market order on a retrace of
+    # `trailing_delta_bps` (Binance: STOP_LOSS with trailingDelta). No stop price.
+    TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
 
     @property
     def has_limit_price(self) -> bool:
@@ -45,11 +48,23 @@ class OrderType(StrEnum):
 
     @property
     def is_triggered(self) -> bool:
+        """Waits off the book for a trigger (stop price or trailing retrace)."""
         return self not in {OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT_MAKER}
+
+    @property
+    def has_stop_price(self) -> bool:
+        return self.is_triggered and self is not OrderType.TRAILING_STOP_MARKET
+
+    @property
+    def is_trailing(self) -> bool:
+        return self is OrderType.TRAILING_STOP_MARKET
 
     @property
     def is_stop(self) -> bool:
         return self in {OrderType.STOP_MARKET, OrderType.STOP_LIMIT}
+
+
+TRAILING_DELTA_BPS = (10, 2000)  # Binance spot's TRAILING_DELTA filter range (basis points), used for paper too
 
 
 class TimeInForce(StrEnum):

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.domain import (
+    TRAILING_DELTA_BPS,
     OrderStatus,
     OrderType,
     Side,
@@ -65,6 +66,7 @@ class OrderRequest:
     time_in_force: Any = None
     take_profit_price: Any = None
     stop_loss_price: Any = None
+    trailing_delta_bps: Any = None
     account_id: str | None = None
     client_order_id: str | None = None
 
@@ -181,7 +183,8 @@ class OrderService:
         tif = self._time_in_force(kind, request.time_in_force)
         quantity, quote_quantity = self._sizes(kind, request, rules)
         price = self._price(kind, request.price, rules, "price", required=kind.has_limit_price)
-        stop_price = self._price(kind, request.stop_price, rules, "stop_price", required=kind.is_triggered)
+        stop_price = self._price(kind, request.stop_price, rules, "stop_price", required=kind.has_stop_price)
+        trailing_delta_bps = self._trailing_delta(kind, side, request.trailing_delta_bps)
         market_price = self.last_price(symbol) if account.venue in self.priced_venues else None
         reference = price or stop_price or market_price
         if quantity is not None and reference is not None:
@@ -204,6 +207,7 @@ class OrderService:
             quote_quantity=quote_quantity,
             price=price,
             stop_price=stop_price,
+            trailing_delta_bps=trailing_delta_bps,
             status=OrderStatus.PENDING.value,
             take_profit_price=take_profit,
             stop_loss_price=stop_loss,
@@ -247,6 +251,23 @@ class OrderService:
         value = parse_decimal(raw, field)
         rules.check_price(value, field)
         return value
+
+    @staticmethod
+    def _trailing_delta(kind: OrderType, side: Side, raw: Any) -> int | None:
+        field = "trailing_delta_bps"
+        if not kind.is_trailing:
+            if raw is not None:
+                raise ValidationFailed(f"{field} is not allowed for {kind} orders", field=field)
+            return None
+        if raw is None:
+            raise ValidationFailed(f"{field} is required for {kind} orders", field=field)
+        low, high = TRAILING_DELTA_BPS
+        if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+            raise ValidationFailed(f"{field} must be a whole number of basis points from {low} to {high}", field=field)
+        if side is not Side.SELL:
+            # A trailing buy would need funds reserved at a price nobody knows yet; not offered.
+            raise ValidationFailed(f"{kind} orders are SELL only (a trailing stop protects a position)", field="side")
+        return raw
 
     @staticmethod
     def _bracket(

@@ -29,6 +29,7 @@ class ReplaceRequest:
     price: Any = None
     quantity: Any = None
     stop_price: Any = None
+    trailing_delta_bps: Any = None
     client_order_id: str | None = None
 
 
@@ -46,8 +47,8 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
         if existing is not None and existing.replaces == old.id:
             return Submitted(order_data(existing), created=False)
     _check_replaceable(old)
-    if change.price is None and change.quantity is None and change.stop_price is None:
-        raise ValidationFailed("send at least one of price, quantity and stop_price", field="price")
+    if all(v is None for v in (change.price, change.quantity, change.stop_price, change.trailing_delta_bps)):
+        raise ValidationFailed("send at least one of price, quantity, stop_price and trailing_delta_bps", field="price")
     account = await service.accounts.resolve(user_id, old.account_id)
     remaining = (old.quantity or 0) - old.filled_quantity
     request = OrderRequest(
@@ -60,6 +61,9 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
         time_in_force=old.time_in_force,
         take_profit_price=old.take_profit_price,
         stop_loss_price=old.stop_loss_price,
+        trailing_delta_bps=change.trailing_delta_bps
+        if change.trailing_delta_bps is not None
+        else old.trailing_delta_bps,
         account_id=old.account_id,
         client_order_id=client_order_id,
     )

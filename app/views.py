@@ -27,6 +27,7 @@ class OrderFields(Protocol):
     quote_quantity: Decimal | None
     price: Decimal | None
     stop_price: Decimal | None
+    trailing_delta_bps: int | None
     status: str
     filled_quantity: Decimal
     filled_quote: Decimal
@@ -55,6 +56,7 @@ def order_data(order: OrderFields) -> dict[str, Any]:
         "quote_quantity": fmt(order.quote_quantity),
         "price": fmt(order.price),
         "stop_price": fmt(order.stop_price),
+        "trailing_delta_bps": order.trailing_delta_bps,
         "status": order.status,
         "filled_quantity": fmt(order.filled_quantity),
         "avg_fill_price": fmt(avg.quantize(AVG_PLACES) if avg is not None else None),

@@ -23,7 +23,7 @@ def open_for(order: dict[str, Any], on_modify: Modify) -> ui.dialog:
         price = ui.input("Price", value=order.get("edit_price") or "").mark("edit-price")
         price.set_visibility(kind.has_limit_price)
         stop = ui.input("Stop price", value=order.get("edit_stop_price") or "").mark("edit-stop-price")
-        stop.set_visibility(kind.is_triggered)
+        stop.set_visibility(kind.has_stop_price)
         quantity = ui.input("Amount", value=order.get("edit_quantity") or "").mark("edit-quantity")
 
         async def save() -> None:

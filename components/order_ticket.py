@@ -110,7 +110,7 @@ class OrderTicket:
     def set_price(self, price: str) -> None:
         """A clicked order-book level: into the price field (or the stop field of a stop-market order)."""
         kind = ORDER_TYPES[self.type.value]
-        (self.price if kind.has_limit_price or not kind.is_triggered else self.stop).set_value(price)
+        (self.price if kind.has_limit_price or not kind.has_stop_price else self.stop).set_value(price)
         if not kind.has_limit_price and not kind.is_triggered:
             self.type.set_value("Limit")
 
@@ -161,7 +161,7 @@ class OrderTicket:
         """Show the fields the type needs; repaint available balance, estimate and the first validation error."""
         kind = ORDER_TYPES[self.type.value]
         self.price.set_visibility(kind.has_limit_price)
-        self.stop.set_visibility(kind.is_triggered)
+        self.stop.set_visibility(kind.has_stop_price)
         self.tif.set_visibility(kind.takes_time_in_force)
         self.bracket_row.set_visibility(bool(self.bracket.value))
         asset = self.rules.quote if self.side is Side.BUY else self.rules.base

@@ -89,7 +89,7 @@ def to_request(ticket: TicketInput, rules: SymbolRules, last: Decimal | None) ->
         quantity=quantity,
         quote_quantity=quote_quantity,
         price=blank(ticket.price) if kind.has_limit_price else None,
-        stop_price=blank(ticket.stop_price) if kind.is_triggered else None,
+        stop_price=blank(ticket.stop_price) if kind.has_stop_price else None,
         time_in_force=ticket.time_in_force if kind.takes_time_in_force else None,
         take_profit_price=blank(ticket.take_profit) if ticket.bracket else None,
         stop_loss_price=blank(ticket.stop_loss) if ticket.bracket else None,
@@ -103,7 +103,7 @@ def check(request: OrderRequest, kind: OrderType, rules: SymbolRules, last: Deci
     field validators are reused so the ticket can never drift from the API."""
     quantity, quote_quantity = OrderService._sizes(kind, request, rules)
     price = OrderService._price(kind, request.price, rules, "price", required=kind.has_limit_price)
-    stop_price = OrderService._price(kind, request.stop_price, rules, "stop_price", required=kind.is_triggered)
+    stop_price = OrderService._price(kind, request.stop_price, rules, "stop_price", required=kind.has_stop_price)
     reference = price or stop_price or last
     if quantity is not None and reference is not None:
         rules.check_notional(quantity * reference)
@@ -144,7 +144,7 @@ def max_quantity(side: Side, free_base: Decimal, free_quote: Decimal, price: Dec
 
 
 def _applies(kind: OrderType, field: str) -> bool:
-    return kind.has_limit_price if field == "price" else kind.is_triggered
+    return kind.has_limit_price if field == "price" else kind.has_stop_price
 
 
 def _price_field(kind: OrderType) -> str:

@@ -87,6 +87,8 @@ class Order(SQLModel, table=True):
     quote_quantity: Decimal | None = money(nullable=True)
     price: Decimal | None = money(nullable=True)
     stop_price: Decimal | None = money(nullable=True)
+    # TRAILING_STOP_MARKET: the retrace (basis points from the best price since placement) that fires it.
+    trailing_delta_bps: int | None = None
     status: str = Field(max_length=20)
     filled_quantity: Decimal = money(Decimal(0))
     filled_quote: Decimal = money(Decimal(0))

@@ -135,6 +135,9 @@ class OrderCreate(StrictBody):
     time_in_force: TimeInForceIn | None = None
     take_profit_price: PositiveDecimal | None = None
     stop_loss_price: PositiveDecimal | None = None
+    trailing_delta_bps: int | None = Field(
+        default=None, description="TRAILING_STOP_MARKET only: the retrace in basis points (10-2000) that fires it"
+    )
     account_id: str | None = Field(default=None, min_length=1, max_length=40)
     client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
 
@@ -148,6 +151,7 @@ class OrderReplace(StrictBody):
     price: PositiveDecimal | None = None
     quantity: PositiveDecimal | None = None
     stop_price: PositiveDecimal | None = None
+    trailing_delta_bps: int | None = None
     client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
 
 
@@ -163,6 +167,7 @@ class OrderPublic(BaseModel):
     quote_quantity: str | None
     price: str | None
     stop_price: str | None
+    trailing_delta_bps: int | None
     status: str
     filled_quantity: str
     avg_fill_price: str | None

@@ -45,6 +45,7 @@ def order_spec(order: OrderRecord) -> OrderSpec:
         price=order.price,
         stop_price=order.stop_price,
         time_in_force=order.time_in_force,
+        trailing_delta_bps=order.trailing_delta_bps,
     )
 
 

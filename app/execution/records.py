@@ -35,6 +35,7 @@ class OrderRecord:
     quote_quantity: Decimal | None = None
     price: Decimal | None = None
     stop_price: Decimal | None = None
+    trailing_delta_bps: int | None = None
     filled_quantity: Decimal = ZERO
     filled_quote: Decimal = ZERO
     fee: Decimal = ZERO

@@ -32,6 +32,7 @@ class OrderSpec:
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str | None = None
+    trailing_delta_bps: int | None = None  # TRAILING_STOP_MARKET
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ def match_order(order: OrderRecord) -> MatchOrder:
         filled_quantity=order.filled_quantity,
         oco_group=order.oco_group,
         triggered=order.triggered_at is not None,
+        trailing_delta_bps=order.trailing_delta_bps,
     )
 
 
@@ -91,7 +92,7 @@ class PaperVenue:
         trigger at once, every leg is rejected with that reason."""
         last = self._last(orders[0].symbol) if orders else None
         if last is not None and any(
-            OrderType(o.type).is_triggered and trigger_fires(match_order(o), last) for o in orders
+            OrderType(o.type).has_stop_price and trigger_fires(match_order(o), last) for o in orders
         ):
             return [Report(o.id, OrderStatus.REJECTED, reason=WOULD_TRIGGER) for o in orders]
         return [report for order in orders for report in self.submit(order, ts)]

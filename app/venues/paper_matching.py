@@ -9,6 +9,8 @@ calls `PaperMatcher` and records what it returns. Binance Spot is the reference 
   level when the traded volume there is smaller (shared out in price-time priority).
 - LIMIT_MAKER (post-only) rests like a GTC limit; one that would take liquidity on arrival is rejected.
 - STOP_* / TAKE_PROFIT_* trigger on the last trade price; an order that would trigger at once is rejected.
+- TRAILING_STOP_MARKET follows the best trade price since placement (the highest for a SELL, the lowest for a BUY)
+  and fires as a market order once a trade retraces `trailing_delta_bps` from it (Binance's trailing stop rule).
 - Legs sharing an `oco_group`: the first fill or trigger of one expires the others (Binance reports the other
   leg of an OCO as EXPIRED).
 """
@@ -54,6 +56,7 @@ class MatchOrder:
     filled_quantity: Decimal = ZERO  # already filled (used by restore())
     oco_group: str | None = None  # legs of one group: the first fill or trigger of one cancels the others
     triggered: bool = False  # a STOP/TP order whose trigger already fired (restore)
+    trailing_delta_bps: int | None = None  # TRAILING_STOP_MARKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class _Live:
     filled: Decimal
     status: OrderStatus
     triggered: bool
+    extreme: Decimal | None = None  # a trailing stop's best price since placement (None: from the next trade)
 
     @property
     def waiting(self) -> bool:
@@ -141,9 +145,10 @@ class PaperMatcher:
         if order.oco_group is not None and order.oco_group in self._spent_groups:
             return MatchResult(order.id, OrderStatus.EXPIRED, reason=OCO_EXPIRED)
         if order.type.is_triggered:
-            if last_price is not None and trigger_fires(order, last_price):
+            if order.type.has_stop_price and last_price is not None and trigger_fires(order, last_price):
                 return MatchResult(order.id, OrderStatus.REJECTED, reason=WOULD_TRIGGER)
             self._rest(order, ZERO, OrderStatus.OPEN, triggered=False)
+            self._live[order.id].extreme = last_price  # a trailing stop tracks from the price at placement
             return MatchResult(order.id, OrderStatus.OPEN)
         book = TakerBook(depth, order.symbol)
         if order.type is OrderType.LIMIT_MAKER and self._would_take(order, book):
@@ -204,7 +209,10 @@ class PaperMatcher:
                 results.extend(self._after_execution(live.order, result))
 
         for live in [live for live in mine if live.waiting]:
-            if live.order.id not in self._live or not trigger_fires(live.order, trade.price):
+            if live.order.id not in self._live:
+                continue
+            fires = _trail(live, trade.price) if live.order.type.is_trailing else trigger_fires(live.order, trade.price)
+            if not fires:
                 continue
             del self._live[live.order.id]  # re-rested by _execute if a limit remainder stays in the book
             result = self._execute(live.order, live.filled, live.status, book, trade.ts, triggered=True)
@@ -364,8 +372,10 @@ class PaperMatcher:
             return "quote_quantity must be greater than 0."
         if order.type.has_limit_price and order.price is None:
             return "price is required."
-        if order.type.is_triggered and order.stop_price is None:
+        if order.type.has_stop_price and order.stop_price is None:
             return "stop_price is required."
+        if order.type.is_trailing and order.trailing_delta_bps is None:
+            return "trailing_delta_bps is required."
         return None
 
     def _rest(self, order: MatchOrder, filled: Decimal, status: OrderStatus, *, triggered: bool) -> None:
@@ -384,6 +394,17 @@ class PaperMatcher:
 
     def _taker_fills(self, order_id: str, takes: list[Take], ts: int) -> tuple[MatchFill, ...]:
         return tuple(self._fill(order_id, price, qty, Liquidity.TAKER, ts) for price, qty in takes)
+
+
+def _trail(live: _Live, price: Decimal) -> bool:
+    """A trailing stop sees a trade: a better price moves its extreme, a retrace of its delta from it fires it."""
+    assert live.order.trailing_delta_bps is not None
+    delta = Decimal(live.order.trailing_delta_bps) / 10_000
+    sell = live.order.side is Side.SELL
+    if live.extreme is None or (price >= live.extreme if sell else price <= live.extreme):
+        live.extreme = price
+        return False
+    return price <= live.extreme * (1 - delta) if sell else price >= live.extreme * (1 + delta)
 
 
 def _priority(live: _Live) -> tuple[int, Decimal, int]:

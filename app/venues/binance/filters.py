@@ -125,12 +125,31 @@ def order_params(spec: OrderSpec, f: SymbolFilters) -> dict[str, str]:
             raise VenueRejected("quote_quantity must be greater than 0")
         _check_notional(spec.quote_quantity, f, check_max=False)
         params["quoteOrderQty"] = fmt(spec.quote_quantity) or "0"
+    if spec.type == OrderType.TRAILING_STOP_MARKET:
+        params["trailingDelta"] = str(_trailing_delta(spec, f))
+    elif spec.trailing_delta_bps is not None:
+        raise VenueRejected(f"a {spec.type} order takes no trailing delta")
     if spec.type in TIME_IN_FORCE_TYPES:  # LIMIT_MAKER sends none: Binance answers -1106 to one
         tif = spec.time_in_force or "GTC"
         if tif not in TIME_IN_FORCE:
             raise VenueRejected(f"time in force must be GTC, IOC or FOK, not {tif}")
         params["timeInForce"] = tif
     return params
+
+
+def _trailing_delta(spec: OrderSpec, f: SymbolFilters) -> int:
+    """A trailing stop-loss SELL's delta, inside the symbol's TRAILING_DELTA filter ("below" deltas)."""
+    delta = spec.trailing_delta_bps
+    if delta is None:
+        raise VenueRejected(f"a {spec.type} order needs a trailing delta")
+    if spec.side != "SELL":
+        raise VenueRejected(f"{spec.type} orders are SELL only")
+    if f.max_trailing_below and not f.min_trailing_below <= delta <= f.max_trailing_below:
+        raise VenueRejected(
+            f"trailing delta {delta} is outside {f.min_trailing_below}..{f.max_trailing_below} BIPS for {f.symbol} "
+            "(TRAILING_DELTA)"
+        )
+    return delta
 
 
 def replace_params(spec: ReplaceSpec, f: SymbolFilters) -> dict[str, str]:

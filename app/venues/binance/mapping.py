@@ -35,8 +35,11 @@ TO_BINANCE_TYPE: dict[str, str] = {
     OrderType.STOP_LIMIT: "STOP_LOSS_LIMIT",
     OrderType.TAKE_PROFIT_MARKET: "TAKE_PROFIT",
     OrderType.TAKE_PROFIT_LIMIT: "TAKE_PROFIT_LIMIT",
+    OrderType.TRAILING_STOP_MARKET: "STOP_LOSS",  # with trailingDelta and no stopPrice (trailing-stop-faq.md)
 }
-FROM_BINANCE_TYPE: dict[str, str] = {binance: str(ours) for ours, binance in TO_BINANCE_TYPE.items()}
+FROM_BINANCE_TYPE: dict[str, str] = {
+    binance: str(ours) for ours, binance in TO_BINANCE_TYPE.items() if ours is not OrderType.TRAILING_STOP_MARKET
+}
 LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 TIME_IN_FORCE_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 TRIGGERED_TYPES = frozenset(

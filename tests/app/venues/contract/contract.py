@@ -35,8 +35,8 @@ from .harness import (
 D = Decimal
 ORDER_KEYS = {
     "id", "client_order_id", "account_id", "symbol", "side", "type", "time_in_force", "quantity", "quote_quantity",
-    "price", "stop_price", "status", "filled_quantity", "avg_fill_price", "fee", "fee_asset", "reject_reason",
-    "parent_id", "replaces", "take_profit_price", "stop_loss_price", "created_at", "updated_at",
+    "price", "stop_price", "trailing_delta_bps", "status", "filled_quantity", "avg_fill_price", "fee", "fee_asset",
+    "reject_reason", "parent_id", "replaces", "take_profit_price", "stop_loss_price", "created_at", "updated_at",
 }  # fmt: skip
 FILL_KEYS = {
     "id", "order_id", "account_id", "symbol", "side", "price", "quantity", "fee", "fee_asset", "liquidity", "ts",
@@ -190,6 +190,57 @@ class VenueContract:
             )
         assert refused.value.field == "time_in_force"
         assert venue.events == []
+
+    # ---- trailing stop --------------------------------------------------------------------------------------------
+
+    async def test_trailing_stop_follows_the_high_and_fires_on_the_retrace(self, venue: VenueHarness) -> None:
+        order = await place(venue, type="TRAILING_STOP_MARKET", side="SELL", trailing_delta_bps=100)  # 1 %
+        assert (order["status"], order["trailing_delta_bps"], order["stop_price"]) == ("OPEN", 100, None)
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D("0.01"))
+        await venue.print_trade(D(60500), D("0.01"))  # a new high: the trigger follows it up to 59,895
+        await venue.print_trade(D(59900), D("0.01"))  # 1 % below 60,000 but not below 60,500
+        assert await status_of(venue, order) == "OPEN"
+        await venue.print_trade(D(59895), D("0.01"))
+        filled = await venue.app.orders.get(venue.user_id, order["id"])
+        assert statuses(venue, order["id"]) == ["PENDING", "OPEN", "FILLED"]
+        assert [(f["price"], f["liquidity"]) for f in filled["fills"]] == [(fmt(BEST_BID), "TAKER")]
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D(0))
+
+    async def test_trailing_stop_is_refused_at_intake_outside_its_rules(self, venue: VenueHarness) -> None:
+        for fields, field in (
+            ({"side": "SELL"}, "trailing_delta_bps"),  # missing
+            ({"side": "SELL", "trailing_delta_bps": 5}, "trailing_delta_bps"),  # below Binance's 10
+            ({"side": "SELL", "trailing_delta_bps": 2001}, "trailing_delta_bps"),
+            ({"side": "SELL", "trailing_delta_bps": 100, "stop_price": "59000"}, "stop_price"),
+            ({"side": "BUY", "trailing_delta_bps": 100}, "side"),
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                await venue.app.orders.submit(venue.user_id, venue.request(type="TRAILING_STOP_MARKET", **fields))
+            assert refused.value.field == field
+        with pytest.raises(ValidationFailed) as refused:
+            await venue.app.orders.submit(
+                venue.user_id, venue.request(type="LIMIT", price="59000", trailing_delta_bps=100)
+            )
+        assert refused.value.field == "trailing_delta_bps"
+        assert venue.events == []
+
+    async def test_trailing_stop_survives_a_restart_and_fires_after_it(self, venue: VenueHarness) -> None:
+        order = await place(venue, type="TRAILING_STOP_MARKET", side="SELL", trailing_delta_bps=100)
+        await venue.restart()
+        assert await status_of(venue, order) == "OPEN"
+        await venue.print_trade(MID, D("0.01"))
+        await venue.print_trade(MID * D("0.99"), D("0.01"))
+        assert await status_of(venue, order) == "FILLED"
+
+    async def test_trailing_stop_is_replaced_with_a_new_delta(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="TRAILING_STOP_MARKET", side="SELL", trailing_delta_bps=100)
+        new = await modify(venue, old, trailing_delta_bps=200)
+        assert (new["status"], new["trailing_delta_bps"]) == ("OPEN", 200)
+        await venue.print_trade(D(59400), D("0.01"))  # 1 % down from 60,000: the old delta would have fired
+        assert await status_of(venue, new) == "OPEN"
+        await venue.print_trade(D(58800), D("0.01"))  # 2 %
+        assert await status_of(venue, new) == "FILLED"
+        assert await status_of(venue, old) == "REPLACED"
 
     # ---- modify / replace -------------------------------------------------------------------------------------------
 

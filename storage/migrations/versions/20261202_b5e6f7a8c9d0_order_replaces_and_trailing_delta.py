@@ -1,4 +1,4 @@
-"""order replaces (modify/replace)
+"""order replaces (modify/replace) and trailing delta (trailing stops)
 
 Revision ID: b5e6f7a8c9d0
 Revises: 4098ebec8a70
@@ -21,9 +21,11 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('replaces', sqlmodel.sql.sqltypes.AutoString(length=26), nullable=True))
         batch_op.create_index(batch_op.f('ix_orders_replaces'), ['replaces'], unique=False)
+        batch_op.add_column(sa.Column('trailing_delta_bps', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_column('trailing_delta_bps')
         batch_op.drop_index(batch_op.f('ix_orders_replaces'))
         batch_op.drop_column('replaces')
