@@ -106,7 +106,16 @@ def _upper(value: object) -> object:
 
 SideIn = Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
 OrderTypeIn = Annotated[
-    Literal["MARKET", "LIMIT", "LIMIT_MAKER", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"],
+    Literal[
+        "MARKET",
+        "LIMIT",
+        "LIMIT_MAKER",
+        "STOP_MARKET",
+        "STOP_LIMIT",
+        "TAKE_PROFIT_MARKET",
+        "TAKE_PROFIT_LIMIT",
+        "TRAILING_STOP_MARKET",
+    ],
     BeforeValidator(_upper),
 ]
 TimeInForceIn = Annotated[Literal["GTC", "IOC", "FOK"], BeforeValidator(_upper)]

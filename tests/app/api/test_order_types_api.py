@@ -104,3 +104,24 @@ async def test_patch_of_a_market_terminal_or_foreign_order_is_refused(
     response = await client.patch(f"/api/trading/orders/{mine['id']}", json={"price": "50000"}, headers=other)
     assert (response.status_code, response.json()["error"]["code"]) == (404, "ORDER_NOT_FOUND")
     assert (await client.get(f"/api/trading/orders/{mine['id']}", headers=trader)).json()["status"] == "OPEN"
+
+
+async def test_trailing_stop_over_http(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
+    bought = (await place(client, trader, quantity="0.02")).json()  # something to sell
+    await wait_for_status(client, trader, bought["id"], "FILLED")
+    response = await place(client, trader, type="TRAILING_STOP_MARKET", side="SELL", trailing_delta_bps=150)
+    assert response.status_code == 202, response.text
+    order = response.json()
+    assert (order["type"], order["trailing_delta_bps"], order["stop_price"]) == ("TRAILING_STOP_MARKET", 150, None)
+    assert (await wait_for_status(client, trader, order["id"], "OPEN"))["trailing_delta_bps"] == 150
+    for body, field in (
+        ({"trailing_delta_bps": 9}, "trailing_delta_bps"),
+        ({"trailing_delta_bps": 2001}, "trailing_delta_bps"),
+        ({"trailing_delta_bps": 1.5}, "trailing_delta_bps"),
+        ({}, "trailing_delta_bps"),
+        ({"trailing_delta_bps": 100, "side": "BUY"}, "side"),
+    ):
+        fields = {"type": "TRAILING_STOP_MARKET", "side": "SELL", **body}
+        refused = await place(client, trader, **fields)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["error"]["field"] == field
