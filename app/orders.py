@@ -169,6 +169,32 @@ class OrderService:
         self.queue.submit(SubmitOrder(order.id, account.id, Venue(account.venue), order))
         return Submitted(event.data, created=True, json=event.payload)
 
+    async def journal_list(self, account: Account, legs: list[OrderRecord]) -> list[dict[str, Any]]:
+        """Store an order list (a stand-alone OCO) in one transaction, every leg PENDING with its first event; the
+        first leg's command carries the list (the executors submit its legs together, as one venue order list)."""
+        for leg in legs:
+            self.open_orders.reserve(account.id, leg.symbol)
+        stored = [
+            (leg.as_row(), UserEvent.create(leg.user_id, "ORDER_UPDATE", order_data(leg), leg.created_at))
+            for leg in legs
+        ]
+
+        def store(session: Session) -> None:
+            for row, event in stored:
+                writes.stage_order(session, row)
+                events.append(session, event.user_id, event.type, event.payload, event.ts, on_seq=event.numbered)
+
+        try:
+            await self.db.grouped.write(store)
+        except Exception:
+            for leg in legs:
+                self.open_orders.release(account.id, leg.symbol)
+            raise
+        for _, event in stored:
+            self.publish(event)
+        self.queue.submit(SubmitOrder(legs[0].id, account.id, Venue(account.venue)))
+        return [event.data for _, event in stored]
+
     def _build(
         self, user_id: str, account: Account, request: OrderRequest, rules_by_symbol: Mapping[str, SymbolRules]
     ) -> OrderRecord:

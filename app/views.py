@@ -35,6 +35,7 @@ class OrderFields(Protocol):
     fee_asset: str | None
     reject_reason: str | None
     parent_id: str | None
+    oco_group: str | None
     replaces: str | None
     take_profit_price: Decimal | None
     stop_loss_price: Decimal | None
@@ -64,6 +65,7 @@ def order_data(order: OrderFields) -> dict[str, Any]:
         "fee_asset": order.fee_asset,
         "reject_reason": order.reject_reason,
         "parent_id": order.parent_id,
+        "oco_group": order.oco_group,
         "replaces": order.replaces,
         "take_profit_price": fmt(order.take_profit_price),
         "stop_loss_price": fmt(order.stop_loss_price),

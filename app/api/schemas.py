@@ -164,6 +164,27 @@ class OrderReplace(StrictBody):
     client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
 
 
+class OcoCreate(StrictBody):
+    """A stand-alone OCO for an existing position: a take-profit LIMIT at `price` and a stop-loss at `stop_price`
+    (a market order once triggered, or a limit at `stop_limit_price`), same side and quantity."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.01", "price": "65000", "stop_price": "58000"}
+            ]
+        }
+    )
+
+    symbol: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9/-]+$", examples=["BTCUSDT"])
+    side: SideIn
+    quantity: PositiveDecimal
+    price: PositiveDecimal
+    stop_price: PositiveDecimal
+    stop_limit_price: PositiveDecimal | None = None
+    account_id: str | None = Field(default=None, min_length=1, max_length=40)
+
+
 class OrderPublic(BaseModel):
     id: str
     client_order_id: str
@@ -184,6 +205,7 @@ class OrderPublic(BaseModel):
     fee_asset: str | None
     reject_reason: str | None
     parent_id: str | None
+    oco_group: str | None
     replaces: str | None
     take_profit_price: str | None
     stop_loss_price: str | None
@@ -203,6 +225,11 @@ class FillPublic(BaseModel):
     fee_asset: str
     liquidity: str
     ts: int
+
+
+class OcoPublic(BaseModel):
+    oco_group: str
+    orders: list[OrderPublic]  # take-profit leg first, then the stop-loss leg
 
 
 class OrderWithFills(OrderPublic):

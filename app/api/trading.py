@@ -12,6 +12,8 @@ from app.api.schemas import (
     BalancePublic,
     CancelAllResult,
     FillPublic,
+    OcoCreate,
+    OcoPublic,
     OrderCreate,
     OrderPublic,
     OrderReplace,
@@ -19,6 +21,7 @@ from app.api.schemas import (
     PositionPublic,
 )
 from app.domain import fmt
+from app.oco import OcoRequest, place_oco
 from app.orders import OrderRequest
 from app.replacements import ReplaceRequest
 
@@ -67,6 +70,13 @@ async def place_order(body: OrderCreate, user: CurrentUser, services: ServicesDe
     # sent as it is, skipping a second validation and serialisation of the same fields).
     assert submitted.json is not None
     return Response(submitted.json, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
+
+
+@router.post("/oco", status_code=status.HTTP_202_ACCEPTED)
+async def place_oco_order(body: OcoCreate, user: CurrentUser, services: ServicesDep) -> OcoPublic:
+    """Store both legs of a stand-alone OCO (PENDING) and queue them as one order list."""
+    legs = await place_oco(services.orders, user.id, OcoRequest(**body.model_dump()))
+    return OcoPublic(oco_group=legs[0]["oco_group"], orders=[OrderPublic(**leg) for leg in legs])
 
 
 @router.get("/orders")

@@ -200,7 +200,7 @@ class AccountWorker:
     async def _send_oco(self, group: str, legs: list[OrderRecord]) -> bool:
         order_id = legs[0].id
         take_profit = next(leg for leg in legs if leg.type == OrderType.LIMIT)
-        stop_loss = next(leg for leg in legs if leg.type == OrderType.STOP_MARKET)
+        stop_loss = next(leg for leg in legs if leg.type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT))
         assert take_profit.price is not None and stop_loss.stop_price is not None and stop_loss.quantity is not None
         spec = OcoSpec(
             list_client_order_id=venue_client_order_id(group),
@@ -211,6 +211,7 @@ class AccountWorker:
             take_profit_price=take_profit.price,
             stop_loss_client_order_id=venue_client_order_id(stop_loss.id),
             stop_price=stop_loss.stop_price,
+            stop_limit_price=stop_loss.price,
         )
         try:
             reports = await self.venue.submit_oco(spec)

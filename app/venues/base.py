@@ -48,6 +48,7 @@ class OcoSpec:
     take_profit_price: Decimal
     stop_loss_client_order_id: str
     stop_price: Decimal
+    stop_limit_price: Decimal | None = None  # a stop-limit leg (stand-alone OCO); None: the stop-loss is market
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from app.market.models import Depth, Trade
 from app.market.state import MarketState
 from app.portfolio import Requirement, fee_for, reservation
 from app.venues.paper_ledger import PaperLedger
-from app.venues.paper_matching import WOULD_TRIGGER, MatchOrder, MatchResult, PaperMatcher, trigger_fires
+from app.venues.paper_matching import WOULD_TAKE, WOULD_TRIGGER, MatchOrder, MatchResult, PaperMatcher, trigger_fires
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,25 @@ class PaperVenue:
         return self._settle_all([*result.related, result])
 
     def submit_list(self, orders: list[OrderRecord], ts: int) -> list[Report]:
-        """Accept an order list (a bracket's OCO exits) whole or not at all, as Binance does: if one leg would
-        trigger at once, every leg is rejected with that reason."""
-        last = self._last(orders[0].symbol) if orders else None
-        if last is not None and any(
-            OrderType(o.type).has_stop_price and trigger_fires(match_order(o), last) for o in orders
-        ):
-            return [Report(o.id, OrderStatus.REJECTED, reason=WOULD_TRIGGER) for o in orders]
+        """Accept an order list (OCO: a bracket's exits, a stand-alone OCO) whole or not at all, as Binance does: if
+        one leg would trigger at once, or the limit leg would take (Binance places it as LIMIT_MAKER), every leg is
+        rejected with that reason."""
+        if not orders:
+            return []
+        last = self._last(orders[0].symbol)
+        depth = self._depth(orders[0].symbol)
+        reason = next((r for r in (self._list_refusal(o, last, depth) for o in orders) if r is not None), None)
+        if reason is not None:
+            return [Report(o.id, OrderStatus.REJECTED, reason=reason) for o in orders]
         return [report for order in orders for report in self.submit(order, ts)]
+
+    def _list_refusal(self, order: OrderRecord, last: Decimal | None, depth: Depth | None) -> str | None:
+        kind = OrderType(order.type)
+        if kind is OrderType.LIMIT and self.matcher.would_take(match_order(order), depth):
+            return WOULD_TAKE
+        if kind.has_stop_price and last is not None and trigger_fires(match_order(order), last):
+            return WOULD_TRIGGER
+        return None
 
     def on_trade(self, trade: Trade) -> list[Report]:
         """A public trade printed: resting limits it reaches fill, stops/take-profits it crosses fire."""

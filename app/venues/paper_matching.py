@@ -318,6 +318,10 @@ class PaperMatcher:
         reason = f"The order book ran out: filled {got} before the liquidity was exhausted."
         return MatchResult(order.id, OrderStatus.EXPIRED, fills, reason=reason, triggered=triggered)
 
+    def would_take(self, order: MatchOrder, depth: Depth | None) -> bool:
+        """Whether a limit order would take liquidity on arrival (a post-only order would be refused)."""
+        return self._would_take(order, TakerBook(depth, order.symbol))
+
     @staticmethod
     def _would_take(order: MatchOrder, book: TakerBook) -> bool:
         """Whether a limit order reaches the opposite side's best price on arrival (Binance's LIMIT_MAKER test)."""

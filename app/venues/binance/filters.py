@@ -178,6 +178,9 @@ def oco_params(spec: OcoSpec, f: SymbolFilters) -> dict[str, str]:
     take_profit = {"Type": "LIMIT_MAKER", "Price": fmt(spec.take_profit_price) or "0"}
     take_profit["ClientOrderId"] = spec.take_profit_client_order_id
     stop_loss = {"Type": "STOP_LOSS", "StopPrice": fmt(spec.stop_price) or "0"}
+    if spec.stop_limit_price is not None:
+        _check_price("stop-limit price", spec.stop_limit_price, f)
+        stop_loss.update({"Type": "STOP_LOSS_LIMIT", "Price": fmt(spec.stop_limit_price) or "0", "TimeInForce": "GTC"})
     stop_loss["ClientOrderId"] = spec.stop_loss_client_order_id
     above, below = (take_profit, stop_loss) if spec.side == "SELL" else (stop_loss, take_profit)
     params = {

@@ -18,6 +18,7 @@ import pytest
 from app.domain import ALLOWED_TRANSITIONS, OrderStatus
 from app.errors import Conflict, ValidationFailed
 from app.events import UserEvent
+from app.oco import OcoRequest, place_oco
 from app.replacements import ReplaceRequest
 
 from .harness import (
@@ -36,7 +37,8 @@ D = Decimal
 ORDER_KEYS = {
     "id", "client_order_id", "account_id", "symbol", "side", "type", "time_in_force", "quantity", "quote_quantity",
     "price", "stop_price", "trailing_delta_bps", "status", "filled_quantity", "avg_fill_price", "fee", "fee_asset",
-    "reject_reason", "parent_id", "replaces", "take_profit_price", "stop_loss_price", "created_at", "updated_at",
+    "reject_reason", "parent_id", "oco_group", "replaces", "take_profit_price", "stop_loss_price", "created_at",
+    "updated_at",
 }  # fmt: skip
 FILL_KEYS = {
     "id", "order_id", "account_id", "symbol", "side", "price", "quantity", "fee", "fee_asset", "liquidity", "ts",
@@ -459,6 +461,52 @@ class VenueContract:
         assert [o for o in orders if o["parent_id"] == entry["id"]] == []
         assert [e.data["code"] for e in events(venue, "NOTICE")] == ["BRACKET_SKIPPED"]
 
+    # ---- stand-alone OCO ---------------------------------------------------------------------------------------------
+
+    async def test_standalone_oco_places_both_legs_with_one_reservation(self, venue: VenueHarness) -> None:
+        take_profit, stop_loss = await oco(venue)
+        assert take_profit["oco_group"] == stop_loss["oco_group"] is not None
+        assert [(o["type"], o["side"], o["status"], o["parent_id"]) for o in (take_profit, stop_loss)] == [
+            ("LIMIT", "SELL", "OPEN", None),
+            ("STOP_MARKET", "SELL", "OPEN", None),
+        ]
+        assert (take_profit["price"], stop_loss["stop_price"]) == ("61000", "59000")
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D("0.01"))
+
+    async def test_standalone_oco_take_profit_filling_expires_the_stop(self, venue: VenueHarness) -> None:
+        take_profit, stop_loss = await oco(venue)
+        await venue.print_trade(D(61000), D(1))
+        assert await status_of(venue, take_profit) == "FILLED"
+        assert statuses(venue, stop_loss["id"]) == ["PENDING", "OPEN", "EXPIRED"]
+        assert (await balances(venue, BASE))[1] == 0
+
+    async def test_standalone_oco_stop_limit_leg_triggers_and_expires_the_limit(self, venue: VenueHarness) -> None:
+        take_profit, stop_loss = await oco(venue, stop_limit_price="58900")
+        assert (stop_loss["type"], stop_loss["price"], stop_loss["stop_price"]) == ("STOP_LIMIT", "58900", "59000")
+        await venue.print_trade(D(59000), D("0.01"))
+        filled = await venue.app.orders.get(venue.user_id, stop_loss["id"])
+        assert (filled["status"], filled["fills"][0]["price"]) == ("FILLED", fmt(BEST_BID))
+        assert await status_of(venue, take_profit) == "EXPIRED"
+
+    async def test_standalone_oco_the_venue_refuses_is_rejected_whole(self, venue: VenueHarness) -> None:
+        legs = await oco(venue, price="62000", stop_price=fmt(MID + 100))  # the stop is above the last price
+        assert [(leg["status"], leg["reject_reason"]) for leg in legs] == [
+            ("REJECTED", "Order would trigger immediately.")
+        ] * 2
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+
+    async def test_standalone_oco_refusals_at_intake(self, venue: VenueHarness) -> None:
+        for fields, field in (
+            ({"price": "59000", "stop_price": "61000"}, "price"),  # a SELL's take-profit below its stop
+            ({"side": "BUY", "price": "61000", "stop_price": "59000"}, "price"),
+            ({"stop_limit_price": "58900.001"}, "stop_limit_price"),
+            ({"quantity": "0.000001"}, "quantity"),
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                await place_oco(venue.app.orders, venue.user_id, oco_request(venue, **fields))
+            assert refused.value.field == field
+        assert venue.events == []
+
     # ---- events ------------------------------------------------------------------------------------------------
 
     async def test_events_carry_the_same_payloads_on_every_venue(self, venue: VenueHarness) -> None:
@@ -534,6 +582,19 @@ async def modify(venue: VenueHarness, order: dict[str, Any], **fields: Any) -> d
     assert submitted.created and submitted.order["status"] == "PENDING"
     await venue.settle()
     return await venue.app.orders.get(venue.user_id, submitted.order["id"])
+
+
+def oco_request(venue: VenueHarness, **fields: Any) -> OcoRequest:
+    values = {"symbol": SYMBOL, "side": "SELL", "quantity": "0.01", "price": "61000", "stop_price": "59000", **fields}
+    return OcoRequest(account_id=venue.account_id, **values)
+
+
+async def oco(venue: VenueHarness, **fields: Any) -> list[dict[str, Any]]:
+    """A stand-alone OCO through intake, settled; its legs, take-profit first."""
+    legs = await place_oco(venue.app.orders, venue.user_id, oco_request(venue, **fields))
+    assert [leg["status"] for leg in legs] == ["PENDING", "PENDING"]
+    await venue.settle()
+    return [await venue.app.orders.get(venue.user_id, leg["id"]) for leg in legs]
 
 
 async def status_of(venue: VenueHarness, order: dict[str, Any]) -> str:
