@@ -125,3 +125,43 @@ async def test_trailing_stop_over_http(client: httpx.AsyncClient, running: Servi
         refused = await place(client, trader, **fields)
         assert refused.status_code == 422, (body, refused.text)
         assert refused.json()["error"]["field"] == field
+
+
+async def test_standalone_oco_over_http(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
+    bought = (await place(client, trader, quantity="0.02")).json()  # the position the OCO protects
+    await wait_for_status(client, trader, bought["id"], "FILLED")
+    bid, ask = best(running)
+    body = {
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "quantity": "0.01",
+        "price": str(ask + 500),
+        "stop_price": str(bid - 500),
+    }
+    response = await client.post("/api/trading/oco", json=body, headers=trader)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    take_profit, stop_loss = answer["orders"]
+    assert {take_profit["oco_group"], stop_loss["oco_group"]} == {answer["oco_group"]}
+    assert [(o["type"], o["status"]) for o in (take_profit, stop_loss)] == [
+        ("LIMIT", "PENDING"),
+        ("STOP_MARKET", "PENDING"),
+    ]
+    for leg in (take_profit, stop_loss):
+        await wait_for_status(client, trader, leg["id"], "OPEN")
+    await client.delete(f"/api/trading/orders/{stop_loss['id']}", headers=trader)  # one cancel ends both
+    await wait_for_status(client, trader, take_profit["id"], "CANCELED")
+    for fields, field in (
+        ({"price": str(bid - 600)}, "price"),  # a SELL's take-profit below its stop
+        ({"stop_limit_price": "1.001"}, "stop_limit_price"),
+        ({"quantity": None}, "quantity"),
+        ({"side": "HOLD"}, "side"),
+        ({"symbol": "DOGEUSDT"}, "symbol"),
+        ({"extra": 1}, "extra"),
+    ):
+        refused = await client.post("/api/trading/oco", json={**body, **fields}, headers=trader)
+        assert refused.status_code == 422, (fields, refused.text)
+        assert refused.json()["error"]["field"] == field
+    other = (await register(client))[1]
+    foreign = await client.post("/api/trading/oco", json={**body, "account_id": bought["account_id"]}, headers=other)
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (404, "ACCOUNT_NOT_FOUND")
