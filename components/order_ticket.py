@@ -54,6 +54,8 @@ class OrderTicket:
             self.type = ui.select(list(ORDER_TYPES), value="Limit", label="Order type", on_change=self.refresh)
             self.type.props("dense outlined options-dense").classes("w-full").mark("ticket-type")
             self.stop = self._input(f"Stop price ({quote})", "ticket-stop")
+            self.trail = self._input("Trail (basis points, 100 = 1 %)", "ticket-trail")
+            self.trail.props("inputmode=numeric")
             self.price = self._input(f"Price ({quote})", "ticket-price")
             self.quantity = self._input(f"Amount ({base})", "ticket-quantity", self._on_quantity)
             self.total = self._input(f"Total ({quote})", "ticket-total", self._on_total)
@@ -96,6 +98,7 @@ class OrderTicket:
             bracket=bool(self.bracket.value),
             take_profit=self.take_profit.value or "",
             stop_loss=self.stop_loss.value or "",
+            trailing_delta=self.trail.value or "",
         )
 
     def set_side(self, side: Side) -> None:
@@ -162,6 +165,7 @@ class OrderTicket:
         kind = ORDER_TYPES[self.type.value]
         self.price.set_visibility(kind.has_limit_price)
         self.stop.set_visibility(kind.has_stop_price)
+        self.trail.set_visibility(kind.is_trailing)
         self.tif.set_visibility(kind.takes_time_in_force)
         self.bracket_row.set_visibility(bool(self.bracket.value))
         asset = self.rules.quote if self.side is Side.BUY else self.rules.base

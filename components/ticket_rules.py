@@ -22,6 +22,7 @@ ORDER_TYPES: dict[str, OrderType] = {
     "Stop-limit": OrderType.STOP_LIMIT,
     "Take-profit market": OrderType.TAKE_PROFIT_MARKET,
     "Take-profit limit": OrderType.TAKE_PROFIT_LIMIT,
+    "Trailing stop": OrderType.TRAILING_STOP_MARKET,
 }
 
 
@@ -40,6 +41,7 @@ class TicketInput:
     bracket: bool = False
     take_profit: str = ""
     stop_loss: str = ""
+    trailing_delta: str = ""  # basis points, as typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ def to_request(ticket: TicketInput, rules: SymbolRules, last: Decimal | None) ->
         if kind is OrderType.MARKET:
             quantity, quote_quantity = None, str(total)
         else:
-            ref = reference_price(ticket, None)
+            ref = reference_price(ticket, last if kind.is_trailing else None)  # a trailing stop has no price
             if ref is None:
                 raise ValidationFailed(f"{_price_field(kind)} is required for {kind} orders", field=_price_field(kind))
             quantity = str(floor_to_step(total / ref, rules.step_size))
@@ -93,6 +95,7 @@ def to_request(ticket: TicketInput, rules: SymbolRules, last: Decimal | None) ->
         time_in_force=ticket.time_in_force if kind.takes_time_in_force else None,
         take_profit_price=blank(ticket.take_profit) if ticket.bracket else None,
         stop_loss_price=blank(ticket.stop_loss) if ticket.bracket else None,
+        trailing_delta_bps=_whole(ticket.trailing_delta) if kind.is_trailing else None,
     )
     check(request, kind, rules, last)
     return request
@@ -110,6 +113,7 @@ def check(request: OrderRequest, kind: OrderType, rules: SymbolRules, last: Deci
     if quote_quantity is not None:
         rules.check_notional(quote_quantity, field="quote_quantity")
     OrderService._bracket(Side(request.side), request, rules, reference)
+    OrderService._trailing_delta(kind, Side(request.side), request.trailing_delta_bps)
 
 
 def estimate(
@@ -141,6 +145,12 @@ def max_quantity(side: Side, free_base: Decimal, free_quote: Decimal, price: Dec
     if not price:
         return Decimal(0)
     return free_quote / (price * (1 + fee))
+
+
+def _whole(text: str) -> int | str | None:
+    """Typed basis points as the API takes them: an int, else the text (the service's check names the problem)."""
+    value = blank(text)
+    return int(value) if value is not None and value.isdigit() else value
 
 
 def _applies(kind: OrderType, field: str) -> bool:

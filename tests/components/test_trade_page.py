@@ -266,6 +266,40 @@ async def test_ticket_fields_follow_the_type_and_total_and_percent_size_the_orde
     await user.should_see("take_profit_price")  # the API's bracket message, before submitting
 
 
+async def test_post_only_and_trailing_stop_from_the_ticket(user: User) -> None:
+    await register_in_browser(user)
+    choose(user, "ticket-type", "Post-only limit")
+    await user.should_not_see(marker="ticket-tif")  # post-only is GTC by nature
+    user.find(marker="ticket-price").clear().type("50000")
+    user.find(marker="ticket-quantity").type("0.001")
+    user.find(marker="submit-order").click()
+    await user.should_see(content="LIMIT_MAKER", marker="open-orders", retries=50)
+    choose(user, "ticket-type", "Market")
+    user.find(marker="ticket-quantity").clear().type("0.01")
+    user.find(marker="submit-order").click()  # something to protect
+    user.find(marker="tab-history").click()
+    await user.should_see(content="FILLED", marker="order-history", retries=50)
+    user.find(marker="tab-open").click()
+    user.find(marker="side-sell").click()
+    choose(user, "ticket-type", "Trailing stop")
+    await user.should_see(marker="ticket-trail")
+    await user.should_not_see(marker="ticket-stop")
+    user.find(marker="ticket-quantity").clear().type("0.005")
+    user.find(marker="ticket-trail").type("5")
+    await user.should_see("trailing_delta_bps must be a whole number of basis points from 10 to 2000")
+    user.find(marker="ticket-trail").clear().type("150")
+    user.find(marker="submit-order").click()
+    await user.should_see(content="TRAILING_STOP_MARKET", marker="open-orders", retries=50)
+
+    def trailing() -> dict[str, object]:
+        return next(r for r in grid_rows(user, "open-orders") if r["type"] == "TRAILING_STOP_MARKET")
+
+    await wait_for(lambda: trailing()["status"] == "OPEN", "the trailing stop resting")
+    assert (trailing()["side"], trailing()["quantity"]) == ("SELL", "0.005")
+    stored = await services().orders.get(user_id_of(user), str(trailing()["id"]))
+    assert stored["trailing_delta_bps"] == 150
+
+
 async def test_order_book_shows_ten_levels_a_side_and_the_spread(user: User) -> None:
     await register_in_browser(user)
     services().market.apply_trade(Trade("BTCUSDT", Decimal("90000"), Decimal("0.1"), "BUY", now_ms()))
