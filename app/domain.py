@@ -250,6 +250,25 @@ class SymbolRules:
             )
 
 
+def check_trailing_delta(kind: OrderType, side: Side, raw: object) -> int | None:
+    """A trailing stop's delta in basis points (required, a whole number in TRAILING_DELTA_BPS, SELL only), or
+    None for the other types (which refuse one); raises ValidationFailed naming the field."""
+    field = "trailing_delta_bps"
+    if not kind.is_trailing:
+        if raw is not None:
+            raise ValidationFailed(f"{field} is not allowed for {kind} orders", field=field)
+        return None
+    if raw is None:
+        raise ValidationFailed(f"{field} is required for {kind} orders", field=field)
+    low, high = TRAILING_DELTA_BPS
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise ValidationFailed(f"{field} must be a whole number of basis points from {low} to {high}", field=field)
+    if side is not Side.SELL:
+        # A trailing buy would need funds reserved at a price nobody knows yet; not offered.
+        raise ValidationFailed(f"{kind} orders are SELL only (a trailing stop protects a position)", field="side")
+    return raw
+
+
 def normalize_symbol(raw: str) -> str:
     """`BTC/USDT`, `btcusdt` -> `BTCUSDT`."""
     return raw.replace("/", "").replace("-", "").strip().upper()

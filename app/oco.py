@@ -14,10 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain import OrderType, Side
+from sqlmodel import Session
+
+from app.domain import OrderType, Side, Venue
 from app.errors import Conflict, ValidationFailed
+from app.events import UserEvent
+from app.execution.commands import SubmitOrder
+from app.execution.records import OrderRecord
 from app.ids import new_id
 from app.orders import OrderRequest, OrderService, _enum
+from app.views import order_data
+from storage.models import Account
+from storage.repositories import events, writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,4 +82,30 @@ async def place_oco(service: OrderService, user_id: str, request: OcoRequest) ->
     group = new_id()
     for leg in (take_profit, stop_loss):
         leg.oco_group = group
-    return await service.journal_list(account, [take_profit, stop_loss])
+    return await _journal_list(service, account, [take_profit, stop_loss])
+
+
+async def _journal_list(service: OrderService, account: Account, legs: list[OrderRecord]) -> list[dict[str, Any]]:
+    """Store an order list (a stand-alone OCO) in one transaction, every leg PENDING with its first event; the
+    first leg's command carries the list (the executors submit its legs together, as one venue order list)."""
+    for leg in legs:
+        service.open_orders.reserve(account.id, leg.symbol)
+    stored = [
+        (leg.as_row(), UserEvent.create(leg.user_id, "ORDER_UPDATE", order_data(leg), leg.created_at)) for leg in legs
+    ]
+
+    def store(session: Session) -> None:
+        for row, event in stored:
+            writes.stage_order(session, row)
+            events.append(session, event.user_id, event.type, event.payload, event.ts, on_seq=event.numbered)
+
+    try:
+        await service.db.grouped.write(store)
+    except Exception:
+        for leg in legs:
+            service.open_orders.release(account.id, leg.symbol)
+        raise
+    for _, event in stored:
+        service.publish(event)
+    service.queue.submit(SubmitOrder(legs[0].id, account.id, Venue(account.venue)))
+    return [event.data for _, event in stored]

@@ -13,13 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.domain import (
-    TRAILING_DELTA_BPS,
     OrderStatus,
     OrderType,
     Side,
     SymbolRules,
     TimeInForce,
     Venue,
+    check_trailing_delta,
     normalize_symbol,
     parse_decimal,
 )
@@ -169,32 +169,6 @@ class OrderService:
         self.queue.submit(SubmitOrder(order.id, account.id, Venue(account.venue), order))
         return Submitted(event.data, created=True, json=event.payload)
 
-    async def journal_list(self, account: Account, legs: list[OrderRecord]) -> list[dict[str, Any]]:
-        """Store an order list (a stand-alone OCO) in one transaction, every leg PENDING with its first event; the
-        first leg's command carries the list (the executors submit its legs together, as one venue order list)."""
-        for leg in legs:
-            self.open_orders.reserve(account.id, leg.symbol)
-        stored = [
-            (leg.as_row(), UserEvent.create(leg.user_id, "ORDER_UPDATE", order_data(leg), leg.created_at))
-            for leg in legs
-        ]
-
-        def store(session: Session) -> None:
-            for row, event in stored:
-                writes.stage_order(session, row)
-                events.append(session, event.user_id, event.type, event.payload, event.ts, on_seq=event.numbered)
-
-        try:
-            await self.db.grouped.write(store)
-        except Exception:
-            for leg in legs:
-                self.open_orders.release(account.id, leg.symbol)
-            raise
-        for _, event in stored:
-            self.publish(event)
-        self.queue.submit(SubmitOrder(legs[0].id, account.id, Venue(account.venue)))
-        return [event.data for _, event in stored]
-
     def _build(
         self, user_id: str, account: Account, request: OrderRequest, rules_by_symbol: Mapping[str, SymbolRules]
     ) -> OrderRecord:
@@ -210,7 +184,7 @@ class OrderService:
         quantity, quote_quantity = self._sizes(kind, request, rules)
         price = self._price(kind, request.price, rules, "price", required=kind.has_limit_price)
         stop_price = self._price(kind, request.stop_price, rules, "stop_price", required=kind.has_stop_price)
-        trailing_delta_bps = self._trailing_delta(kind, side, request.trailing_delta_bps)
+        trailing_delta_bps = check_trailing_delta(kind, side, request.trailing_delta_bps)
         market_price = self.last_price(symbol) if account.venue in self.priced_venues else None
         reference = price or stop_price or market_price
         if quantity is not None and reference is not None:
@@ -277,23 +251,6 @@ class OrderService:
         value = parse_decimal(raw, field)
         rules.check_price(value, field)
         return value
-
-    @staticmethod
-    def _trailing_delta(kind: OrderType, side: Side, raw: Any) -> int | None:
-        field = "trailing_delta_bps"
-        if not kind.is_trailing:
-            if raw is not None:
-                raise ValidationFailed(f"{field} is not allowed for {kind} orders", field=field)
-            return None
-        if raw is None:
-            raise ValidationFailed(f"{field} is required for {kind} orders", field=field)
-        low, high = TRAILING_DELTA_BPS
-        if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
-            raise ValidationFailed(f"{field} must be a whole number of basis points from {low} to {high}", field=field)
-        if side is not Side.SELL:
-            # A trailing buy would need funds reserved at a price nobody knows yet; not offered.
-            raise ValidationFailed(f"{kind} orders are SELL only (a trailing stop protects a position)", field="side")
-        return raw
 
     @staticmethod
     def _bracket(

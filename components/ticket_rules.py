@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.domain import OrderType, Side, SymbolRules, floor_to_step, parse_decimal
+from app.domain import OrderType, Side, SymbolRules, check_trailing_delta, floor_to_step, parse_decimal
 from app.errors import ValidationFailed
 from app.orders import OrderRequest, OrderService
 
@@ -113,7 +113,7 @@ def check(request: OrderRequest, kind: OrderType, rules: SymbolRules, last: Deci
     if quote_quantity is not None:
         rules.check_notional(quote_quantity, field="quote_quantity")
     OrderService._bracket(Side(request.side), request, rules, reference)
-    OrderService._trailing_delta(kind, Side(request.side), request.trailing_delta_bps)
+    check_trailing_delta(kind, Side(request.side), request.trailing_delta_bps)
 
 
 def estimate(

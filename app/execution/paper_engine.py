@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -209,10 +208,10 @@ class PaperExecutor:
         if wanted:
             rows = await self.db.read(lambda s: order_repo.rows_in_list_or_ids(s, wanted))
             for row in rows:
-                record = OrderRecord.from_row(row)
-                loaded[record.id] = record
-                if _in_list(record):
-                    lists.setdefault(record.oco_group or "", []).append(record)
+                found = OrderRecord.from_row(row)
+                loaded[found.id] = found
+                if _in_list(found):
+                    lists.setdefault(found.oco_group or "", []).append(found)
         prepared: list[PaperCommand] = []
         seen: set[str] = set()
         for command in batch:
@@ -255,26 +254,11 @@ class PaperExecutor:
         if order.cancel_requested_at is not None:
             self.recorder.transition(order, OrderStatus.CANCELED, "canceled before execution", changes)
             return
-        if order.replaces is not None and not self._replace(order, changes):
-            return
         order.sent_at = now_ms()
         self.orders[order.id] = order
-        self._record_all(self.venue.submit(order, order.sent_at), changes)
-
-    def _replace(self, order: OrderRecord, changes: Changes) -> bool:
-        """Modify/replace, as Binance's cancelReplace with STOP_ON_FAILURE: the old order leaves the book (REPLACED),
-        then the replacement is placed; if the old one is no longer working, the replacement is rejected."""
-        assert order.replaces is not None
-        old = self.orders.get(order.replaces)
-        if old is None or old.account_id != order.account_id:
-            reason = "The order it replaces is no longer open."
-            self.recorder.transition(order, OrderStatus.REJECTED, reason, changes)
-            return False
-        reports = self.venue.cancel(old.id, f"replaced by order {order.id}")
-        self._record_all(
-            [replace(r, status=OrderStatus.REPLACED) if r.order_id == old.id else r for r in reports], changes
-        )
-        return True
+        # A replacement (modify/replace) takes the order it replaces off the book in the same venue call.
+        venue_call = self.venue.replace if order.replaces is not None else self.venue.submit
+        self._record_all(venue_call(order, order.sent_at), changes)
 
     def _submit_list(self, legs: list[OrderRecord], changes: Changes) -> None:
         """A stand-alone OCO: its legs go to the venue together (accepted or refused as one), once."""

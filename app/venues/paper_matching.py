@@ -32,7 +32,8 @@ from app.domain import (
     fmt,
 )
 from app.market.models import Depth, Trade
-from app.venues.paper_book import ZERO, Take, TakerBook, walk_quantity, walk_quote
+from app.venues.paper_book import ZERO, Take, TakerBook, crosses, walk_quantity, walk_quote
+from app.venues.paper_trailing import trail
 
 WOULD_TRIGGER = "Order would trigger immediately."
 WOULD_TAKE = "Order would immediately match and take."  # Binance's -2010 text for a LIMIT_MAKER that crosses
@@ -151,7 +152,7 @@ class PaperMatcher:
             self._live[order.id].extreme = last_price  # a trailing stop tracks from the price at placement
             return MatchResult(order.id, OrderStatus.OPEN)
         book = TakerBook(depth, order.symbol)
-        if order.type is OrderType.LIMIT_MAKER and self._would_take(order, book):
+        if order.type is OrderType.LIMIT_MAKER and order.price is not None and crosses(book, order.side, order.price):
             return MatchResult(order.id, OrderStatus.REJECTED, reason=WOULD_TAKE)
         result = self._execute(order, ZERO, OrderStatus.PENDING, book, ts, triggered=False)
         related = tuple(self._after_execution(order, result))
@@ -211,7 +212,10 @@ class PaperMatcher:
         for live in [live for live in mine if live.waiting]:
             if live.order.id not in self._live:
                 continue
-            fires = _trail(live, trade.price) if live.order.type.is_trailing else trigger_fires(live.order, trade.price)
+            if live.order.trailing_delta_bps is not None:
+                live.extreme, fires = trail(live.order.side, live.order.trailing_delta_bps, live.extreme, trade.price)
+            else:
+                fires = trigger_fires(live.order, trade.price)
             if not fires:
                 continue
             del self._live[live.order.id]  # re-rested by _execute if a limit remainder stays in the book
@@ -318,20 +322,6 @@ class PaperMatcher:
         reason = f"The order book ran out: filled {got} before the liquidity was exhausted."
         return MatchResult(order.id, OrderStatus.EXPIRED, fills, reason=reason, triggered=triggered)
 
-    def would_take(self, order: MatchOrder, depth: Depth | None) -> bool:
-        """Whether a limit order would take liquidity on arrival (a post-only order would be refused)."""
-        return self._would_take(order, TakerBook(depth, order.symbol))
-
-    @staticmethod
-    def _would_take(order: MatchOrder, book: TakerBook) -> bool:
-        """Whether a limit order reaches the opposite side's best price on arrival (Binance's LIMIT_MAKER test)."""
-        assert order.price is not None
-        levels = book.levels(order.side)
-        if not levels:
-            return False
-        best = levels[0][0]
-        return best <= order.price if order.side is Side.BUY else best >= order.price
-
     def _maker_quantity(self, live: _Live, trade: Trade, pool: dict[Side, Decimal]) -> Decimal:
         """What a trade fills of a resting limit: all if traded through, else its share of the level."""
         price = live.order.price
@@ -398,17 +388,6 @@ class PaperMatcher:
 
     def _taker_fills(self, order_id: str, takes: list[Take], ts: int) -> tuple[MatchFill, ...]:
         return tuple(self._fill(order_id, price, qty, Liquidity.TAKER, ts) for price, qty in takes)
-
-
-def _trail(live: _Live, price: Decimal) -> bool:
-    """A trailing stop sees a trade: a better price moves its extreme, a retrace of its delta from it fires it."""
-    assert live.order.trailing_delta_bps is not None
-    delta = Decimal(live.order.trailing_delta_bps) / 10_000
-    sell = live.order.side is Side.SELL
-    if live.extreme is None or (price >= live.extreme if sell else price <= live.extreme):
-        live.extreme = price
-        return False
-    return price <= live.extreme * (1 - delta) if sell else price >= live.extreme * (1 + delta)
 
 
 def _priority(live: _Live) -> tuple[int, Decimal, int]:
