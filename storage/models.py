@@ -97,7 +97,7 @@ class Order(SQLModel, table=True):
     reject_reason: str | None = Field(default=None, max_length=500)
     parent_id: str | None = Field(default=None, max_length=26, index=True)
     # Bracket legs share an oco_group: when one fills the other is canceled.
-    oco_group: str | None = Field(default=None, max_length=26)
+    oco_group: str | None = Field(default=None, max_length=26, index=True)
     # Modify/replace (Alpaca's model): the order this one replaces; that one ends REPLACED.
     replaces: str | None = Field(default=None, max_length=26, index=True)
     take_profit_price: Decimal | None = money(nullable=True)

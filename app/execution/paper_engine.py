@@ -206,12 +206,13 @@ class PaperExecutor:
         loaded: dict[str, OrderRecord] = {}
         lists: dict[str, list[OrderRecord]] = {}
         if wanted:
-            rows = await self.db.read(lambda s: order_repo.rows_in_list_or_ids(s, wanted))
-            for row in rows:
-                found = OrderRecord.from_row(row)
-                loaded[found.id] = found
-                if _in_list(found):
-                    lists.setdefault(found.oco_group or "", []).append(found)
+            rows = await self.db.read(lambda s: order_repo.rows_by_ids(s, wanted))
+            loaded = {row["id"]: OrderRecord.from_row(row) for row in rows}
+            groups = sorted({r.oco_group for r in loaded.values() if _in_list(r) and r.oco_group is not None})
+            if groups:
+                for row in await self.db.read(lambda s: order_repo.rows_in_groups(s, groups)):
+                    leg = loaded[row["id"]] = OrderRecord.from_row(row)
+                    lists.setdefault(leg.oco_group or "", []).append(leg)
         prepared: list[PaperCommand] = []
         seen: set[str] = set()
         for command in batch:

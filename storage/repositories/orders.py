@@ -161,13 +161,11 @@ def rows_by_ids(session: Session, order_ids: Sequence[str]) -> list[RowMapping]:
     return list(session.execute(query).mappings())
 
 
-def rows_in_list_or_ids(session: Session, order_ids: Sequence[str]) -> list[RowMapping]:
-    """The orders `order_ids` and every leg of the OCO groups they belong to, in id (creation) order."""
-    if not order_ids:
+def rows_in_groups(session: Session, groups: Sequence[str]) -> list[RowMapping]:
+    """Every leg of the OCO groups `groups`, in id (creation) order."""
+    if not groups:
         return []
-    ids = set(order_ids)
-    groups = sa_select(_ORDERS.c.oco_group).where(_ORDERS.c.id.in_(ids), _ORDERS.c.oco_group.is_not(None))
-    query = sa_select(_ORDERS).where(_ORDERS.c.id.in_(ids) | _ORDERS.c.oco_group.in_(groups)).order_by(_ORDERS.c.id)
+    query = sa_select(_ORDERS).where(_ORDERS.c.oco_group.in_(set(groups))).order_by(_ORDERS.c.id)
     return list(session.execute(query).mappings())
 
 

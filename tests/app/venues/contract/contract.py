@@ -495,6 +495,18 @@ class VenueContract:
         ] * 2
         assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
 
+    async def test_a_standalone_oco_accepted_before_a_restart_is_placed_once_after_it(
+        self, venue: VenueHarness
+    ) -> None:
+        accepted = await venue.crash_after(lambda app: place_oco(app.orders, venue.user_id, oco_request(venue)))
+        await venue.settle()
+        legs = [await venue.app.orders.get(venue.user_id, leg["id"]) for leg in accepted]
+        assert [leg["status"] for leg in legs] == ["OPEN", "OPEN"]
+        assert [statuses(venue, leg["id"]) for leg in legs] == [["PENDING", "OPEN"]] * 2
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D("0.01"))
+        await venue.print_trade(D(59000), D("0.01"))  # the stop-loss fires once, the take-profit expires
+        assert [await status_of(venue, leg) for leg in legs] == ["EXPIRED", "FILLED"]
+
     async def test_standalone_oco_refusals_at_intake(self, venue: VenueHarness) -> None:
         for fields, field in (
             ({"price": "59000", "stop_price": "61000"}, "price"),  # a SELL's take-profit below its stop

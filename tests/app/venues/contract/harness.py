@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from app.config import load_settings
 from app.events import UserEvent
@@ -30,6 +30,8 @@ from app.services import Services, build_services
 from tests.factories import PASSWORD, unique_email
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
+
+T = TypeVar("T")
 
 SYMBOL, BASE, QUOTE = "BTCUSDT", "BTC", "USDT"
 CONTRACT_SYMBOLS = [SYMBOL, "ETHUSDT"]  # what the services trade: start-up history is built per symbol
@@ -122,11 +124,16 @@ class VenueHarness(ABC):
     async def crash_after_accepting(self, **fields: Any) -> dict[str, Any]:
         """Intake stores the order (202) but the process dies before execution sees it; then the app restarts.
         Returns the order as intake acknowledged it."""
+        return (await self.crash_after(lambda app: app.orders.submit(self.user_id, self.request(**fields)))).order
+
+    async def crash_after(self, intake: Callable[[Services], Awaitable[T]]) -> T:
+        """Run `intake` (it stores orders), but the process dies before execution sees them; then the app
+        restarts. Returns what intake answered."""
         services = self.app
         services.orders.queue = _Unplugged()  # the hand-over to execution is lost with the process
-        order = (await services.orders.submit(self.user_id, self.request(**fields))).order
+        answer = await intake(services)
         await self.restart()
-        return order
+        return answer
 
     @property
     def app(self) -> Services:
