@@ -38,7 +38,7 @@ def order_row(order: dict[str, Any], rules: Mapping[str, SymbolRules]) -> dict[s
         "time": stamp(order["created_at"]),
         "quantity": size,
         "price": price_text(order["price"], symbol, rules) or "Market",
-        "stop_price": price_text(order["stop_price"], symbol, rules),
+        "stop_price": price_text(order["stop_price"], symbol, rules) or _trail_text(order.get("trailing_delta_bps")),
         "avg_fill_price": price_text(order.get("avg_fill_price"), symbol, rules),
         "action": "Cancel",
         "edit": "Edit",
@@ -46,6 +46,7 @@ def order_row(order: dict[str, Any], rules: Mapping[str, SymbolRules]) -> dict[s
         "edit_price": order["price"],
         "edit_stop_price": order["stop_price"],
         "edit_quantity": _remaining(order),
+        "edit_trailing": str(order["trailing_delta_bps"]) if order.get("trailing_delta_bps") else None,
         "updated_at": order["updated_at"],
     }
 
@@ -91,3 +92,7 @@ def _remaining(order: dict[str, Any]) -> str | None:
     if order["quantity"] is None:
         return None
     return fmt(Decimal(order["quantity"]) - Decimal(order["filled_quantity"]))
+
+
+def _trail_text(bps: int | None) -> str:
+    return f"trail {bps} bps" if bps else ""

@@ -10,6 +10,7 @@ from nicegui import ui
 
 from app.domain import OrderType
 from app.replacements import ReplaceRequest
+from components.ticket_rules import whole_bps
 
 Modify = Callable[[str, ReplaceRequest], Awaitable[bool]]
 """(order id, change) -> True when the replacement was accepted (the dialog closes)."""
@@ -24,6 +25,8 @@ def open_for(order: dict[str, Any], on_modify: Modify) -> ui.dialog:
         price.set_visibility(kind.has_limit_price)
         stop = ui.input("Stop price", value=order.get("edit_stop_price") or "").mark("edit-stop-price")
         stop.set_visibility(kind.has_stop_price)
+        trail = ui.input("Trail (basis points)", value=order.get("edit_trailing") or "").mark("edit-trail")
+        trail.set_visibility(kind.is_trailing)
         quantity = ui.input("Amount", value=order.get("edit_quantity") or "").mark("edit-quantity")
 
         async def save() -> None:
@@ -31,6 +34,7 @@ def open_for(order: dict[str, Any], on_modify: Modify) -> ui.dialog:
                 price=_changed(price.value, order.get("edit_price")),
                 quantity=_changed(quantity.value, order.get("edit_quantity")),
                 stop_price=_changed(stop.value, order.get("edit_stop_price")),
+                trailing_delta_bps=whole_bps(_changed(trail.value, order.get("edit_trailing"))),
             )
             if await on_modify(str(order["id"]), change):
                 dialog.close()

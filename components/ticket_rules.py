@@ -95,7 +95,7 @@ def to_request(ticket: TicketInput, rules: SymbolRules, last: Decimal | None) ->
         time_in_force=ticket.time_in_force if kind.takes_time_in_force else None,
         take_profit_price=blank(ticket.take_profit) if ticket.bracket else None,
         stop_loss_price=blank(ticket.stop_loss) if ticket.bracket else None,
-        trailing_delta_bps=_whole(ticket.trailing_delta) if kind.is_trailing else None,
+        trailing_delta_bps=whole_bps(ticket.trailing_delta) if kind.is_trailing else None,
     )
     check(request, kind, rules, last)
     return request
@@ -147,7 +147,7 @@ def max_quantity(side: Side, free_base: Decimal, free_quote: Decimal, price: Dec
     return free_quote / (price * (1 + fee))
 
 
-def _whole(text: str) -> int | str | None:
+def whole_bps(text: str | None) -> int | str | None:
     """Typed basis points as the API takes them: an int, else the text (the service's check names the problem)."""
     value = blank(text)
     return int(value) if value is not None and value.isdigit() else value

@@ -297,7 +297,12 @@ async def test_post_only_and_trailing_stop_from_the_ticket(user: User) -> None:
     await wait_for(lambda: trailing()["status"] == "OPEN", "the trailing stop resting")
     assert (trailing()["side"], trailing()["quantity"]) == ("SELL", "0.005")
     stored = await services().orders.get(user_id_of(user), str(trailing()["id"]))
-    assert stored["trailing_delta_bps"] == 150
+    assert (stored["trailing_delta_bps"], trailing()["stop_price"]) == (150, "trail 150 bps")
+    user.find(marker="open-orders").trigger("cellClicked", {"colId": "edit", "data": {"id": trailing()["id"]}})
+    await user.should_see(marker="edit-trail")
+    user.find(marker="edit-trail").clear().type("300")
+    user.find(marker="edit-save").click()
+    await user.should_see(content="trail 300 bps", marker="open-orders", retries=50)
 
 
 async def test_order_book_shows_ten_levels_a_side_and_the_spread(user: User) -> None:
