@@ -37,7 +37,7 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
     """Validate and journal the replacement of `order_id` (PENDING, `replaces` set) and enqueue it.
 
     404 if the order is not the user's; 409 `ORDER_NOT_OPEN` unless it is working at the venue (OPEN or
-    PARTIALLY_FILLED, no cancel requested); 422 for a type that cannot be modified (MARKET, a bracket's exit leg,
+    PARTIALLY_FILLED, no cancel requested); 422 for a type that cannot be modified (MARKET, an OCO leg,
     an order placed outside Tradewind) or a change that a new order of that type would not pass. A repeated
     `client_order_id` answers with the replacement it already created (200)."""
     client_order_id = check_client_order_id(change.client_order_id)
@@ -84,7 +84,8 @@ def _check_replaceable(order: Order) -> None:
         raise ValidationFailed("A MARKET order cannot be modified.", code="ORDER_NOT_REPLACEABLE", field="type")
     if order.oco_group is not None:
         raise ValidationFailed(
-            "A bracket's exit legs cannot be modified one by one; cancel them and place new ones.",
+            "An OCO leg (a bracket's exit, a stand-alone OCO) cannot be modified on its own; "
+            "cancel the pair and place a new one.",
             code="ORDER_NOT_REPLACEABLE",
         )
     if order.external:

@@ -149,6 +149,8 @@ async def test_standalone_oco_over_http(client: httpx.AsyncClient, running: Serv
     ]
     for leg in (take_profit, stop_loss):
         await wait_for_status(client, trader, leg["id"], "OPEN")
+    leg_patch = await client.patch(f"/api/trading/orders/{take_profit['id']}", json={"price": "1"}, headers=trader)
+    assert (leg_patch.status_code, leg_patch.json()["error"]["code"]) == (422, "ORDER_NOT_REPLACEABLE")
     await client.delete(f"/api/trading/orders/{stop_loss['id']}", headers=trader)  # one cancel ends both
     await wait_for_status(client, trader, take_profit["id"], "CANCELED")
     for fields, field in (
