@@ -31,18 +31,40 @@ class OrderType(StrEnum):
     STOP_LIMIT = "STOP_LIMIT"
     TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
     TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+    # Post-only (Binance LIMIT_MAKER): rests as a maker or is refused; never takes liquidity, has no time in force.
+    LIMIT_MAKER = "LIMIT_MAKER"
+    # Trailing stop: waits, follows the best price since placement, fires a market order on a retrace of
+    # `trailing_delta_bps` (Binance: STOP_LOSS with trailingDelta). No stop price.
+    TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
 
     @property
     def has_limit_price(self) -> bool:
+        return self in {OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
+
+    @property
+    def takes_time_in_force(self) -> bool:
+        """GTC/IOC/FOK apply (a post-only order is GTC by nature and takes none, as on Binance)."""
         return self in {OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
 
     @property
     def is_triggered(self) -> bool:
-        return self not in {OrderType.MARKET, OrderType.LIMIT}
+        """Waits off the book for a trigger (stop price or trailing retrace)."""
+        return self not in {OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT_MAKER}
+
+    @property
+    def has_stop_price(self) -> bool:
+        return self.is_triggered and self is not OrderType.TRAILING_STOP_MARKET
+
+    @property
+    def is_trailing(self) -> bool:
+        return self is OrderType.TRAILING_STOP_MARKET
 
     @property
     def is_stop(self) -> bool:
         return self in {OrderType.STOP_MARKET, OrderType.STOP_LIMIT}
+
+
+TRAILING_DELTA_BPS = (10, 2000)  # Binance spot's TRAILING_DELTA filter range (basis points), used for paper too
 
 
 class TimeInForce(StrEnum):
@@ -59,6 +81,7 @@ class OrderStatus(StrEnum):
     CANCELED = "CANCELED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+    REPLACED = "REPLACED"  # canceled by a modify/replace: its replacement carries `replaces` = this order's id
 
     @property
     def is_terminal(self) -> bool:
@@ -74,7 +97,9 @@ class Liquidity(StrEnum):
     TAKER = "TAKER"
 
 
-TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.REPLACED}
+)
 
 # The one table of allowed transitions. A partial fill may repeat (PARTIALLY_FILLED -> PARTIALLY_FILLED).
 # PENDING may jump straight to a fill state: a market order fills in the same venue call that accepts it.
@@ -89,16 +114,30 @@ ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
             OrderStatus.EXPIRED,
         }
     ),
+    # REPLACED only from a working order: a modify/replace cancels it at the venue and places its replacement.
     OrderStatus.OPEN: frozenset(
-        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REPLACED,
+        }
     ),
     OrderStatus.PARTIALLY_FILLED: frozenset(
-        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED}
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REPLACED,
+        }
     ),
     OrderStatus.FILLED: frozenset(),
     OrderStatus.CANCELED: frozenset(),
     OrderStatus.REJECTED: frozenset(),
     OrderStatus.EXPIRED: frozenset(),
+    OrderStatus.REPLACED: frozenset(),
 }
 
 
@@ -209,6 +248,25 @@ class SymbolRules:
                 f"order value {fmt(notional)} {self.quote} is below the minimum {fmt(self.min_notional)} {self.quote}",
                 field=field,
             )
+
+
+def check_trailing_delta(kind: OrderType, side: Side, raw: object) -> int | None:
+    """A trailing stop's delta in basis points (required, a whole number in TRAILING_DELTA_BPS, SELL only), or
+    None for the other types (which refuse one); raises ValidationFailed naming the field."""
+    field = "trailing_delta_bps"
+    if not kind.is_trailing:
+        if raw is not None:
+            raise ValidationFailed(f"{field} is not allowed for {kind} orders", field=field)
+        return None
+    if raw is None:
+        raise ValidationFailed(f"{field} is required for {kind} orders", field=field)
+    low, high = TRAILING_DELTA_BPS
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise ValidationFailed(f"{field} must be a whole number of basis points from {low} to {high}", field=field)
+    if side is not Side.SELL:
+        # A trailing buy would need funds reserved at a price nobody knows yet; not offered.
+        raise ValidationFailed(f"{kind} orders are SELL only (a trailing stop protects a position)", field="side")
+    return raw
 
 
 def normalize_symbol(raw: str) -> str:

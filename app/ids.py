@@ -10,6 +10,9 @@ import time
 from ulid import ULID
 
 VENUE_CLIENT_ID_PREFIX = "tw"
+# The client id of the cancel half of a modify/replace (Binance cancelNewClientOrderId): the venue echoes it on the
+# canceled order's report, which is how a cancel that came from a replace is told apart from a user's cancel.
+REPLACE_CANCEL_PREFIX = "tr"
 
 # Ids must be unique and time-ordered, not secret (ownership checks protect every object), so the 80 random bits
 # come from a PRNG seeded once by the OS: os.urandom costs milliseconds per call on some VMs.
@@ -36,6 +39,17 @@ def new_id() -> str:
 def venue_client_order_id(order_id: str) -> str:
     """Deterministic from the order id, so a retry or a restart can never place a second order (28 chars)."""
     return f"{VENUE_CLIENT_ID_PREFIX}{order_id}"
+
+
+def replace_cancel_id(replacement_id: str) -> str:
+    """The cancel's client id when order `replacement_id` replaces another one (28 chars, deterministic)."""
+    return f"{REPLACE_CANCEL_PREFIX}{replacement_id}"
+
+
+def is_replace_cancel_id(value: str) -> bool:
+    """Whether a venue-echoed cancel id is one of ours from `replace_cancel_id` (prefix and exact length: a cancel id
+    the venue generated itself is 22 random characters and may start with anything)."""
+    return value.startswith(REPLACE_CANCEL_PREFIX) and len(value) == len(REPLACE_CANCEL_PREFIX) + 26
 
 
 def now_ms() -> int:

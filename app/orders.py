@@ -19,6 +19,7 @@ from app.domain import (
     SymbolRules,
     TimeInForce,
     Venue,
+    check_trailing_delta,
     normalize_symbol,
     parse_decimal,
 )
@@ -66,6 +67,7 @@ class OrderRequest:
     time_in_force: Any = None
     take_profit_price: Any = None
     stop_loss_price: Any = None
+    trailing_delta_bps: Any = None
     account_id: str | None = None
     client_order_id: str | None = None
 
@@ -75,6 +77,15 @@ class Submitted:
     order: dict[str, Any]
     created: bool  # False: an order with this client_order_id already existed and is returned as it is
     json: str | None = None  # `order` serialised already (the stored event's payload), when there is one
+
+
+def check_client_order_id(value: Any) -> str | None:
+    """A caller's client order id as given, or 422 when it is not 1-32 characters of the allowed alphabet."""
+    if value is not None and (not isinstance(value, str) or not CLIENT_ORDER_ID.match(value)):
+        raise ValidationFailed(
+            "client_order_id must be 1-32 characters of A-Z, a-z, 0-9, _ or -", field="client_order_id"
+        )
+    return value
 
 
 def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
@@ -122,18 +133,18 @@ class OrderService:
                 code="ACCOUNT_KEY_REJECTED",
                 field="account_id",
             )
-        client_order_id = request.client_order_id
-        if client_order_id is not None and (
-            not isinstance(client_order_id, str) or not CLIENT_ORDER_ID.match(client_order_id)
-        ):
-            raise ValidationFailed(
-                "client_order_id must be 1-32 characters of A-Z, a-z, 0-9, _ or -", field="client_order_id"
-            )
+        client_order_id = check_client_order_id(request.client_order_id)
         if client_order_id is not None:
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
         order = self._build(user_id, account, request, await self.rules_for(account))
+        return await self.journal(account, order)
+
+    async def journal(self, account: Account, order: OrderRecord) -> Submitted:
+        """Store a validated new order (PENDING) with its first event in one transaction, then enqueue it. A lost
+        race on the same client order id answers with the winner's order."""
+        user_id, client_order_id = order.user_id, order.client_order_id
         # The kill switch, from memory (409 TRADING_HALTED / REDUCE_ONLY); the engine checks again at execution.
         self.trading.check(account.id, order.symbol, order.side, order.quantity, order.quote_quantity)
         rests = order.type != OrderType.MARKET
@@ -152,7 +163,7 @@ class OrderService:
         except Exception as error:  # (not a cancelled request: its order may still commit)
             if rests:
                 self.open_orders.release(account.id, order.symbol)
-            if not isinstance(error, IntegrityError) or client_order_id is None:
+            if not isinstance(error, IntegrityError):
                 raise
             # A concurrent request with the same client_order_id won the race: answer with its order.
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
@@ -177,7 +188,8 @@ class OrderService:
         tif = self._time_in_force(kind, request.time_in_force)
         quantity, quote_quantity = self._sizes(kind, request, rules)
         price = self._price(kind, request.price, rules, "price", required=kind.has_limit_price)
-        stop_price = self._price(kind, request.stop_price, rules, "stop_price", required=kind.is_triggered)
+        stop_price = self._price(kind, request.stop_price, rules, "stop_price", required=kind.has_stop_price)
+        trailing_delta_bps = check_trailing_delta(kind, side, request.trailing_delta_bps)
         market_price = self.last_price(symbol) if account.venue in self.priced_venues else None
         reference = price or stop_price or market_price
         if quantity is not None and reference is not None:
@@ -200,6 +212,7 @@ class OrderService:
             quote_quantity=quote_quantity,
             price=price,
             stop_price=stop_price,
+            trailing_delta_bps=trailing_delta_bps,
             status=OrderStatus.PENDING.value,
             take_profit_price=take_profit,
             stop_loss_price=stop_loss,
@@ -209,9 +222,9 @@ class OrderService:
 
     @staticmethod
     def _time_in_force(kind: OrderType, raw: Any) -> str | None:
-        if not kind.has_limit_price:
+        if not kind.takes_time_in_force:
             if raw is not None:
-                raise ValidationFailed("time_in_force applies to limit orders only", field="time_in_force")
+                raise ValidationFailed(f"time_in_force does not apply to {kind} orders", field="time_in_force")
             return None
         return str(_enum(TimeInForce, raw, "time_in_force")) if raw is not None else TimeInForce.GTC.value
 
@@ -266,6 +279,12 @@ class OrderService:
             where = "above" if (field == "take_profit_price") == (side is Side.BUY) else "below"
             raise ValidationFailed(f"{field} must be {where} the entry price for a {side} order", field=field)
         return take_profit, stop_loss
+
+    async def replace(self, user_id: str, order_id: str, change: Any) -> Submitted:
+        """Modify/replace a working order (app/replacements.py): a new order that replaces it at the venue."""
+        from app.replacements import replace_order  # it builds on this service
+
+        return await replace_order(self, user_id, order_id, change)
 
     # ---- cancels --------------------------------------------------------------------------------------------
 

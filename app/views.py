@@ -27,6 +27,7 @@ class OrderFields(Protocol):
     quote_quantity: Decimal | None
     price: Decimal | None
     stop_price: Decimal | None
+    trailing_delta_bps: int | None
     status: str
     filled_quantity: Decimal
     filled_quote: Decimal
@@ -34,6 +35,8 @@ class OrderFields(Protocol):
     fee_asset: str | None
     reject_reason: str | None
     parent_id: str | None
+    oco_group: str | None
+    replaces: str | None
     take_profit_price: Decimal | None
     stop_loss_price: Decimal | None
     created_at: int
@@ -54,6 +57,7 @@ def order_data(order: OrderFields) -> dict[str, Any]:
         "quote_quantity": fmt(order.quote_quantity),
         "price": fmt(order.price),
         "stop_price": fmt(order.stop_price),
+        "trailing_delta_bps": order.trailing_delta_bps,
         "status": order.status,
         "filled_quantity": fmt(order.filled_quantity),
         "avg_fill_price": fmt(avg.quantize(AVG_PLACES) if avg is not None else None),
@@ -61,6 +65,8 @@ def order_data(order: OrderFields) -> dict[str, Any]:
         "fee_asset": order.fee_asset,
         "reject_reason": order.reject_reason,
         "parent_id": order.parent_id,
+        "oco_group": order.oco_group,
+        "replaces": order.replaces,
         "take_profit_price": fmt(order.take_profit_price),
         "stop_loss_price": fmt(order.stop_loss_price),
         "created_at": order.created_at,

@@ -12,6 +12,7 @@ from typing import Any
 from nicegui import ui
 
 from app.domain import OrderStatus, SymbolRules
+from components import edit_order_dialog
 from components.blotter_rows import balance_row, fill_row, marked, order_row, position_row
 from components.live_grid import LiveGrid
 from components.theme import DOWN_TEXT, UP_TEXT
@@ -35,7 +36,11 @@ _ORDER_COLUMNS = [
     _col("filled_quantity", "Filled"),
     _col("status", "Status", minWidth=120),
 ]
-_OPEN_COLUMNS = [*_ORDER_COLUMNS, _col("action", "Action", maxWidth=90, cellClass="text-negative cursor-pointer")]
+_OPEN_COLUMNS = [
+    *_ORDER_COLUMNS,
+    _col("edit", "Edit", maxWidth=80, cellClass="text-primary cursor-pointer"),
+    _col("action", "Action", maxWidth=90, cellClass="text-negative cursor-pointer"),
+]
 # Enter on a focused Cancel cell (cells are reached with Tab and the arrow keys): the row id is the order id.
 _CANCEL_KEY_JS = """(e) => {
   const cell = e.key === 'Enter' && e.target.closest('.ag-cell[col-id=action]');
@@ -72,6 +77,7 @@ class Blotter:
         rules: Mapping[str, SymbolRules],
         on_cancel: Callable[[str], Awaitable[None]],
         on_cancel_all: Callable[[], Awaitable[None]],
+        on_modify: edit_order_dialog.Modify,
         *,
         symbol: str,
         on_cancel_symbol: Callable[[], Awaitable[None]],
@@ -82,6 +88,7 @@ class Blotter:
         self.rules = rules
         self.on_cancel = on_cancel
         self.on_close = on_close
+        self.on_modify = on_modify
         self._positions: dict[str, dict[str, Any]] = {}  # raw (exact) positions by symbol
         with ui.column().classes("w-full gap-0 tw-panel"):
             with ui.row().classes("w-full items-center justify-between no-wrap pr-2"):
@@ -145,8 +152,14 @@ class Blotter:
 
     async def _cell_clicked(self, event: Any) -> None:
         args = event.args or {}
-        if args.get("colId") == "action" and isinstance(args.get("data"), dict):
+        if not isinstance(args.get("data"), dict):
+            return
+        if args.get("colId") == "action":
             await self.on_cancel(str(args["data"]["id"]))
+        elif args.get("colId") == "edit":
+            row = self.open_orders.row(str(args["data"]["id"]))  # the server's copy: current, and complete
+            if row is not None:
+                edit_order_dialog.open_for(row, self.on_modify)
 
     async def _position_clicked(self, event: Any) -> None:
         args = event.args or {}

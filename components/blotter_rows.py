@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from app.domain import SymbolRules
+from app.domain import SymbolRules, fmt
 from components.formatting import on_step, stamp
 
 MONEY = Decimal("0.01")
@@ -38,9 +38,15 @@ def order_row(order: dict[str, Any], rules: Mapping[str, SymbolRules]) -> dict[s
         "time": stamp(order["created_at"]),
         "quantity": size,
         "price": price_text(order["price"], symbol, rules) or "Market",
-        "stop_price": price_text(order["stop_price"], symbol, rules),
+        "stop_price": price_text(order["stop_price"], symbol, rules) or _trail_text(order.get("trailing_delta_bps")),
         "avg_fill_price": price_text(order.get("avg_fill_price"), symbol, rules),
         "action": "Cancel",
+        "edit": "Edit",
+        # Raw values for the edit dialog (the shown ones are formatted); quantity: what is left to fill.
+        "edit_price": order["price"],
+        "edit_stop_price": order["stop_price"],
+        "edit_quantity": _remaining(order),
+        "edit_trailing": str(order["trailing_delta_bps"]) if order.get("trailing_delta_bps") else None,
         "updated_at": order["updated_at"],
     }
 
@@ -81,3 +87,13 @@ def marked(position: dict[str, Any], price: Decimal) -> dict[str, Any] | None:
 def balance_row(balance: dict[str, Any]) -> dict[str, Any]:
     total = Decimal(balance["free"]) + Decimal(balance["locked"])
     return {**balance, "id": balance["asset"], "total": format(total.normalize(), "f")}
+
+
+def _remaining(order: dict[str, Any]) -> str | None:
+    if order["quantity"] is None:
+        return None
+    return fmt(Decimal(order["quantity"]) - Decimal(order["filled_quantity"]))
+
+
+def _trail_text(bps: int | None) -> str:
+    return f"trail {bps} bps" if bps else ""

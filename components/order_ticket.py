@@ -54,6 +54,8 @@ class OrderTicket:
             self.type = ui.select(list(ORDER_TYPES), value="Limit", label="Order type", on_change=self.refresh)
             self.type.props("dense outlined options-dense").classes("w-full").mark("ticket-type")
             self.stop = self._input(f"Stop price ({quote})", "ticket-stop")
+            self.trail = self._input("Trail (basis points, 100 = 1 %)", "ticket-trail")
+            self.trail.props("inputmode=numeric")
             self.price = self._input(f"Price ({quote})", "ticket-price")
             self.quantity = self._input(f"Amount ({base})", "ticket-quantity", self._on_quantity)
             self.total = self._input(f"Total ({quote})", "ticket-total", self._on_total)
@@ -97,6 +99,7 @@ class OrderTicket:
             bracket=bool(self.bracket.value),
             take_profit=self.take_profit.value or "",
             stop_loss=self.stop_loss.value or "",
+            trailing_delta=self.trail.value or "",
         )
 
     def set_side(self, side: Side) -> None:
@@ -111,7 +114,7 @@ class OrderTicket:
     def set_price(self, price: str) -> None:
         """A clicked order-book level: into the price field (or the stop field of a stop-market order)."""
         kind = ORDER_TYPES[self.type.value]
-        (self.price if kind.has_limit_price or not kind.is_triggered else self.stop).set_value(price)
+        (self.price if kind.has_limit_price or not kind.has_stop_price else self.stop).set_value(price)
         if not kind.has_limit_price and not kind.is_triggered:
             self.type.set_value("Limit")
 
@@ -162,8 +165,9 @@ class OrderTicket:
         """Show the fields the type needs; repaint available balance, estimate and the first validation error."""
         kind = ORDER_TYPES[self.type.value]
         self.price.set_visibility(kind.has_limit_price)
-        self.stop.set_visibility(kind.is_triggered)
-        self.tif.set_visibility(kind.has_limit_price)
+        self.stop.set_visibility(kind.has_stop_price)
+        self.trail.set_visibility(kind.is_trailing)
+        self.tif.set_visibility(kind.takes_time_in_force)
         self.bracket_row.set_visibility(bool(self.bracket.value))
         asset = self.rules.quote if self.side is Side.BUY else self.rules.base
         step = Decimal("0.01") if asset == self.rules.quote else self.rules.step_size

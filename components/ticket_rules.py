@@ -10,17 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.domain import OrderType, Side, SymbolRules, floor_to_step, parse_decimal
+from app.domain import OrderType, Side, SymbolRules, check_trailing_delta, floor_to_step, parse_decimal
 from app.errors import ValidationFailed
 from app.orders import OrderRequest, OrderService
 
 ORDER_TYPES: dict[str, OrderType] = {
     "Market": OrderType.MARKET,
     "Limit": OrderType.LIMIT,
+    "Post-only limit": OrderType.LIMIT_MAKER,
     "Stop-market": OrderType.STOP_MARKET,
     "Stop-limit": OrderType.STOP_LIMIT,
     "Take-profit market": OrderType.TAKE_PROFIT_MARKET,
     "Take-profit limit": OrderType.TAKE_PROFIT_LIMIT,
+    "Trailing stop": OrderType.TRAILING_STOP_MARKET,
 }
 
 
@@ -39,6 +41,7 @@ class TicketInput:
     bracket: bool = False
     take_profit: str = ""
     stop_loss: str = ""
+    trailing_delta: str = ""  # basis points, as typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ def to_request(ticket: TicketInput, rules: SymbolRules, last: Decimal | None) ->
         if kind is OrderType.MARKET:
             quantity, quote_quantity = None, str(total)
         else:
-            ref = reference_price(ticket, None)
+            ref = reference_price(ticket, last if kind.is_trailing else None)  # a trailing stop has no price
             if ref is None:
                 raise ValidationFailed(f"{_price_field(kind)} is required for {kind} orders", field=_price_field(kind))
             quantity = str(floor_to_step(total / ref, rules.step_size))
@@ -88,10 +91,11 @@ def to_request(ticket: TicketInput, rules: SymbolRules, last: Decimal | None) ->
         quantity=quantity,
         quote_quantity=quote_quantity,
         price=blank(ticket.price) if kind.has_limit_price else None,
-        stop_price=blank(ticket.stop_price) if kind.is_triggered else None,
-        time_in_force=ticket.time_in_force if kind.has_limit_price else None,
+        stop_price=blank(ticket.stop_price) if kind.has_stop_price else None,
+        time_in_force=ticket.time_in_force if kind.takes_time_in_force else None,
         take_profit_price=blank(ticket.take_profit) if ticket.bracket else None,
         stop_loss_price=blank(ticket.stop_loss) if ticket.bracket else None,
+        trailing_delta_bps=whole_bps(ticket.trailing_delta) if kind.is_trailing else None,
     )
     check(request, kind, rules, last)
     return request
@@ -102,13 +106,14 @@ def check(request: OrderRequest, kind: OrderType, rules: SymbolRules, last: Deci
     field validators are reused so the ticket can never drift from the API."""
     quantity, quote_quantity = OrderService._sizes(kind, request, rules)
     price = OrderService._price(kind, request.price, rules, "price", required=kind.has_limit_price)
-    stop_price = OrderService._price(kind, request.stop_price, rules, "stop_price", required=kind.is_triggered)
+    stop_price = OrderService._price(kind, request.stop_price, rules, "stop_price", required=kind.has_stop_price)
     reference = price or stop_price or last
     if quantity is not None and reference is not None:
         rules.check_notional(quantity * reference)
     if quote_quantity is not None:
         rules.check_notional(quote_quantity, field="quote_quantity")
     OrderService._bracket(Side(request.side), request, rules, reference)
+    check_trailing_delta(kind, Side(request.side), request.trailing_delta_bps)
 
 
 def estimate(
@@ -142,8 +147,14 @@ def max_quantity(side: Side, free_base: Decimal, free_quote: Decimal, price: Dec
     return free_quote / (price * (1 + fee))
 
 
+def whole_bps(text: str | None) -> int | str | None:
+    """Typed basis points as the API takes them: an int, else the text (the service's check names the problem)."""
+    value = blank(text)
+    return int(value) if value is not None and value.isdigit() else value
+
+
 def _applies(kind: OrderType, field: str) -> bool:
-    return kind.has_limit_price if field == "price" else kind.is_triggered
+    return kind.has_limit_price if field == "price" else kind.has_stop_price
 
 
 def _price_field(kind: OrderType) -> str:

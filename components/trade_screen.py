@@ -21,6 +21,7 @@ from nicegui.events import GenericEventArguments
 from app.domain import OrderStatus, Side, fmt, normalize_symbol
 from app.errors import TradewindError
 from app.events import UserEvent
+from app.replacements import ReplaceRequest
 from components import notices, session, shortcuts
 from components.alerts import AlertPanel
 from components.blotter import Blotter
@@ -96,6 +97,7 @@ class TradeScreen:
             self.services.rules,
             self._cancel,
             self._cancel_all,
+            self._modify,
             symbol=self.symbol,
             on_cancel_symbol=self._cancel_symbol,
             on_close=self._close_position,
@@ -260,6 +262,18 @@ class TradeScreen:
             ui.notify(exc.message, type="negative")
             return
         ui.notify(f"Cancel requested: {order['side']} {order['quantity']} {order['symbol']}", type="info")
+
+    async def _modify(self, order_id: str, change: ReplaceRequest) -> bool:
+        if not await self._user_ok():
+            return False
+        try:
+            order = await self.services.orders.replace(self.user_id, order_id, change)
+        except TradewindError as exc:
+            ui.notify(exc.message, type="negative")
+            return False
+        new = order.order
+        ui.notify(f"Modify requested: {new['side']} {new['quantity']} {new['symbol']}", type="info")
+        return True
 
     async def _cancel_all(self) -> None:
         if not await self._user_ok():

@@ -91,6 +91,8 @@ class Order(SQLModel, table=True):
     quote_quantity: Decimal | None = money(nullable=True)
     price: Decimal | None = money(nullable=True)
     stop_price: Decimal | None = money(nullable=True)
+    # TRAILING_STOP_MARKET: the retrace (basis points from the best price since placement) that fires it.
+    trailing_delta_bps: int | None = None
     status: str = Field(max_length=20)
     filled_quantity: Decimal = money(Decimal(0))
     filled_quote: Decimal = money(Decimal(0))
@@ -99,7 +101,9 @@ class Order(SQLModel, table=True):
     reject_reason: str | None = Field(default=None, max_length=500)
     parent_id: str | None = Field(default=None, max_length=26, index=True)
     # Bracket legs share an oco_group: when one fills the other is canceled.
-    oco_group: str | None = Field(default=None, max_length=26)
+    oco_group: str | None = Field(default=None, max_length=26, index=True)
+    # Modify/replace (Alpaca's model): the order this one replaces; that one ends REPLACED.
+    replaces: str | None = Field(default=None, max_length=26, index=True)
     take_profit_price: Decimal | None = money(nullable=True)
     stop_loss_price: Decimal | None = money(nullable=True)
     venue_order_id: str | None = Field(default=None, max_length=64)

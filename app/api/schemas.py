@@ -113,7 +113,16 @@ def _upper(value: object) -> object:
 TradingStateIn = Annotated[Literal["ACTIVE", "REDUCE_ONLY", "HALTED"], BeforeValidator(_upper)]
 SideIn = Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
 OrderTypeIn = Annotated[
-    Literal["MARKET", "LIMIT", "STOP_MARKET", "STOP_LIMIT", "TAKE_PROFIT_MARKET", "TAKE_PROFIT_LIMIT"],
+    Literal[
+        "MARKET",
+        "LIMIT",
+        "LIMIT_MAKER",
+        "STOP_MARKET",
+        "STOP_LIMIT",
+        "TAKE_PROFIT_MARKET",
+        "TAKE_PROFIT_LIMIT",
+        "TRAILING_STOP_MARKET",
+    ],
     BeforeValidator(_upper),
 ]
 TimeInForceIn = Annotated[Literal["GTC", "IOC", "FOK"], BeforeValidator(_upper)]
@@ -124,7 +133,8 @@ class OrderCreate(StrictBody):
     """Money fields take a decimal string or a JSON number; the service parses them into Decimal.
 
     `quantity` (base asset) or, for MARKET only, `quote_quantity`; `price` for the *LIMIT types only; `stop_price`
-    for STOP_* and TAKE_PROFIT_* only; `time_in_force` for limit types only (default GTC); `take_profit_price` and
+    for STOP_* and TAKE_PROFIT_* only; `time_in_force` for LIMIT, STOP_LIMIT, TAKE_PROFIT_LIMIT only (default GTC;
+    LIMIT_MAKER, post-only, takes none); `take_profit_price` and
     `stop_loss_price` together or not at all. `symbol` also takes `BTC/USDT` or lower case."""
 
     model_config = ConfigDict(
@@ -141,8 +151,45 @@ class OrderCreate(StrictBody):
     time_in_force: TimeInForceIn | None = None
     take_profit_price: PositiveDecimal | None = None
     stop_loss_price: PositiveDecimal | None = None
+    trailing_delta_bps: int | None = Field(
+        default=None, description="TRAILING_STOP_MARKET only: the retrace in basis points (10-2000) that fires it"
+    )
     account_id: str | None = Field(default=None, min_length=1, max_length=40)
     client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
+
+
+class OrderReplace(StrictBody):
+    """A modify/replace: the fields to change (at least one); the rest is kept from the order being replaced.
+    `quantity` is the replacement's whole quantity (default: what the old order had left to fill)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"price": "59000"}]})
+
+    price: PositiveDecimal | None = None
+    quantity: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
+    trailing_delta_bps: int | None = None
+    client_order_id: str | None = Field(default=None, pattern=CLIENT_ORDER_ID_PATTERN)
+
+
+class OcoCreate(StrictBody):
+    """A stand-alone OCO for an existing position: a take-profit LIMIT at `price` and a stop-loss at `stop_price`
+    (a market order once triggered, or a limit at `stop_limit_price`), same side and quantity."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.01", "price": "65000", "stop_price": "58000"}
+            ]
+        }
+    )
+
+    symbol: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9/-]+$", examples=["BTCUSDT"])
+    side: SideIn
+    quantity: PositiveDecimal
+    price: PositiveDecimal
+    stop_price: PositiveDecimal
+    stop_limit_price: PositiveDecimal | None = None
+    account_id: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 class OrderPublic(BaseModel):
@@ -157,6 +204,7 @@ class OrderPublic(BaseModel):
     quote_quantity: str | None
     price: str | None
     stop_price: str | None
+    trailing_delta_bps: int | None
     status: str
     filled_quantity: str
     avg_fill_price: str | None
@@ -164,6 +212,8 @@ class OrderPublic(BaseModel):
     fee_asset: str | None
     reject_reason: str | None
     parent_id: str | None
+    oco_group: str | None
+    replaces: str | None
     take_profit_price: str | None
     stop_loss_price: str | None
     created_at: int
@@ -182,6 +232,11 @@ class FillPublic(BaseModel):
     fee_asset: str
     liquidity: str
     ts: int
+
+
+class OcoPublic(BaseModel):
+    oco_group: str
+    orders: list[OrderPublic]  # take-profit leg first, then the stop-loss leg
 
 
 class OrderWithFills(OrderPublic):

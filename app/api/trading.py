@@ -13,13 +13,18 @@ from app.api.schemas import (
     BalancePublic,
     CancelAllResult,
     FillPublic,
+    OcoCreate,
+    OcoPublic,
     OrderCreate,
     OrderPublic,
+    OrderReplace,
     OrderWithFills,
     PositionPublic,
 )
 from app.domain import fmt
+from app.oco import OcoRequest, place_oco
 from app.orders import OrderRequest
+from app.replacements import ReplaceRequest
 from app.statements import Kind
 
 if TYPE_CHECKING:
@@ -79,6 +84,13 @@ async def place_order(body: OrderCreate, user: TradingUser, services: ServicesDe
     return Response(submitted.json, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
+@router.post("/oco", status_code=status.HTTP_202_ACCEPTED)
+async def place_oco_order(body: OcoCreate, user: TradingUser, services: ServicesDep) -> OcoPublic:
+    """Store both legs of a stand-alone OCO (PENDING) and queue them as one order list."""
+    legs = await place_oco(services.orders, user.id, OcoRequest(**body.model_dump()))
+    return OcoPublic(oco_group=legs[0]["oco_group"], orders=[OrderPublic(**leg) for leg in legs])
+
+
 @router.get("/orders")
 async def list_orders(
     user: CurrentUser,
@@ -99,6 +111,26 @@ async def list_orders(
 @router.get("/orders/{order_id}")
 async def get_order(order_id: str, user: CurrentUser, services: ServicesDep) -> OrderWithFills:
     return OrderWithFills(**await services.orders.get(user.id, order_id))
+
+
+@router.patch(
+    "/orders/{order_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OrderPublic,
+    responses={
+        202: {"description": "The replacement, stored as PENDING; the order it replaces ends REPLACED"},
+        200: {"model": OrderPublic, "description": "This client_order_id already replaced the order: that one"},
+    },
+)
+async def replace_order(
+    order_id: str, body: OrderReplace, user: TradingUser, services: ServicesDep, response: Response
+) -> Any:
+    """Modify/replace a working order: a new order with the changed fields (its `replaces` is this order's id)
+    replaces it at the venue. 409 ORDER_NOT_OPEN for an order that is not working; 422 for a MARKET order."""
+    submitted = await services.orders.replace(user.id, order_id, ReplaceRequest(**body.model_dump()))
+    if not submitted.created:
+        response.status_code = status.HTTP_200_OK
+    return OrderPublic(**submitted.order)
 
 
 @router.delete("/orders/{order_id}", status_code=status.HTTP_202_ACCEPTED)

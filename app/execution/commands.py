@@ -25,6 +25,15 @@ class SubmitOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmitOrderList:
+    """Execute a stored order list (a stand-alone OCO) as one venue call; built by the paper executor from the
+    SubmitOrder of any of its legs (the legs are read from the journal: an order list is never taken from memory)."""
+
+    account_id: str
+    records: tuple[OrderRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CancelOrder:
     """Cancel an order whose cancel request is stored (`cancel_requested_at`)."""
 
@@ -50,4 +59,4 @@ class ResetAccount:
     done: asyncio.Future[None]
 
 
-PaperCommand = SubmitOrder | CancelOrder | MarketTrade | ResetAccount
+PaperCommand = SubmitOrder | SubmitOrderList | CancelOrder | MarketTrade | ResetAccount

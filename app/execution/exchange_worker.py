@@ -7,7 +7,9 @@ throttled account never holds up another) and its user-data stream. The rules of
   resolved by asking the venue for that client order id, re-sent only if the venue says it never arrived;
 - 429/418: the account pauses for Retry-After (the user is told with a NOTICE event), then the same order is sent
   again (a loop, never recursion);
-- a bracket's exits are sent together as one venue order list (Binance OCO).
+- a bracket's exits are sent together as one venue order list (Binance OCO);
+- a replacement (modify/replace) is sent with the cancel of the order it replaces as one venue request
+  (Binance cancelReplace); exchange_replace.py.
 What the venue answers is recorded by the host (app/execution/exchange.py) through the one recorder.
 """
 
@@ -24,10 +26,11 @@ from sqlmodel import Session
 
 from app.domain import OrderStatus, OrderType, SymbolRules
 from app.errors import VenueKeyRejected, VenueRejected, VenueThrottled, VenueUnavailable
+from app.execution.exchange_replace import Replacements, order_spec
 from app.execution.records import OrderRecord
 from app.ids import venue_client_order_id
 from app.retry import RetryPolicy, retry
-from app.venues.base import ExternalVenue, OcoSpec, OrderSpec, VenueBalance, VenueOrder
+from app.venues.base import ExternalVenue, OcoSpec, VenueBalance, VenueOrder
 from storage.models import Account, Order
 from storage.repositories import orders
 
@@ -60,6 +63,7 @@ class AccountWorker:
         self.rules: Mapping[str, SymbolRules] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()
+        self.replacing = Replacements(self)
 
     async def start(self) -> None:
         self.rules = await self.venue.load_rules()
@@ -122,6 +126,9 @@ class AccountWorker:
             if leg is not None and leg.oco_group is not None:
                 await self._submit_oco(leg.oco_group, order_id)
                 return
+            if leg is not None and leg.replaces is not None:
+                await self.replacing.submit(order_id)
+                return
             order = await self.host.mark_sent(self.account, [order_id])
             if not order:
                 return
@@ -131,19 +138,8 @@ class AccountWorker:
     async def _send(self, order: OrderRecord) -> bool:
         """Send one order; False when the venue asked us to wait (unmarked: send again after the pause)."""
         order_id = order.id
-        spec = OrderSpec(
-            client_order_id=venue_client_order_id(order.id),
-            symbol=order.symbol,
-            side=order.side,
-            type=order.type,
-            quantity=order.quantity,
-            quote_quantity=order.quote_quantity,
-            price=order.price,
-            stop_price=order.stop_price,
-            time_in_force=order.time_in_force,
-        )
         try:
-            report = await self.venue.submit(spec)
+            report = await self.venue.submit(order_spec(order))
         except VenueRejected as exc:
             await self.host.record_status(self.account, order_id, OrderStatus.REJECTED, exc.message)
             if isinstance(exc, VenueKeyRejected):
@@ -166,6 +162,9 @@ class AccountWorker:
             return
         if order.oco_group is not None:
             await self._resolve_oco(order.oco_group, order_id)
+            return
+        if order.replaces is not None:
+            await self.replacing.resolve(order_id)
             return
         report = await self._fetch_until_answered(order.symbol, venue_client_order_id(order.id))
         if report is not None:
@@ -201,7 +200,7 @@ class AccountWorker:
     async def _send_oco(self, group: str, legs: list[OrderRecord]) -> bool:
         order_id = legs[0].id
         take_profit = next(leg for leg in legs if leg.type == OrderType.LIMIT)
-        stop_loss = next(leg for leg in legs if leg.type == OrderType.STOP_MARKET)
+        stop_loss = next(leg for leg in legs if leg.type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT))
         assert take_profit.price is not None and stop_loss.stop_price is not None and stop_loss.quantity is not None
         spec = OcoSpec(
             list_client_order_id=venue_client_order_id(group),
@@ -212,6 +211,7 @@ class AccountWorker:
             take_profit_price=take_profit.price,
             stop_loss_client_order_id=venue_client_order_id(stop_loss.id),
             stop_price=stop_loss.stop_price,
+            stop_limit_price=stop_loss.price,
         )
         try:
             reports = await self.venue.submit_oco(spec)
@@ -317,6 +317,12 @@ class AccountWorker:
 
     async def _throttled(self, exc: VenueThrottled) -> None:
         await self.host.notice(self.account, "VENUE_THROTTLED", exc.message, exc.retry_after)
+
+    async def pause(self, exc: VenueThrottled) -> None:
+        await self._pause(exc)
+
+    async def fetch_until_answered(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        return await self._fetch_until_answered(symbol, client_order_id)
 
     async def _pause(self, exc: VenueThrottled) -> None:
         await self._throttled(exc)

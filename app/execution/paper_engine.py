@@ -24,7 +24,14 @@ from app.domain import OrderStatus, Venue, fmt
 from app.events import UserEvent
 from app.execution import changes as batch_writes
 from app.execution.changes import Changes
-from app.execution.commands import CancelOrder, MarketTrade, PaperCommand, ResetAccount, SubmitOrder
+from app.execution.commands import (
+    CancelOrder,
+    MarketTrade,
+    PaperCommand,
+    ResetAccount,
+    SubmitOrder,
+    SubmitOrderList,
+)
 from app.execution.recorder import Recorder
 from app.execution.records import OrderRecord, Report
 from app.ids import now_ms
@@ -194,22 +201,35 @@ class PaperExecutor:
     async def _prepare(self, batch: list[PaperCommand]) -> list[PaperCommand]:
         """Read what the batch needs and memory lacks (records of recovered submits, accounts) in one go; drop a
         repeated submit of the same order."""
-        wanted = [c.order_id for c in batch if isinstance(c, SubmitOrder) and c.record is None]
+        # An order list's legs are always read from the journal: a carried copy may be older than a batch that ran.
+        wanted = [c.order_id for c in batch if isinstance(c, SubmitOrder) and (c.record is None or _in_list(c.record))]
         loaded: dict[str, OrderRecord] = {}
+        lists: dict[str, list[OrderRecord]] = {}
         if wanted:
             rows = await self.db.read(lambda s: order_repo.rows_by_ids(s, wanted))
             loaded = {row["id"]: OrderRecord.from_row(row) for row in rows}
+            groups = sorted({r.oco_group for r in loaded.values() if _in_list(r) and r.oco_group is not None})
+            if groups:
+                for row in await self.db.read(lambda s: order_repo.rows_in_groups(s, groups)):
+                    leg = loaded[row["id"]] = OrderRecord.from_row(row)
+                    lists.setdefault(leg.oco_group or "", []).append(leg)
         prepared: list[PaperCommand] = []
         seen: set[str] = set()
         for command in batch:
             if isinstance(command, SubmitOrder):
-                record = command.record or loaded.get(command.order_id)
+                carried = command.record if command.record is not None and not _in_list(command.record) else None
+                record = carried or loaded.get(command.order_id)
                 if record is None or command.order_id in seen or command.order_id in self.orders:
+                    continue
+                if _in_list(record):
+                    legs = lists.get(record.oco_group or "", [record])
+                    seen.update(leg.id for leg in legs)
+                    prepared.append(SubmitOrderList(record.account_id, tuple(legs)))
                     continue
                 seen.add(command.order_id)
                 command = SubmitOrder(command.order_id, command.account_id, command.venue, record)
             prepared.append(command)
-        accounts = {c.account_id for c in prepared if isinstance(c, SubmitOrder | ResetAccount)}
+        accounts = {c.account_id for c in prepared if isinstance(c, SubmitOrder | SubmitOrderList | ResetAccount)}
         await self._load_accounts(accounts)
         return prepared
 
@@ -219,6 +239,8 @@ class PaperExecutor:
         if isinstance(command, SubmitOrder):
             assert command.record is not None
             self._submit(command.record, changes)
+        elif isinstance(command, SubmitOrderList):
+            self._submit_list(list(command.records), changes)
         elif isinstance(command, CancelOrder):
             self._record_all(self.venue.cancel(command.order_id, "canceled by the user"), changes)
         elif isinstance(command, MarketTrade):
@@ -240,7 +262,21 @@ class PaperExecutor:
             return
         order.sent_at = now_ms()
         self.orders[order.id] = order
-        self._record_all(self.venue.submit(order, order.sent_at), changes)
+        # A replacement (modify/replace) takes the order it replaces off the book in the same venue call.
+        venue_call = self.venue.replace if order.replaces is not None else self.venue.submit
+        self._record_all(venue_call(order, order.sent_at), changes)
+
+    def _submit_list(self, legs: list[OrderRecord], changes: Changes) -> None:
+        """A stand-alone OCO: its legs go to the venue together (accepted or refused as one), once."""
+        if any(leg.status != OrderStatus.PENDING or leg.id in self.orders for leg in legs):
+            return  # already executed (a recovery duplicate)
+        for leg in legs:
+            self.users.setdefault(leg.account_id, leg.user_id)
+        if any(leg.cancel_requested_at is not None for leg in legs):
+            for leg in legs:
+                self.recorder.transition(leg, OrderStatus.CANCELED, "canceled before execution", changes)
+            return
+        self._submit_exits(legs, changes)
 
     def _submit_exits(self, legs: list[OrderRecord], changes: Changes) -> None:
         """A bracket's exit pair goes to the venue as one order list."""
@@ -357,4 +393,11 @@ def _fresh(command: PaperCommand) -> PaperCommand:
     """The command as it was journaled: a replay reads its order again (memory was rebuilt)."""
     if isinstance(command, SubmitOrder):
         return SubmitOrder(command.order_id, command.account_id, command.venue)
+    if isinstance(command, SubmitOrderList):
+        return SubmitOrder(command.records[0].id, command.account_id, Venue.PAPER)
     return command
+
+
+def _in_list(order: OrderRecord) -> bool:
+    """A leg of a stand-alone order list (a bracket's exits have a parent and are submitted by the recorder)."""
+    return order.oco_group is not None and order.parent_id is None

@@ -29,7 +29,7 @@ from app.views import fill_data, order_data
 
 log = logging.getLogger(__name__)
 
-ENDED_WITH_REASON = (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELED)
+ENDED_WITH_REASON = (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.REPLACED)
 
 PositionSource = Callable[[str, str], PositionState]
 """(account_id, symbol) -> the position to update, loaded by the caller."""

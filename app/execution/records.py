@@ -35,6 +35,7 @@ class OrderRecord:
     quote_quantity: Decimal | None = None
     price: Decimal | None = None
     stop_price: Decimal | None = None
+    trailing_delta_bps: int | None = None
     filled_quantity: Decimal = ZERO
     filled_quote: Decimal = ZERO
     fee: Decimal = ZERO
@@ -42,6 +43,7 @@ class OrderRecord:
     reject_reason: str | None = None
     parent_id: str | None = None
     oco_group: str | None = None
+    replaces: str | None = None  # the order this one replaces (modify/replace)
     take_profit_price: Decimal | None = None
     stop_loss_price: Decimal | None = None
     venue_order_id: str | None = None

@@ -32,6 +32,7 @@ class OrderSpec:
     price: Decimal | None = None
     stop_price: Decimal | None = None
     time_in_force: str | None = None
+    trailing_delta_bps: int | None = None  # TRAILING_STOP_MARKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,18 @@ class OcoSpec:
     take_profit_price: Decimal
     stop_loss_client_order_id: str
     stop_price: Decimal
+    stop_limit_price: Decimal | None = None  # a stop-limit leg (stand-alone OCO); None: the stop-loss is market
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceSpec:
+    """Modify/replace: cancel the order `cancel_client_order_id` and place `new` in one venue request. The cancel
+    itself carries `cancel_request_id` (deterministic from the replacement's id), echoed on the canceled order's
+    reports."""
+
+    cancel_client_order_id: str
+    cancel_request_id: str
+    new: OrderSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +94,17 @@ class VenueOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaceOutcome:
+    """A definite answer to a replace: each half is the order's report, or the venue's refusal (`*_error`);
+    `new` is None with no `new_error` when the placement was not attempted (the cancel failed first)."""
+
+    canceled: VenueOrder | None
+    cancel_error: str | None
+    new: VenueOrder | None
+    new_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class VenueBalance:
     asset: str
     free: Decimal
@@ -106,6 +130,11 @@ class ExternalVenue(Protocol):
 
     async def submit_oco(self, spec: OcoSpec) -> list[VenueOrder]:
         """Place both exits as one order list (both or neither); same error contract as `submit`."""
+        ...
+
+    async def replace(self, spec: ReplaceSpec) -> ReplaceOutcome:
+        """Cancel one order and place its replacement in one request; the placement is attempted only if the cancel
+        succeeded. Same error contract as `submit` for the request as a whole (VenueUnavailable: unknown outcome)."""
         ...
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrder:

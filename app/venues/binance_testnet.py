@@ -30,11 +30,29 @@ from typing import Any, NoReturn, TypeVar
 from app.domain import SymbolRules
 from app.errors import VenueError, VenueRejected, VenueThrottled
 from app.retry import RetryPolicy, Sleep, reconnect_forever
-from app.venues.base import BalanceListener, OcoSpec, OrderListener, OrderSpec, VenueBalance, VenueFill, VenueOrder
+from app.venues.base import (
+    BalanceListener,
+    OcoSpec,
+    OrderListener,
+    OrderSpec,
+    ReplaceOutcome,
+    ReplaceSpec,
+    VenueBalance,
+    VenueFill,
+    VenueOrder,
+)
 from app.venues.binance import mapping
 from app.venues.binance.client import DEFAULT_KEEPALIVE_MS, DEFAULT_TIMEOUT_MS, build_client, call_timeout
-from app.venues.binance.errors import ORDER_NOT_FOUND, from_ccxt, safe_message, translate, venue_error
-from app.venues.binance.filters import SymbolFilters, oco_params, order_params
+from app.venues.binance.errors import (
+    BINANCE_CODE,
+    BINANCE_DATA,
+    ORDER_NOT_FOUND,
+    from_ccxt,
+    safe_message,
+    translate,
+    venue_error,
+)
+from app.venues.binance.filters import SymbolFilters, oco_params, order_params, replace_params
 from app.venues.binance.rules import spot_filters
 from app.venues.binance.stream import next_item, run_forever
 
@@ -129,6 +147,28 @@ class BinanceTestnetVenue:
         reports = [mapping.parse_order(row, mapping.placement_fills(row)) for row in raw.get("orderReports") or []]
         order = {spec.take_profit_client_order_id: 0, spec.stop_loss_client_order_id: 1}
         return sorted(reports, key=lambda report: order.get(report.client_order_id, 2))
+
+    async def replace(self, spec: ReplaceSpec) -> ReplaceOutcome:
+        """Modify/replace through POST /api/v3/order/cancelReplace (what ccxt's edit_order sends for spot, called
+        here directly, like every order call). Binance answers 200 when both halves succeeded, 409 (-2021) when the
+        cancel succeeded and the new order failed, 400 (-2022) when the cancel failed (the new order was not
+        attempted); the last two carry both halves in `data` and are definite answers, not errors."""
+        filters = (await self._load_filters()).get(spec.new.symbol)
+        if filters is None:
+            raise VenueRejected(f"Unknown symbol {spec.new.symbol} on Binance testnet.")
+        params = replace_params(spec, filters)
+
+        async def send() -> Mapping[str, Any]:
+            try:
+                answer: Mapping[str, Any] = await self._client.private_post_order_cancelreplace(dict(params))
+            except Exception as exc:
+                data = getattr(exc, BINANCE_DATA, None)
+                if getattr(exc, BINANCE_CODE, None) in (-2021, -2022) and isinstance(data, dict):
+                    return data
+                raise
+            return answer
+
+        return _replace_outcome(await self._call(send))
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrder:
         """Cancel by origClientOrderId. An order that is unknown or already closed raises VenueRejected
@@ -324,3 +364,19 @@ class BinanceTestnetVenue:
                 log.error("Binance user-data listener failed: %s", safe_message(exc))
             else:
                 log.exception("Binance user-data listener failed")
+
+
+def _replace_outcome(raw: Mapping[str, Any]) -> ReplaceOutcome:
+    """Both halves of a cancelReplace answer: an order object, or {"code", "msg"} for the half that failed."""
+
+    def half(key: str) -> tuple[VenueOrder | None, str | None]:
+        part = raw.get(key)
+        if not isinstance(part, Mapping):
+            return None, None
+        if "code" in part and "orderId" not in part:
+            return None, str(part.get("msg") or f"Binance refused it (code {part.get('code')}).")
+        return mapping.parse_order(part, mapping.placement_fills(part)), None
+
+    canceled, cancel_error = half("cancelResponse")
+    new, new_error = half("newOrderResponse")
+    return ReplaceOutcome(canceled, cancel_error, new, new_error)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 
 from app.domain import Liquidity, OrderStatus, OrderType, Side, SymbolRules, TimeInForce
@@ -15,12 +16,14 @@ from app.execution.records import Execution, OrderRecord, Report
 from app.market.models import Depth, Trade
 from app.market.state import MarketState
 from app.portfolio import Requirement, fee_for, reservation
+from app.venues.paper_book import TakerBook, crosses
 from app.venues.paper_ledger import PaperLedger
-from app.venues.paper_matching import WOULD_TRIGGER, MatchOrder, MatchResult, PaperMatcher, trigger_fires
+from app.venues.paper_matching import WOULD_TAKE, WOULD_TRIGGER, MatchOrder, MatchResult, PaperMatcher, trigger_fires
 
 log = logging.getLogger(__name__)
 
 UNAFFORDABLE_AT_TRIGGER = "Insufficient balance when the order triggered."
+REPLACED_NOT_OPEN = "The order it replaces is no longer open."
 
 
 def match_order(order: OrderRecord) -> MatchOrder:
@@ -37,6 +40,7 @@ def match_order(order: OrderRecord) -> MatchOrder:
         filled_quantity=order.filled_quantity,
         oco_group=order.oco_group,
         triggered=order.triggered_at is not None,
+        trailing_delta_bps=order.trailing_delta_bps,
     )
 
 
@@ -86,15 +90,41 @@ class PaperVenue:
         result = self.matcher.submit(match_order(order), self._depth(order.symbol), self._last(order.symbol), ts)
         return self._settle_all([*result.related, result])
 
+    def replace(self, order: OrderRecord, ts: int) -> list[Report]:
+        """Modify/replace, as Binance's cancelReplace with STOP_ON_FAILURE: the order `order.replaces` leaves the book
+        (REPLACED, its lock released), then `order` is submitted; if that one is no longer working, `order` is
+        rejected and nothing else changes."""
+        old = self._live.get(order.replaces or "")
+        if old is None or old.account_id != order.account_id:
+            return [Report(order.id, OrderStatus.REJECTED, reason=REPLACED_NOT_OPEN)]
+        canceled = self.cancel(old.id, f"replaced by order {order.id}")
+        replaced = [replace(r, status=OrderStatus.REPLACED) if r.order_id == old.id else r for r in canceled]
+        return [*replaced, *self.submit(order, ts)]
+
     def submit_list(self, orders: list[OrderRecord], ts: int) -> list[Report]:
-        """Accept an order list (a bracket's OCO exits) whole or not at all, as Binance does: if one leg would
-        trigger at once, every leg is rejected with that reason."""
-        last = self._last(orders[0].symbol) if orders else None
-        if last is not None and any(
-            OrderType(o.type).is_triggered and trigger_fires(match_order(o), last) for o in orders
-        ):
-            return [Report(o.id, OrderStatus.REJECTED, reason=WOULD_TRIGGER) for o in orders]
+        """Accept an order list (OCO: a bracket's exits, a stand-alone OCO) whole or not at all, as Binance does: if
+        one leg would trigger at once, or the limit leg would take (Binance places it as LIMIT_MAKER), every leg is
+        rejected with that reason."""
+        if not orders:
+            return []
+        last = self._last(orders[0].symbol)
+        depth = self._depth(orders[0].symbol)
+        reason = next((r for r in (self._list_refusal(o, last, depth) for o in orders) if r is not None), None)
+        if reason is not None:
+            return [Report(o.id, OrderStatus.REJECTED, reason=reason) for o in orders]
         return [report for order in orders for report in self.submit(order, ts)]
+
+    def _list_refusal(self, order: OrderRecord, last: Decimal | None, depth: Depth | None) -> str | None:
+        kind = OrderType(order.type)
+        if (
+            kind is OrderType.LIMIT
+            and order.price is not None
+            and crosses(TakerBook(depth, order.symbol), Side(order.side), order.price)
+        ):
+            return WOULD_TAKE
+        if kind.has_stop_price and last is not None and trigger_fires(match_order(order), last):
+            return WOULD_TRIGGER
+        return None
 
     def on_trade(self, trade: Trade) -> list[Report]:
         """A public trade printed: resting limits it reaches fill, stops/take-profits it crosses fire."""

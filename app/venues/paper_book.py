@@ -48,6 +48,12 @@ class TakerBook:
             level[1] -= got
 
 
+def crosses(book: TakerBook, taker: Side, price: Decimal) -> bool:
+    """Whether a limit at `price` reaches the opposite side's best level (Binance's LIMIT_MAKER refusal test)."""
+    levels = book.levels(taker)
+    return bool(levels) and (levels[0][0] <= price if taker is Side.BUY else levels[0][0] >= price)
+
+
 def _at_or_better(taker: Side, price: Decimal, limit: Decimal | None) -> bool:
     if limit is None:
         return True

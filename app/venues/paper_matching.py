@@ -7,7 +7,10 @@ calls `PaperMatcher` and records what it returns. Binance Spot is the reference 
 - LIMIT takes the marketable part at book prices (TAKER), then GTC rests / IOC expires / FOK all-or-nothing.
 - Resting limits fill as MAKER at their own price when public trades print through them, or partially at the
   level when the traded volume there is smaller (shared out in price-time priority).
+- LIMIT_MAKER (post-only) rests like a GTC limit; one that would take liquidity on arrival is rejected.
 - STOP_* / TAKE_PROFIT_* trigger on the last trade price; an order that would trigger at once is rejected.
+- TRAILING_STOP_MARKET follows the best trade price since placement (the highest for a SELL, the lowest for a BUY)
+  and fires as a market order once a trade retraces `trailing_delta_bps` from it (Binance's trailing stop rule).
 - Legs sharing an `oco_group`: the first fill or trigger of one expires the others (Binance reports the other
   leg of an OCO as EXPIRED).
 """
@@ -29,9 +32,11 @@ from app.domain import (
     fmt,
 )
 from app.market.models import Depth, Trade
-from app.venues.paper_book import ZERO, Take, TakerBook, walk_quantity, walk_quote
+from app.venues.paper_book import ZERO, Take, TakerBook, crosses, walk_quantity, walk_quote
+from app.venues.paper_trailing import trail
 
 WOULD_TRIGGER = "Order would trigger immediately."
+WOULD_TAKE = "Order would immediately match and take."  # Binance's -2010 text for a LIMIT_MAKER that crosses
 OCO_EXPIRED = "OCO: the other leg executed"
 NO_LIQUIDITY = "no liquidity"
 
@@ -52,6 +57,7 @@ class MatchOrder:
     filled_quantity: Decimal = ZERO  # already filled (used by restore())
     oco_group: str | None = None  # legs of one group: the first fill or trigger of one cancels the others
     triggered: bool = False  # a STOP/TP order whose trigger already fired (restore)
+    trailing_delta_bps: int | None = None  # TRAILING_STOP_MARKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,7 @@ class _Live:
     filled: Decimal
     status: OrderStatus
     triggered: bool
+    extreme: Decimal | None = None  # a trailing stop's best price since placement (None: from the next trade)
 
     @property
     def waiting(self) -> bool:
@@ -139,11 +146,14 @@ class PaperMatcher:
         if order.oco_group is not None and order.oco_group in self._spent_groups:
             return MatchResult(order.id, OrderStatus.EXPIRED, reason=OCO_EXPIRED)
         if order.type.is_triggered:
-            if last_price is not None and trigger_fires(order, last_price):
+            if order.type.has_stop_price and last_price is not None and trigger_fires(order, last_price):
                 return MatchResult(order.id, OrderStatus.REJECTED, reason=WOULD_TRIGGER)
             self._rest(order, ZERO, OrderStatus.OPEN, triggered=False)
+            self._live[order.id].extreme = last_price  # a trailing stop tracks from the price at placement
             return MatchResult(order.id, OrderStatus.OPEN)
         book = TakerBook(depth, order.symbol)
+        if order.type is OrderType.LIMIT_MAKER and order.price is not None and crosses(book, order.side, order.price):
+            return MatchResult(order.id, OrderStatus.REJECTED, reason=WOULD_TAKE)
         result = self._execute(order, ZERO, OrderStatus.PENDING, book, ts, triggered=False)
         related = tuple(self._after_execution(order, result))
         return replace(result, related=related) if related else result
@@ -164,6 +174,8 @@ class PaperMatcher:
             return tuple(walk_quantity(book, order.side, order.quantity, rules.step_size))
         assert order.quantity is not None
         takes = walk_quantity(book, order.side, order.quantity, rules.step_size, order.price)
+        if order.type is OrderType.LIMIT_MAKER:
+            return ()  # rests or is refused: never takes
         if order.time_in_force is TimeInForce.FOK and sum((q for _, q in takes), ZERO) < order.quantity:
             return ()
         return tuple(takes)
@@ -198,7 +210,13 @@ class PaperMatcher:
                 results.extend(self._after_execution(live.order, result))
 
         for live in [live for live in mine if live.waiting]:
-            if live.order.id not in self._live or not trigger_fires(live.order, trade.price):
+            if live.order.id not in self._live:
+                continue
+            if live.order.trailing_delta_bps is not None:
+                live.extreme, fires = trail(live.order.side, live.order.trailing_delta_bps, live.extreme, trade.price)
+            else:
+                fires = trigger_fires(live.order, trade.price)
+            if not fires:
                 continue
             del self._live[live.order.id]  # re-rested by _execute if a limit remainder stays in the book
             result = self._execute(live.order, live.filled, live.status, book, trade.ts, triggered=True)
@@ -348,8 +366,10 @@ class PaperMatcher:
             return "quote_quantity must be greater than 0."
         if order.type.has_limit_price and order.price is None:
             return "price is required."
-        if order.type.is_triggered and order.stop_price is None:
+        if order.type.has_stop_price and order.stop_price is None:
             return "stop_price is required."
+        if order.type.is_trailing and order.trailing_delta_bps is None:
+            return "trailing_delta_bps is required."
         return None
 
     def _rest(self, order: MatchOrder, filled: Decimal, status: OrderStatus, *, triggered: bool) -> None:

@@ -161,6 +161,14 @@ def rows_by_ids(session: Session, order_ids: Sequence[str]) -> list[RowMapping]:
     return list(session.execute(query).mappings())
 
 
+def rows_in_groups(session: Session, groups: Sequence[str]) -> list[RowMapping]:
+    """Every leg of the OCO groups `groups`, in id (creation) order."""
+    if not groups:
+        return []
+    query = sa_select(_ORDERS).where(_ORDERS.c.oco_group.in_(set(groups))).order_by(_ORDERS.c.id)
+    return list(session.execute(query).mappings())
+
+
 def rows_in_statuses_for_venue(session: Session, venue: str, statuses: Sequence[str]) -> list[RowMapping]:
     """Every order of the venue's accounts in one of `statuses`, oldest first."""
     query = (

@@ -9,12 +9,13 @@ from app.domain import ALLOWED_TRANSITIONS, IllegalTransition, OrderStatus, chec
 S = OrderStatus
 EXPECTED = {
     S.PENDING: {S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED},
-    S.OPEN: {S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED},
-    S.PARTIALLY_FILLED: {S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED},
+    S.OPEN: {S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.REPLACED},
+    S.PARTIALLY_FILLED: {S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.EXPIRED, S.REPLACED},
     S.FILLED: set(),
     S.CANCELED: set(),
     S.REJECTED: set(),
     S.EXPIRED: set(),
+    S.REPLACED: set(),
 }
 
 
@@ -33,5 +34,5 @@ def test_check_transition_allows_the_table_and_refuses_everything_else(current: 
 
 
 def test_terminal_states_are_final_and_only_pending_can_be_rejected() -> None:
-    assert {s for s in S if s.is_terminal} == {S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED}
+    assert {s for s in S if s.is_terminal} == {S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.REPLACED}
     assert [s for s in S if S.REJECTED in ALLOWED_TRANSITIONS[s]] == [S.PENDING]

@@ -76,6 +76,25 @@ async def test_limit_order_rests_and_can_be_canceled(user: User) -> None:
     await user.should_see("Open orders (0)")
 
 
+async def test_an_open_order_is_modified_from_the_blotter(user: User) -> None:
+    await register_in_browser(user)
+    user.find(marker="ticket-price").clear().type("50000")
+    user.find(marker="ticket-quantity").type("0.001")
+    user.find(marker="submit-order").click()
+    await user.should_see(content="OPEN", marker="open-orders", retries=50)
+    (row,) = grid_rows(user, "open-orders")
+    user.find(marker="open-orders").trigger("cellClicked", {"colId": "edit", "data": {"id": row["id"]}})
+    await user.should_see(marker="edit-order")
+    user.find(marker="edit-price").clear().type("49000")
+    user.find(marker="edit-save").click()
+    await user.should_see(content="49,000.00", marker="open-orders", retries=50)
+    assert user.notify.contains("Modify requested: BUY 0.001 BTCUSDT")
+    (new,) = grid_rows(user, "open-orders")
+    assert (new["replaces"], new["quantity"]) == (row["id"], "0.001")
+    user.find(marker="tab-history").click()
+    await user.should_see(content="REPLACED", marker="order-history", retries=50)
+
+
 async def test_cancel_all_empties_open_orders(user: User) -> None:
     await register_in_browser(user)
     for price in ("50000", "51000"):
@@ -245,6 +264,45 @@ async def test_ticket_fields_follow_the_type_and_total_and_percent_size_the_orde
     user.find(marker="ticket-bracket").click()
     user.find(marker="ticket-tp").type("49000")
     await user.should_see("take_profit_price")  # the API's bracket message, before submitting
+
+
+async def test_post_only_and_trailing_stop_from_the_ticket(user: User) -> None:
+    await register_in_browser(user)
+    choose(user, "ticket-type", "Post-only limit")
+    await user.should_not_see(marker="ticket-tif")  # post-only is GTC by nature
+    user.find(marker="ticket-price").clear().type("50000")
+    user.find(marker="ticket-quantity").type("0.001")
+    user.find(marker="submit-order").click()
+    await user.should_see(content="LIMIT_MAKER", marker="open-orders", retries=50)
+    choose(user, "ticket-type", "Market")
+    user.find(marker="ticket-quantity").clear().type("0.01")
+    user.find(marker="submit-order").click()  # something to protect
+    user.find(marker="tab-history").click()
+    await user.should_see(content="FILLED", marker="order-history", retries=50)
+    user.find(marker="tab-open").click()
+    user.find(marker="side-sell").click()
+    choose(user, "ticket-type", "Trailing stop")
+    await user.should_see(marker="ticket-trail")
+    await user.should_not_see(marker="ticket-stop")
+    user.find(marker="ticket-quantity").clear().type("0.005")
+    user.find(marker="ticket-trail").type("5")
+    await user.should_see("trailing_delta_bps must be a whole number of basis points from 10 to 2000")
+    user.find(marker="ticket-trail").clear().type("150")
+    user.find(marker="submit-order").click()
+    await user.should_see(content="TRAILING_STOP_MARKET", marker="open-orders", retries=50)
+
+    def trailing() -> dict[str, object]:
+        return next(r for r in grid_rows(user, "open-orders") if r["type"] == "TRAILING_STOP_MARKET")
+
+    await wait_for(lambda: trailing()["status"] == "OPEN", "the trailing stop resting")
+    assert (trailing()["side"], trailing()["quantity"]) == ("SELL", "0.005")
+    stored = await services().orders.get(user_id_of(user), str(trailing()["id"]))
+    assert (stored["trailing_delta_bps"], trailing()["stop_price"]) == (150, "trail 150 bps")
+    user.find(marker="open-orders").trigger("cellClicked", {"colId": "edit", "data": {"id": trailing()["id"]}})
+    await user.should_see(marker="edit-trail")
+    user.find(marker="edit-trail").clear().type("300")
+    user.find(marker="edit-save").click()
+    await user.should_see(content="trail 300 bps", marker="open-orders", retries=50)
 
 
 async def test_order_book_shows_ten_levels_a_side_and_the_spread(user: User) -> None:

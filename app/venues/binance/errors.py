@@ -38,6 +38,7 @@ THROTTLED_DEFAULT_RETRY_AFTER = 10.0  # 429 without a Retry-After header
 HTTP_STATUS = "tw_http_status"
 BINANCE_CODE = "tw_binance_code"
 BINANCE_MSG = "tw_binance_msg"
+BINANCE_DATA = "tw_binance_data"  # the `data` of an error body (order/cancelReplace's per-half results)
 RETRY_AFTER = "tw_retry_after"
 
 
@@ -55,6 +56,8 @@ def annotate(exc: BaseException, status: object, headers: object, response: obje
         if isinstance(code, int) and code not in (0, 200):
             setattr(exc, BINANCE_CODE, code)
             setattr(exc, BINANCE_MSG, str(response.get("msg") or ""))
+            if isinstance(response.get("data"), dict):
+                setattr(exc, BINANCE_DATA, response["data"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,17 @@ from decimal import Decimal
 
 from app.domain import OrderType, fmt
 from app.errors import VenueRejected
-from app.venues.base import OcoSpec, OrderSpec
-from app.venues.binance.mapping import LIMIT_TYPES, TIME_IN_FORCE, TO_BINANCE_TYPE, TRIGGERED_TYPES
+from app.venues.base import OcoSpec, OrderSpec, ReplaceSpec
+from app.venues.binance.mapping import (
+    LIMIT_TYPES,
+    TIME_IN_FORCE,
+    TIME_IN_FORCE_TYPES,
+    TO_BINANCE_TYPE,
+    TRIGGERED_TYPES,
+)
 from app.venues.binance.rules import SymbolFilters
 
-__all__ = ["SymbolFilters", "oco_params", "order_params"]
+__all__ = ["SymbolFilters", "oco_params", "order_params", "replace_params"]
 
 
 def _on_grid(value: Decimal, start: Decimal, step: Decimal) -> bool:
@@ -119,11 +125,40 @@ def order_params(spec: OrderSpec, f: SymbolFilters) -> dict[str, str]:
             raise VenueRejected("quote_quantity must be greater than 0")
         _check_notional(spec.quote_quantity, f, check_max=False)
         params["quoteOrderQty"] = fmt(spec.quote_quantity) or "0"
-    if is_limit:
+    if spec.type == OrderType.TRAILING_STOP_MARKET:
+        params["trailingDelta"] = str(_trailing_delta(spec, f))
+    elif spec.trailing_delta_bps is not None:
+        raise VenueRejected(f"a {spec.type} order takes no trailing delta")
+    if spec.type in TIME_IN_FORCE_TYPES:  # LIMIT_MAKER sends none: Binance answers -1106 to one
         tif = spec.time_in_force or "GTC"
         if tif not in TIME_IN_FORCE:
             raise VenueRejected(f"time in force must be GTC, IOC or FOK, not {tif}")
         params["timeInForce"] = tif
+    return params
+
+
+def _trailing_delta(spec: OrderSpec, f: SymbolFilters) -> int:
+    """A trailing stop-loss SELL's delta, inside the symbol's TRAILING_DELTA filter ("below" deltas)."""
+    delta = spec.trailing_delta_bps
+    if delta is None:
+        raise VenueRejected(f"a {spec.type} order needs a trailing delta")
+    if spec.side != "SELL":
+        raise VenueRejected(f"{spec.type} orders are SELL only")
+    if f.max_trailing_below and not f.min_trailing_below <= delta <= f.max_trailing_below:
+        raise VenueRejected(
+            f"trailing delta {delta} is outside {f.min_trailing_below}..{f.max_trailing_below} BIPS for {f.symbol} "
+            "(TRAILING_DELTA)"
+        )
+    return delta
+
+
+def replace_params(spec: ReplaceSpec, f: SymbolFilters) -> dict[str, str]:
+    """POST /api/v3/order/cancelReplace parameters: the new order's (same checks as `order_params`), the order to
+    cancel by its client id, the cancel's own id, and STOP_ON_FAILURE (no new order unless the cancel succeeded)."""
+    params = order_params(spec.new, f)
+    params["cancelReplaceMode"] = "STOP_ON_FAILURE"
+    params["cancelOrigClientOrderId"] = spec.cancel_client_order_id
+    params["cancelNewClientOrderId"] = spec.cancel_request_id
     return params
 
 
@@ -143,6 +178,9 @@ def oco_params(spec: OcoSpec, f: SymbolFilters) -> dict[str, str]:
     take_profit = {"Type": "LIMIT_MAKER", "Price": fmt(spec.take_profit_price) or "0"}
     take_profit["ClientOrderId"] = spec.take_profit_client_order_id
     stop_loss = {"Type": "STOP_LOSS", "StopPrice": fmt(spec.stop_price) or "0"}
+    if spec.stop_limit_price is not None:
+        _check_price("stop-limit price", spec.stop_limit_price, f)
+        stop_loss.update({"Type": "STOP_LOSS_LIMIT", "Price": fmt(spec.stop_limit_price) or "0", "TimeInForce": "GTC"})
     stop_loss["ClientOrderId"] = spec.stop_loss_client_order_id
     above, below = (take_profit, stop_loss) if spec.side == "SELL" else (stop_loss, take_profit)
     params = {

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.domain import OrderStatus, OrderType
 from app.errors import VenueUnavailable
+from app.ids import is_replace_cancel_id
 from app.venues.base import VenueBalance, VenueFill, VenueOrder
 
 STATUSES: dict[str, OrderStatus] = {
@@ -29,16 +30,18 @@ STATUSES: dict[str, OrderStatus] = {
 TO_BINANCE_TYPE: dict[str, str] = {
     OrderType.MARKET: "MARKET",
     OrderType.LIMIT: "LIMIT",
+    OrderType.LIMIT_MAKER: "LIMIT_MAKER",
     OrderType.STOP_MARKET: "STOP_LOSS",
     OrderType.STOP_LIMIT: "STOP_LOSS_LIMIT",
     OrderType.TAKE_PROFIT_MARKET: "TAKE_PROFIT",
     OrderType.TAKE_PROFIT_LIMIT: "TAKE_PROFIT_LIMIT",
+    OrderType.TRAILING_STOP_MARKET: "STOP_LOSS",  # with trailingDelta and no stopPrice (trailing-stop-faq.md)
 }
 FROM_BINANCE_TYPE: dict[str, str] = {
-    **{binance: str(ours) for ours, binance in TO_BINANCE_TYPE.items()},
-    "LIMIT_MAKER": OrderType.LIMIT,  # a post-only limit placed outside Tradewind
+    binance: str(ours) for ours, binance in TO_BINANCE_TYPE.items() if ours is not OrderType.TRAILING_STOP_MARKET
 }
-LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+TIME_IN_FORCE_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 TRIGGERED_TYPES = frozenset(
     {OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT}
 )
@@ -88,15 +91,25 @@ def status_of(raw: object) -> OrderStatus:
     return status
 
 
+def ended_status(raw_status: object, cancel_id: object) -> OrderStatus:
+    """Binance's status, except that a cancel made by a modify/replace (its cancel id is ours: `replace_cancel_id`)
+    ends the order REPLACED rather than CANCELED."""
+    status = status_of(raw_status)
+    if status is OrderStatus.CANCELED and is_replace_cancel_id(str(cancel_id or "")):
+        return OrderStatus.REPLACED
+    return status
+
+
 def parse_order(raw: Mapping[str, Any], fills: Iterable[VenueFill] = ()) -> VenueOrder:
     """An order object (POST/GET/DELETE /api/v3/order, openOrders). A cancel answer carries the cancel's own id in
     clientOrderId and the order's in origClientOrderId."""
     binance_type = str(raw.get("type", ""))
+    cancel_id = raw.get("clientOrderId") if raw.get("origClientOrderId") else None
     return VenueOrder(
         client_order_id=str(raw.get("origClientOrderId") or raw.get("clientOrderId", "")),
         venue_order_id=str(raw.get("orderId", "")),
         symbol=str(raw.get("symbol", "")),
-        status=status_of(raw.get("status")),
+        status=ended_status(raw.get("status"), cancel_id),
         filled_quantity=dec(raw.get("executedQty", "0")),
         fills=tuple(fills),
         side=str(raw["side"]) if raw.get("side") else None,
@@ -172,7 +185,7 @@ def execution_report(event: Mapping[str, Any]) -> VenueOrder:
         client_order_id=str(event.get("C") or event.get("c") or ""),
         venue_order_id=str(event.get("i", "")),
         symbol=str(event.get("s", "")),
-        status=status_of(event.get("X")),
+        status=ended_status(event.get("X"), event.get("c") if event.get("C") else None),
         filled_quantity=dec(event.get("z", "0")),
         fills=fills,
         reason=None if reason == "NONE" else reason,

@@ -36,6 +36,9 @@ class SymbolFilters:
     market_max_qty: Decimal
     min_notional: Decimal
     max_notional: Decimal
+    # TRAILING_DELTA: the trailingDelta range (BIPS) of a STOP_LOSS SELL / TAKE_PROFIT BUY ("below"); 0 if absent.
+    min_trailing_below: int = 0
+    max_trailing_below: int = 0
 
     @classmethod
     def from_exchange_info(cls, info: Mapping[str, Any], fallback: Mapping[str, object] | None = None) -> SymbolFilters:
@@ -46,6 +49,7 @@ class SymbolFilters:
         lot = by_type.get("LOT_SIZE", {})
         market_lot = by_type.get("MARKET_LOT_SIZE", {})
         notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
+        trailing = by_type.get("TRAILING_DELTA", {})
         spare = fallback or {}
         return cls(
             symbol=str(info["symbol"]),
@@ -61,6 +65,8 @@ class SymbolFilters:
             market_max_qty=_first(market_lot.get("maxQty")),
             min_notional=_first(notional.get("minNotional"), spare.get("min_notional")),
             max_notional=_first(notional.get("maxNotional")),
+            min_trailing_below=int(trailing.get("minTrailingBelowDelta") or 0),
+            max_trailing_below=int(trailing.get("maxTrailingBelowDelta") or 0),
         )
 
     @classmethod

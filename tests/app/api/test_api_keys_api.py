@@ -87,6 +87,12 @@ async def test_a_read_key_gets_403_on_every_trading_call(client: httpx.AsyncClie
         ),
         await client.put(f"/api/accounts/{order['account_id']}/trading-state", json={"state": "HALTED"}, headers=bot),
         await client.post("/api/trading/positions/BTCUSDT/close", headers=bot),
+        await client.patch(f"/api/trading/orders/{order['id']}", json={"price": "1"}, headers=bot),
+        await client.post(
+            "/api/trading/oco",
+            json={"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.001", "price": "1", "stop_price": "1"},
+            headers=bot,
+        ),
     ]
     for response in calls:
         assert_error(response, 403, "SCOPE_REQUIRED")

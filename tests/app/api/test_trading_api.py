@@ -148,6 +148,8 @@ async def test_duplicate_client_order_id_returns_the_original(
         ({"quantity": None, "quote_quantity": "1"}, "quote_quantity"),  # below min notional
         ({"time_in_force": "GTC"}, "time_in_force"),  # market orders take no TIF
         ({"type": "LIMIT", "price": "90000", "time_in_force": "GTD"}, "time_in_force"),
+        ({"type": "LIMIT_MAKER"}, "price"),
+        ({"type": "LIMIT_MAKER", "price": "50000", "time_in_force": "GTC"}, "time_in_force"),  # post-only: none
         ({"take_profit_price": "100000"}, "stop_loss_price"),
         ({"take_profit_price": "80000", "stop_loss_price": "70000"}, "take_profit_price"),
         ({"take_profit_price": "100000", "stop_loss_price": "95000"}, "stop_loss_price"),

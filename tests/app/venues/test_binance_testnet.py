@@ -557,7 +557,7 @@ async def test_oco_places_both_exits_as_one_list_and_one_fill_expires_the_other(
 ) -> None:
     take_profit, stop_loss = await venue.submit_oco(oco())
     assert [(o.client_order_id, o.status, o.type) for o in (take_profit, stop_loss)] == [
-        ("tp-1", OrderStatus.OPEN, "LIMIT"),
+        ("tp-1", OrderStatus.OPEN, "LIMIT_MAKER"),  # the take-profit leg is post-only on Binance
         ("sl-1", OrderStatus.OPEN, "STOP_MARKET"),
     ]
     [sent] = [r.params for r in fake.requests if r.path == "/api/v3/orderList/oco"]

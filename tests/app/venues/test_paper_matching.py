@@ -496,11 +496,12 @@ def orders(draw: st.DrawFn, oid: str) -> MatchOrder:
         symbol=SYM,
         side=side,
         type=type_,
-        time_in_force=draw(st.sampled_from([None, *TimeInForce])) if type_.has_limit_price else None,
+        time_in_force=draw(st.sampled_from([None, *TimeInForce])) if type_.takes_time_in_force else None,
         quantity=None if by_quote else draw(quantities),
         quote_quantity=draw(prices) * draw(st.integers(1, 20)) if by_quote else None,
         price=draw(prices) if type_.has_limit_price else None,
-        stop_price=draw(prices) if type_.is_triggered else None,
+        stop_price=draw(prices) if type_.has_stop_price else None,
+        trailing_delta_bps=draw(st.integers(10, 2000)) if type_.is_trailing else None,
         oco_group=draw(st.sampled_from([None, None, "G1", "G2"])),
     )
 

@@ -189,7 +189,10 @@ class Engine:
             raise mandatory("quantity")
         if otype in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT") and price is None:
             raise mandatory("price")
-        if otype in STOP_TYPES and stop is None:
+        trailing = _trailing_delta(params)
+        if trailing is not None and otype not in STOP_TYPES:
+            raise BinanceError(-1106, "Parameter 'trailingDelta' sent when not required.")
+        if otype in STOP_TYPES and stop is None and trailing is None:
             raise mandatory("stopPrice")
         if otype in ("MARKET", "STOP_LOSS", "TAKE_PROFIT") and price is not None:
             raise BinanceError(-1106, "Parameter 'price' sent when not required.")
@@ -220,7 +223,22 @@ class Engine:
         if notional < spec.min_notional or (otype != "MARKET" and notional > spec.max_notional):
             raise BinanceError(-1013, "Filter failure: NOTIONAL")
 
-        if stop is not None and self._stop_hit(otype, side, stop, market.last_price):
+        if trailing is not None:
+            # TRAILING_DELTA filter (filters.md): above-delta for STOP_LOSS BUY / TAKE_PROFIT SELL, below otherwise.
+            above = (otype.startswith("STOP_LOSS") and side == "BUY") or (
+                otype.startswith("TAKE_PROFIT") and side == "SELL"
+            )
+            low, high = (
+                (spec.min_trailing_above, spec.max_trailing_above)
+                if above
+                else (
+                    spec.min_trailing_below,
+                    spec.max_trailing_below,
+                )
+            )
+            if not low <= trailing <= high:
+                raise BinanceError(-1013, "Filter failure: TRAILING_DELTA")
+        elif stop is not None and self._stop_hit(otype, side, stop, market.last_price):
             raise BinanceError(-2010, WOULD_TRIGGER)
         if otype == "LIMIT_MAKER" and price is not None:
             best = market.sorted_asks()[:1] if side == "BUY" else market.sorted_bids()[:1]
@@ -245,6 +263,10 @@ class Engine:
             time=ts,
             update_time=ts,
             working_time=-1 if is_stop else ts,
+            trailing_delta=trailing or 0,
+            # Without a stopPrice a trailing stop tracks from the price at placement.
+            trail_tracking=trailing is not None and stop is None,
+            trail_extreme=market.last_price,
         )
 
     def _lock_for(self, account: Account, order: Order) -> None:
@@ -282,6 +304,25 @@ class Engine:
             otype.startswith("TAKE_PROFIT") and side == "SELL"
         )
         return last >= stop if rising else last <= stop
+
+    def _trail(self, order: Order, last: Decimal) -> bool:
+        """A trailing stop on a new last price: start tracking once the stopPrice condition holds (the first such
+        trade sets the extreme), follow the best price, trigger on a retrace of trailingDelta BIPS from it."""
+        if not order.trail_tracking:
+            if not self._stop_hit(order.type, order.side, order.stop_price, last):
+                return False
+            order.trail_tracking, order.trail_extreme = True, last
+            return False
+        delta = Decimal(order.trailing_delta) / Decimal(10_000)
+        if order.side == "SELL":  # a decrease from the highest price triggers
+            if last > order.trail_extreme or order.trail_extreme <= 0:
+                order.trail_extreme = last
+                return False
+            return last <= order.trail_extreme * (1 - delta)
+        if last < order.trail_extreme or order.trail_extreme <= 0:  # BUY: an increase from the lowest price
+            order.trail_extreme = last
+            return False
+        return last >= order.trail_extreme * (1 + delta)
 
     def _execute(self, order: Order) -> list[PublicTrade]:
         """Match a working order against the external book; returns the prints it made."""
@@ -560,13 +601,13 @@ class Engine:
             self.emit("trade", symbol, trade)
             self._fill_crossed(market, trade)
             for order in sorted(self.orders.values(), key=lambda o: o.order_id):
-                if (
-                    order.symbol == symbol
-                    and order.is_open
-                    and order.is_stop
-                    and not order.triggered
-                    and self._stop_hit(order.type, order.side, order.stop_price, market.last_price)
-                ):
+                if not (order.symbol == symbol and order.is_open and order.is_stop and not order.triggered):
+                    continue
+                if order.trailing_delta:
+                    hit = self._trail(order, market.last_price)
+                else:
+                    hit = self._stop_hit(order.type, order.side, order.stop_price, market.last_price)
+                if hit:
                     order.triggered = True
                     order.working_time = self.clock()
                     self._expire_siblings(order)
@@ -633,6 +674,8 @@ class Engine:
         }
         if order.working_time > 0:
             event["W"] = order.working_time
+        if order.trailing_delta:
+            event["d"] = order.trailing_delta  # conditional field of trailing stops
         self.emit("user", order.api_key, event)
 
     def _touch(self, account: Account, assets: list[str]) -> None:
@@ -752,3 +795,14 @@ def _diff(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> list[tupl
     changes = [(p, q) for p, q in new.items() if old.get(p) != q]
     changes += [(p, D0) for p in old if p not in new]
     return sorted(changes)
+
+
+def _trailing_delta(params: dict[str, str]) -> int | None:
+    raw = params.get("trailingDelta")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise BinanceError(
+            -1100, "Illegal characters found in parameter 'trailingDelta'; legal range is '^[0-9]{1,20}$'."
+        )
+    return int(raw)

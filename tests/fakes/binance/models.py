@@ -72,11 +72,12 @@ def random_client_id() -> str:
 class BinanceError(Exception):
     """An error Binance would answer with ``{"code": code, "msg": msg}`` and HTTP ``status``."""
 
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, status: int = 400, data: dict[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.status = status
+        self.data = data  # order/cancelReplace's per-half results ({"code", "msg", "data"})
 
 
 def mandatory(name: str) -> BinanceError:
@@ -117,6 +118,10 @@ class SymbolSpec:
     max_price: Decimal = Decimal("1000000")
     max_notional: Decimal = Decimal("9000000")
     market_max_qty: Decimal = Decimal("100")
+    min_trailing_above: int = 10
+    max_trailing_above: int = 2000
+    min_trailing_below: int = 10
+    max_trailing_below: int = 2000
 
     def exchange_info(self) -> dict[str, Any]:
         """The ``symbols[]`` entry of ``GET /api/v3/exchangeInfo``."""
@@ -162,10 +167,10 @@ class SymbolSpec:
                 },
                 {
                     "filterType": "TRAILING_DELTA",
-                    "minTrailingAboveDelta": 10,
-                    "maxTrailingAboveDelta": 2000,
-                    "minTrailingBelowDelta": 10,
-                    "maxTrailingBelowDelta": 2000,
+                    "minTrailingAboveDelta": self.min_trailing_above,
+                    "maxTrailingAboveDelta": self.max_trailing_above,
+                    "minTrailingBelowDelta": self.min_trailing_below,
+                    "maxTrailingBelowDelta": self.max_trailing_below,
                 },
                 {
                     "filterType": "NOTIONAL",
@@ -360,6 +365,11 @@ class Order:
     cum_quote: Decimal = D0
     status: str = "NEW"
     triggered: bool = False
+    # Trailing stops (faqs/trailing-stop-faq.md): the delta in BIPS, whether tracking has started (at once without a
+    # stopPrice, else once the stopPrice condition is met) and the best price since then.
+    trailing_delta: int = 0
+    trail_tracking: bool = False
+    trail_extreme: Decimal = D0
     lock_asset: str = ""
     lock_amount: Decimal = D0
     fills: list[Fill] = field(default_factory=list)
@@ -404,6 +414,8 @@ class Order:
         }
         if self.is_stop:
             data["stopPrice"] = fmt(self.stop_price)
+        if self.trailing_delta:
+            data["trailingDelta"] = self.trailing_delta
         return data
 
     def query_json(self) -> dict[str, Any]:

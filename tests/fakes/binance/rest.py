@@ -327,3 +327,65 @@ class RestMixin:
             body.pop("orderReports")
             body["orderReports"] = [o.new_order_json("ACK") for o in legs]
         return web.json_response(body)
+
+    async def _cancel_replace(self, request: web.Request) -> web.Response:
+        """``POST /api/v3/order/cancelReplace``: cancel an order and place a new one (rest-api.md "Cancel an Existing
+        Order and Send a New Order"). 200 when both halves succeed; otherwise the halves' results travel in
+        ``data``: 400 -2022 when the cancel failed (STOP_ON_FAILURE: the new order is not attempted), 409 -2021
+        when only one half failed."""
+        acct = self._signed(request)
+        params = dict(request[PARAMS])
+        mode = params.pop("cancelReplaceMode", "")
+        if not mode:
+            raise mandatory("cancelReplaceMode")
+        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise BinanceError(-1100, "Illegal characters found in parameter 'cancelReplaceMode'.")
+        cancel = {"symbol": params.get("symbol", "")}
+        for ours, theirs in (
+            ("cancelOrderId", "orderId"),
+            ("cancelOrigClientOrderId", "origClientOrderId"),
+            ("cancelNewClientOrderId", "newClientOrderId"),
+        ):
+            if ours in params:
+                cancel[theirs] = params.pop(ours)
+        if "orderId" not in cancel and "origClientOrderId" not in cancel:
+            raise BinanceError(
+                -1102, "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!"
+            )
+        for name in ("cancelRestrictions", "orderRateLimitExceededMode"):
+            params.pop(name, None)
+        # Parameters and filters of the new order are checked before either half runs; matching-engine refusals
+        # (-2010) happen in the new-order half, after the cancel.
+        try:
+            self.engine.validate_order(acct, params)
+        except BinanceError as err:
+            if err.code != -2010:
+                raise
+        now = self.server_time()
+        cancel_result: dict[str, Any]
+        try:
+            target = self.engine.find_order(acct, cancel, missing=(-2011, "Unknown order sent."))
+            cancel_cid, _ = self.engine.cancel_order(acct, cancel)
+            cancel_result = self._cancel_json(target, cancel_cid, now)
+            canceled = True
+        except BinanceError as err:
+            cancel_result, canceled = {"code": err.code, "msg": err.msg}, False
+        new_result: dict[str, Any] | None = None
+        placed = False
+        if canceled or mode == "ALLOW_FAILURE":
+            try:
+                order = self.engine.place_order(acct, params)
+                new_result, placed = order.new_order_json(params.get("newOrderRespType") or "FULL"), True
+            except BinanceError as err:
+                new_result = {"code": err.code, "msg": err.msg}
+        data = {
+            "cancelResult": "SUCCESS" if canceled else "FAILURE",
+            "newOrderResult": "SUCCESS" if placed else ("FAILURE" if new_result is not None else "NOT_ATTEMPTED"),
+            "cancelResponse": cancel_result,
+            "newOrderResponse": new_result,
+        }
+        if canceled and placed:
+            return web.json_response(data)
+        if canceled or placed:
+            raise BinanceError(-2021, "Order cancel-replace partially failed.", 409, data)
+        raise BinanceError(-2022, "Order cancel-replace failed.", 400, data)

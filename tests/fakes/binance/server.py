@@ -362,7 +362,10 @@ class FakeBinance(RestMixin, StreamsMixin):
                     raise BinanceError(-1101, f"Duplicate values for parameter '{dup}'.")
                 response = await handler(request)
             except BinanceError as err:
-                response = web.json_response({"code": err.code, "msg": err.msg}, status=err.status)
+                body: dict[str, Any] = {"code": err.code, "msg": err.msg}
+                if err.data is not None:
+                    body["data"] = err.data
+                response = web.json_response(body, status=err.status)
             except web.HTTPException as exc:
                 response = web.Response(status=exc.status, text=exc.text or "")
             accept = self._take_fault(self._accept_faults, request.path)
@@ -472,6 +475,7 @@ class FakeBinance(RestMixin, StreamsMixin):
         get(v3 + "allOrders", self._all_orders)
         get(v3 + "myTrades", self._my_trades)
         post(v3 + "orderList/oco", self._new_oco)
+        post(v3 + "order/cancelReplace", self._cancel_replace)
         get("/stream", self._stream_ws)
         get("/stream/{tail:.*}", self._stream_ws)
         get("/ws", self._stream_ws)

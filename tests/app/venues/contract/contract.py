@@ -18,6 +18,8 @@ import pytest
 from app.domain import ALLOWED_TRANSITIONS, OrderStatus
 from app.errors import Conflict, ValidationFailed
 from app.events import UserEvent
+from app.oco import OcoRequest, place_oco
+from app.replacements import ReplaceRequest
 
 from .harness import (
     BASE,
@@ -34,8 +36,9 @@ from .harness import (
 D = Decimal
 ORDER_KEYS = {
     "id", "client_order_id", "account_id", "symbol", "side", "type", "time_in_force", "quantity", "quote_quantity",
-    "price", "stop_price", "status", "filled_quantity", "avg_fill_price", "fee", "fee_asset", "reject_reason",
-    "parent_id", "take_profit_price", "stop_loss_price", "created_at", "updated_at",
+    "price", "stop_price", "trailing_delta_bps", "status", "filled_quantity", "avg_fill_price", "fee", "fee_asset",
+    "reject_reason", "parent_id", "oco_group", "replaces", "take_profit_price", "stop_loss_price", "created_at",
+    "updated_at",
 }  # fmt: skip
 FILL_KEYS = {
     "id", "order_id", "account_id", "symbol", "side", "price", "quantity", "fee", "fee_asset", "liquidity", "ts",
@@ -160,6 +163,138 @@ class VenueContract:
             (fmt(BEST_ASK), "0.01"),
             (fmt(BEST_ASK + 10), "0.005"),
         ]
+
+    # ---- post-only (LIMIT_MAKER) -----------------------------------------------------------------------------------
+
+    async def test_post_only_rests_and_fills_as_maker(self, venue: VenueHarness) -> None:
+        price = BEST_BID + 5  # inside the spread: takes nothing
+        order = await place(venue, type="LIMIT_MAKER", price=fmt(price))
+        assert (order["status"], order["type"], order["time_in_force"]) == ("OPEN", "LIMIT_MAKER", None)
+        assert await balances(venue, QUOTE) == (STARTING_BALANCES[QUOTE] - price * D("0.01"), price * D("0.01"))
+        await venue.print_trade(price - 10, D(1))
+        filled = await venue.app.orders.get(venue.user_id, order["id"])
+        assert statuses(venue, order["id"]) == ["PENDING", "OPEN", "FILLED"]
+        assert [(f["price"], f["liquidity"]) for f in filled["fills"]] == [(fmt(price), "MAKER")]
+
+    async def test_post_only_that_would_take_is_rejected_and_changes_nothing(self, venue: VenueHarness) -> None:
+        for side, price in (("BUY", BEST_ASK), ("SELL", BEST_BID - 10)):
+            order = await place(venue, type="LIMIT_MAKER", side=side, price=fmt(price))
+            assert statuses(venue, order["id"]) == ["PENDING", "REJECTED"]
+            assert order["reject_reason"] == "Order would immediately match and take."
+            assert order["fills"] == []
+        assert events(venue, "FILL") == []
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+
+    async def test_post_only_takes_no_time_in_force(self, venue: VenueHarness) -> None:
+        with pytest.raises(ValidationFailed) as refused:
+            await venue.app.orders.submit(
+                venue.user_id, venue.request(type="LIMIT_MAKER", price="59000", time_in_force="IOC")
+            )
+        assert refused.value.field == "time_in_force"
+        assert venue.events == []
+
+    # ---- trailing stop --------------------------------------------------------------------------------------------
+
+    async def test_trailing_stop_follows_the_high_and_fires_on_the_retrace(self, venue: VenueHarness) -> None:
+        order = await place(venue, type="TRAILING_STOP_MARKET", side="SELL", trailing_delta_bps=100)  # 1 %
+        assert (order["status"], order["trailing_delta_bps"], order["stop_price"]) == ("OPEN", 100, None)
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D("0.01"))
+        await venue.print_trade(D(60500), D("0.01"))  # a new high: the trigger follows it up to 59,895
+        await venue.print_trade(D(59900), D("0.01"))  # 1 % below 60,000 but not below 60,500
+        assert await status_of(venue, order) == "OPEN"
+        await venue.print_trade(D(59895), D("0.01"))
+        filled = await venue.app.orders.get(venue.user_id, order["id"])
+        assert statuses(venue, order["id"]) == ["PENDING", "OPEN", "FILLED"]
+        assert [(f["price"], f["liquidity"]) for f in filled["fills"]] == [(fmt(BEST_BID), "TAKER")]
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D(0))
+
+    async def test_trailing_stop_is_refused_at_intake_outside_its_rules(self, venue: VenueHarness) -> None:
+        for fields, field in (
+            ({"side": "SELL"}, "trailing_delta_bps"),  # missing
+            ({"side": "SELL", "trailing_delta_bps": 5}, "trailing_delta_bps"),  # below Binance's 10
+            ({"side": "SELL", "trailing_delta_bps": 2001}, "trailing_delta_bps"),
+            ({"side": "SELL", "trailing_delta_bps": 100, "stop_price": "59000"}, "stop_price"),
+            ({"side": "BUY", "trailing_delta_bps": 100}, "side"),
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                await venue.app.orders.submit(venue.user_id, venue.request(type="TRAILING_STOP_MARKET", **fields))
+            assert refused.value.field == field
+        with pytest.raises(ValidationFailed) as refused:
+            await venue.app.orders.submit(
+                venue.user_id, venue.request(type="LIMIT", price="59000", trailing_delta_bps=100)
+            )
+        assert refused.value.field == "trailing_delta_bps"
+        assert venue.events == []
+
+    async def test_trailing_stop_survives_a_restart_and_fires_after_it(self, venue: VenueHarness) -> None:
+        order = await place(venue, type="TRAILING_STOP_MARKET", side="SELL", trailing_delta_bps=100)
+        await venue.restart()
+        assert await status_of(venue, order) == "OPEN"
+        await venue.print_trade(MID, D("0.01"))
+        await venue.print_trade(MID * D("0.99"), D("0.01"))
+        assert await status_of(venue, order) == "FILLED"
+
+    async def test_trailing_stop_is_replaced_with_a_new_delta(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="TRAILING_STOP_MARKET", side="SELL", trailing_delta_bps=100)
+        new = await modify(venue, old, trailing_delta_bps=200)
+        assert (new["status"], new["trailing_delta_bps"]) == ("OPEN", 200)
+        await venue.print_trade(D(59400), D("0.01"))  # 1 % down from 60,000: the old delta would have fired
+        assert await status_of(venue, new) == "OPEN"
+        await venue.print_trade(D(58800), D("0.01"))  # 2 %
+        assert await status_of(venue, new) == "FILLED"
+        assert await status_of(venue, old) == "REPLACED"
+
+    # ---- modify / replace -------------------------------------------------------------------------------------------
+
+    async def test_replace_moves_a_resting_limit_and_the_old_order_ends_replaced(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="LIMIT", price="58000")
+        new = await modify(venue, old, price="58500")
+        assert (new["status"], new["replaces"], new["price"], new["quantity"]) == ("OPEN", old["id"], "58500", "0.01")
+        assert new["client_order_id"] != old["client_order_id"]
+        assert statuses(venue, old["id"]) == ["PENDING", "OPEN", "REPLACED"]
+        assert await balances(venue, QUOTE) == (STARTING_BALANCES[QUOTE] - D(585), D(585))
+        await venue.print_trade(D(58400), D(1))
+        assert await status_of(venue, new) == "FILLED"
+        assert await status_of(venue, old) == "REPLACED"
+
+    async def test_replace_after_a_partial_fill_keeps_the_fill_and_places_the_rest(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="LIMIT", price="59000", quantity="0.03")
+        await venue.print_trade(D(59000), D("0.01"))
+        new = await modify(venue, old, price="58900")
+        assert (new["status"], new["quantity"], new["filled_quantity"]) == ("OPEN", "0.02", "0")
+        replaced = await venue.app.orders.get(venue.user_id, old["id"])
+        assert (replaced["status"], replaced["filled_quantity"], len(replaced["fills"])) == ("REPLACED", "0.01", 1)
+        assert await balances(venue, QUOTE) == (
+            STARTING_BALANCES[QUOTE] - D(590) - D(58900) * D("0.02"),
+            D(58900) * D("0.02"),
+        )
+
+    async def test_replace_changes_quantity_and_stop_price(self, venue: VenueHarness) -> None:
+        stop = await place(venue, type="STOP_MARKET", side="SELL", stop_price="59500")
+        new = await modify(venue, stop, stop_price="59000", quantity="0.02")
+        assert (new["status"], new["stop_price"], new["quantity"]) == ("OPEN", "59000", "0.02")
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.02"), D("0.02"))
+        await venue.print_trade(D(59400), D("0.01"))  # the old trigger: nothing happens
+        assert await status_of(venue, new) == "OPEN"
+        await venue.print_trade(D(59000), D("0.01"))
+        assert await status_of(venue, new) == "FILLED"
+
+    async def test_a_replacement_the_venue_refuses_leaves_the_old_order_replaced(self, venue: VenueHarness) -> None:
+        old = await place(venue, type="LIMIT_MAKER", price=fmt(BEST_BID))
+        new = await modify(venue, old, price=fmt(BEST_ASK))  # post-only at the ask: would take
+        assert (new["status"], new["reject_reason"]) == ("REJECTED", "Order would immediately match and take.")
+        assert statuses(venue, old["id"]) == ["PENDING", "OPEN", "REPLACED"]
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+
+    async def test_terminal_and_market_orders_cannot_be_replaced(self, venue: VenueHarness) -> None:
+        market = await place(venue)
+        with pytest.raises(ValidationFailed):
+            await venue.app.orders.replace(venue.user_id, market["id"], ReplaceRequest(price="59000"))
+        limit = await place(venue, type="LIMIT", price="58000")
+        await venue.app.orders.cancel(venue.user_id, limit["id"])
+        await venue.settle()
+        with pytest.raises(Conflict):
+            await venue.app.orders.replace(venue.user_id, limit["id"], ReplaceRequest(price="58100"))
 
     # ---- stops and take-profits ---------------------------------------------------------------------------------
 
@@ -367,6 +502,64 @@ class VenueContract:
         assert [o for o in orders if o["parent_id"] == entry["id"]] == []
         assert [e.data["code"] for e in events(venue, "NOTICE")] == ["BRACKET_SKIPPED"]
 
+    # ---- stand-alone OCO ---------------------------------------------------------------------------------------------
+
+    async def test_standalone_oco_places_both_legs_with_one_reservation(self, venue: VenueHarness) -> None:
+        take_profit, stop_loss = await oco(venue)
+        assert take_profit["oco_group"] == stop_loss["oco_group"] is not None
+        assert [(o["type"], o["side"], o["status"], o["parent_id"]) for o in (take_profit, stop_loss)] == [
+            ("LIMIT", "SELL", "OPEN", None),
+            ("STOP_MARKET", "SELL", "OPEN", None),
+        ]
+        assert (take_profit["price"], stop_loss["stop_price"]) == ("61000", "59000")
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D("0.01"))
+
+    async def test_standalone_oco_take_profit_filling_expires_the_stop(self, venue: VenueHarness) -> None:
+        take_profit, stop_loss = await oco(venue)
+        await venue.print_trade(D(61000), D(1))
+        assert await status_of(venue, take_profit) == "FILLED"
+        assert statuses(venue, stop_loss["id"]) == ["PENDING", "OPEN", "EXPIRED"]
+        assert (await balances(venue, BASE))[1] == 0
+
+    async def test_standalone_oco_stop_limit_leg_triggers_and_expires_the_limit(self, venue: VenueHarness) -> None:
+        take_profit, stop_loss = await oco(venue, stop_limit_price="58900")
+        assert (stop_loss["type"], stop_loss["price"], stop_loss["stop_price"]) == ("STOP_LIMIT", "58900", "59000")
+        await venue.print_trade(D(59000), D("0.01"))
+        filled = await venue.app.orders.get(venue.user_id, stop_loss["id"])
+        assert (filled["status"], filled["fills"][0]["price"]) == ("FILLED", fmt(BEST_BID))
+        assert await status_of(venue, take_profit) == "EXPIRED"
+
+    async def test_standalone_oco_the_venue_refuses_is_rejected_whole(self, venue: VenueHarness) -> None:
+        legs = await oco(venue, price="62000", stop_price=fmt(MID + 100))  # the stop is above the last price
+        assert [(leg["status"], leg["reject_reason"]) for leg in legs] == [
+            ("REJECTED", "Order would trigger immediately.")
+        ] * 2
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+
+    async def test_a_standalone_oco_accepted_before_a_restart_is_placed_once_after_it(
+        self, venue: VenueHarness
+    ) -> None:
+        accepted = await venue.crash_after(lambda app: place_oco(app.orders, venue.user_id, oco_request(venue)))
+        await venue.settle()
+        legs = [await venue.app.orders.get(venue.user_id, leg["id"]) for leg in accepted]
+        assert [leg["status"] for leg in legs] == ["OPEN", "OPEN"]
+        assert [statuses(venue, leg["id"]) for leg in legs] == [["PENDING", "OPEN"]] * 2
+        assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D("0.01"))
+        await venue.print_trade(D(59000), D("0.01"))  # the stop-loss fires once, the take-profit expires
+        assert [await status_of(venue, leg) for leg in legs] == ["EXPIRED", "FILLED"]
+
+    async def test_standalone_oco_refusals_at_intake(self, venue: VenueHarness) -> None:
+        for fields, field in (
+            ({"price": "59000", "stop_price": "61000"}, "price"),  # a SELL's take-profit below its stop
+            ({"side": "BUY", "price": "61000", "stop_price": "59000"}, "price"),
+            ({"stop_limit_price": "58900.001"}, "stop_limit_price"),
+            ({"quantity": "0.000001"}, "quantity"),
+        ):
+            with pytest.raises(ValidationFailed) as refused:
+                await place_oco(venue.app.orders, venue.user_id, oco_request(venue, **fields))
+            assert refused.value.field == field
+        assert venue.events == []
+
     # ---- events ------------------------------------------------------------------------------------------------
 
     async def test_events_carry_the_same_payloads_on_every_venue(self, venue: VenueHarness) -> None:
@@ -434,6 +627,27 @@ async def place(venue: VenueHarness, **fields: Any) -> dict[str, Any]:
     assert submitted.created and submitted.order["status"] == "PENDING"
     await venue.settle()
     return await venue.app.orders.get(venue.user_id, submitted.order["id"])
+
+
+async def modify(venue: VenueHarness, order: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Modify/replace through intake, wait until execution settled, return the replacement with its fills."""
+    submitted = await venue.app.orders.replace(venue.user_id, order["id"], ReplaceRequest(**fields))
+    assert submitted.created and submitted.order["status"] == "PENDING"
+    await venue.settle()
+    return await venue.app.orders.get(venue.user_id, submitted.order["id"])
+
+
+def oco_request(venue: VenueHarness, **fields: Any) -> OcoRequest:
+    values = {"symbol": SYMBOL, "side": "SELL", "quantity": "0.01", "price": "61000", "stop_price": "59000", **fields}
+    return OcoRequest(account_id=venue.account_id, **values)
+
+
+async def oco(venue: VenueHarness, **fields: Any) -> list[dict[str, Any]]:
+    """A stand-alone OCO through intake, settled; its legs, take-profit first."""
+    legs = await place_oco(venue.app.orders, venue.user_id, oco_request(venue, **fields))
+    assert [leg["status"] for leg in legs] == ["PENDING", "PENDING"]
+    await venue.settle()
+    return [await venue.app.orders.get(venue.user_id, leg["id"]) for leg in legs]
 
 
 async def status_of(venue: VenueHarness, order: dict[str, Any]) -> str:

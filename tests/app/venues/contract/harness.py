@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from app.config import load_settings
 from app.events import UserEvent
@@ -30,6 +30,8 @@ from app.services import Services, build_services
 from tests.factories import PASSWORD, unique_email
 from tests.fakes.binance import FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
+
+T = TypeVar("T")
 
 SYMBOL, BASE, QUOTE = "BTCUSDT", "BTC", "USDT"
 CONTRACT_SYMBOLS = [SYMBOL, "ETHUSDT"]  # what the services trade: start-up history is built per symbol
@@ -122,15 +124,21 @@ class VenueHarness(ABC):
     async def crash_after_accepting(self, **fields: Any) -> dict[str, Any]:
         """Intake stores the order (202) but the process dies before execution sees it; then the app restarts.
         Returns the order as intake acknowledged it."""
-        order = await self.accept_without_executing(**fields)
+        return (await self.crash_after(lambda app: app.orders.submit(self.user_id, self.request(**fields)))).order
+
+    async def crash_after(self, intake: Callable[[Services], Awaitable[T]]) -> T:
+        """Run `intake` (it stores orders), but the process dies before execution sees them; then the app
+        restarts. Returns what intake answered."""
+        services = self.app
+        services.orders.queue = _Unplugged()  # the hand-over to execution is lost with the process
+        answer = await intake(services)
         await self.restart()
-        return order
+        return answer
 
     async def accept_without_executing(self, **fields: Any) -> dict[str, Any]:
         """Intake stores the order (202), but execution never sees it: the process is about to die (`restart`)."""
-        services = self.app
-        services.orders.queue = _Unplugged()  # the hand-over to execution is lost with the process
-        return (await services.orders.submit(self.user_id, self.request(**fields))).order
+        self.app.orders.queue = _Unplugged()  # the hand-over to execution is lost with the process
+        return (await self.app.orders.submit(self.user_id, self.request(**fields))).order
 
     @property
     def app(self) -> Services:
@@ -308,6 +316,8 @@ class BinanceHarness(VenueHarness):
             if at_exchange is None:
                 continue
             status = "OPEN" if at_exchange.status == "NEW" else at_exchange.status
+            if status == "CANCELED" and order["status"] == "REPLACED":
+                status = "REPLACED"  # Binance's word for an order canceled by a cancelReplace
             ours_now = (order["status"], Decimal(order["filled_quantity"]))
             if ours_now != (status, at_exchange.executed_qty):
                 return f"order {order['id']} is {ours_now}, at the exchange {(status, at_exchange.executed_qty)}"
