@@ -88,6 +88,8 @@ async def place_oco(service: OrderService, user_id: str, request: OcoRequest) ->
 async def _journal_list(service: OrderService, account: Account, legs: list[OrderRecord]) -> list[dict[str, Any]]:
     """Store an order list (a stand-alone OCO) in one transaction, every leg PENDING with its first event; the
     first leg's command carries the list (the executors submit its legs together, as one venue order list)."""
+    for leg in legs:  # the kill switch, as for any new order
+        service.trading.check(account.id, leg.symbol, leg.side, leg.quantity, leg.quote_quantity)
     for leg in legs:
         service.open_orders.reserve(account.id, leg.symbol)
     stored = [

@@ -167,3 +167,28 @@ async def test_standalone_oco_over_http(client: httpx.AsyncClient, running: Serv
     other = (await register(client))[1]
     foreign = await client.post("/api/trading/oco", json={**body, "account_id": bought["account_id"]}, headers=other)
     assert (foreign.status_code, foreign.json()["error"]["code"]) == (404, "ACCOUNT_NOT_FOUND")
+
+
+async def test_the_kill_switch_holds_for_oco_pairs_and_replacements(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    working = await resting_limit(client, running, trader)
+    account_id = working["account_id"]
+    halted = await client.put(
+        f"/api/accounts/{account_id}/trading-state", json={"state": "REDUCE_ONLY"}, headers=trader
+    )
+    assert halted.status_code == 200, halted.text
+    bid, ask = best(running)
+    oco = {
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "quantity": "0.01",
+        "price": str(ask + 500),
+        "stop_price": str(bid - 500),
+    }
+    refused = await client.post("/api/trading/oco", json=oco, headers=trader)  # nothing held: it would open a short
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "REDUCE_ONLY")
+    patched = await client.patch(f"/api/trading/orders/{working['id']}", json={"price": str(bid - 50)}, headers=trader)
+    assert (patched.status_code, patched.json()["error"]["code"]) == (409, "REDUCE_ONLY")  # a BUY grows a position
+    orders = (await client.get("/api/trading/orders", headers=trader)).json()
+    assert [(o["id"], o["status"]) for o in orders] == [(working["id"], "OPEN")]  # nothing stored or changed
