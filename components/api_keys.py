@@ -104,9 +104,9 @@ class ApiKeysSection:
             ui.label("Copy the key now: it will not be shown again.").classes("font-bold")
             with ui.row().classes("w-full items-center no-wrap"):
                 ui.label(key).classes("font-mono text-sm break-all").mark("new-api-key")
-                ui.button(icon="content_copy", on_click=lambda: self._copy(key)).props("flat dense").mark(
-                    "copy-api-key"
-                ).tooltip("Copy")
+                ui.button(icon="content_copy", on_click=lambda: self._copy(key)).props(
+                    'flat dense aria-label="Copy the key"'
+                ).mark("copy-api-key").tooltip("Copy")
             ui.button("Done", on_click=self.new_key.clear).props("flat").mark("new-api-key-done")
 
     def _copy(self, key: str) -> None:

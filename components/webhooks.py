@@ -34,9 +34,9 @@ class WebhookSection:
         with ui.card().classes("w-full").mark("webhooks"):
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label("Webhooks").classes("text-lg font-bold")
-                ui.button(icon="refresh", on_click=self.refresh).props("flat dense round").mark(
-                    "webhooks-refresh"
-                ).tooltip("Show the latest deliveries")
+                ui.button(icon="refresh", on_click=self.refresh).props(
+                    'flat dense round aria-label="Show the latest deliveries"'
+                ).mark("webhooks-refresh").tooltip("Show the latest deliveries")
             ui.label(
                 "Tradewind POSTs the chosen events to your URL, signed with the webhook's secret "
                 "(header Tradewind-Signature; see docs/api.md)."

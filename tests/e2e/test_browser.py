@@ -1,7 +1,8 @@
 """End to end in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright) against a real
 `python main.py`: log in, watch live prices and the live candle (background pushes), switch symbol without a page
-load, click a book level into the ticket, place a market order, see it FILLED and the position; screenshots at
-desktop and phone (390 px) width go to tests/e2e/artifacts/ (git-ignored)."""
+load, click a book level into the ticket, place a market order, see it FILLED and the position; modify a resting
+limit order from the blotter and halt trading with the kill switch; screenshots at desktop and phone (390 px) width
+go to tests/e2e/artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ async def test_log_in_trade_and_watch_live_updates(live_server: str) -> None:
             # 0.01 BTC less the 0.1 % taker fee, paid in the received asset
             await expect(position.locator("[col-id=quantity]")).to_have_text("0.00999", timeout=WAIT)
             await expect(position.locator("[col-id=avg_entry_price]")).to_have_text(PRICE_ON_TICK)
+            await _modify_a_resting_order_then_halt_trading(page)
             await page.screenshot(path=str(ARTIFACTS / "trade-desktop.png"), full_page=True)
 
             await page.set_viewport_size({"width": 390, "height": 844})  # a phone
@@ -115,3 +117,31 @@ async def _symbol_switch_keeps_the_page(page: Page) -> None:
     await page.wait_for_url("**/trade/BTCUSDT", timeout=WAIT)
     await expect(page.get_by_role("button", name="Buy BTC")).to_be_visible(timeout=WAIT)
     assert await page.evaluate("() => window.__samePage === true")
+
+
+async def _modify_a_resting_order_then_halt_trading(page: Page) -> None:
+    """A limit BUY far below the market rests; the blotter's Edit moves it (the old order ends REPLACED); the kill
+    switch, after its confirmation, halts the account and cancels the replacement."""
+    await page.get_by_label("Order type").click()
+    await page.get_by_role("option", name="Limit", exact=True).click()
+    await page.get_by_label("Price (USDT)", exact=True).fill("50000")
+    await page.get_by_label("Amount (BTC)").fill("0.01")
+    await page.get_by_test_id("submit-order").click()
+    await page.get_by_role("tab", name=re.compile("Open orders")).click()
+    resting = page.locator(".ag-row:visible", has_text="50,000.00").first
+    await expect(resting.locator("[col-id=status]")).to_have_text("OPEN", timeout=WAIT)
+    await resting.locator("[col-id=edit]").click()
+    await page.get_by_label("Price", exact=True).fill("50100")
+    await page.get_by_role("button", name="Modify").click()
+    replacement = page.locator(".ag-row:visible", has_text="50,100.00").first
+    await expect(replacement.locator("[col-id=status]")).to_have_text("OPEN", timeout=WAIT)
+    await expect(page.locator(".ag-row:visible", has_text="50,000.00")).to_have_count(0, timeout=WAIT)
+
+    await page.get_by_role("button", name="Trading active").click()
+    await page.locator(".q-menu").get_by_text("Halt trading").click()
+    await page.get_by_role("button", name="Halt trading").click()  # the confirmation
+    await expect(page.get_by_role("button", name="Trading halted")).to_be_visible(timeout=WAIT)
+    await expect(page.locator(".ag-row:visible", has_text="50,100.00")).to_have_count(0, timeout=WAIT)
+    await page.get_by_role("tab", name="Order history").click()
+    history = page.locator(".ag-row:visible", has_text="50,000.00").first
+    await expect(history.locator("[col-id=status]")).to_have_text("REPLACED", timeout=WAIT)
