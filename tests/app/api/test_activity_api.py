@@ -3,30 +3,18 @@ paging, only the caller's own, and failed logins only for an existing email."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from app.activity import ActivityKind
 from app.services import Services
+from tests.app.api.conftest import ClientAt
 from tests.factories import PASSWORD, register, unique_email
 from tests.fakes.binance import DOC_API_KEY, DOC_SECRET, FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
-
-ClientAt = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def client_at(api_app: FastAPI) -> ClientAt:
-    def make(address: str) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=api_app, client=(address, 40000))
-        return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-    return make
 
 
 @pytest.fixture

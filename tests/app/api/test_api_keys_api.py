@@ -3,35 +3,20 @@ once, limited and throttled, and never visible or revocable by another user."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlmodel import select
 
 from app.api_keys import FAILED_USES, KEY_CREATIONS_PER_HOUR, MAX_KEYS_PER_USER, hash_key
 from app.services import Services
 from app.throttle import RequestRate, SlidingWindow
 from storage.models import ApiKey
+from tests.app.api.conftest import ClientAt
 from tests.app.api.test_auth_api import assert_error
 from tests.app.api.test_trading_api import best_ask
 from tests.factories import PASSWORD, place, register
-
-ClientAt = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def client_at(api_app: FastAPI) -> ClientAt:
-    """An HTTP client whose requests come from the given client address."""
-
-    def make(address: str) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=api_app, client=(address, 40000))
-        return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-    return make
 
 
 def resting_price(services: Services) -> str:

@@ -4,29 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
 from app.services import Services
+from tests.app.api.conftest import ClientAt
 from tests.app.api.test_auth_api import assert_error
 from tests.factories import PASSWORD, register, unique_email
-
-ClientAt = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def client_at(api_app: FastAPI) -> ClientAt:
-    """An HTTP client whose requests come from the given client address."""
-
-    def make(address: str) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=api_app, client=(address, 40000))
-        return httpx.AsyncClient(transport=transport, base_url="http://test")
-
-    return make
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:

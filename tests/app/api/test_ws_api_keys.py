@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import websockets
-from fastapi import FastAPI
 
-from app.services import Services
-from tests.app.api.test_ws_sessions import closed_with, connected, serve
+from tests.app.api.test_ws_sessions import closed_with, connected
 from tests.factories import register
-
-
-@pytest.fixture
-async def server(api_app: FastAPI, services: Services) -> AsyncIterator[str]:
-    async with serve(api_app, services.settings) as address:
-        yield address
-
-
-@pytest.fixture
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{server}") as client:
-        yield client
 
 
 async def new_key(http: httpx.AsyncClient, login: dict[str, str], scopes: list[str]) -> tuple[str, str]:

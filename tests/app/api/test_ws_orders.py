@@ -4,40 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
-from fastapi import FastAPI
 
 from app.services import Services
 from storage.repositories import events
 from tests.factories import place, register, wait_for_status
 
-
-@pytest.fixture
-async def server(api_app: FastAPI, running: Services) -> AsyncIterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(api_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    instance = uvicorn.Server(config)
-    task = asyncio.create_task(instance.serve())
-    while not instance.started:
-        await asyncio.sleep(0.01)
-    yield f"127.0.0.1:{port}"
-    instance.should_exit = True
-    await task
-
-
-@pytest.fixture
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{server}") as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("running")  # the execution engine runs behind the server
 
 
 async def next_of(socket_: Any, *types: str, timeout: float = 10.0) -> dict[str, Any]:

@@ -8,50 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
 from fastapi import FastAPI
 
-from app.api.server_options import WS_MAX_BYTES, uvicorn_options
+from app.api.server_options import WS_MAX_BYTES
 from app.api.ws import MAX_SOCKETS_PER_USER
-from app.config import Settings
 from app.services import Services
-from tests.factories import PASSWORD, place, register, unique_email, wait_for
-
-
-@asynccontextmanager
-async def serve(api_app: FastAPI, settings: Settings) -> AsyncIterator[str]:
-    """The API on a real uvicorn with the options main.py passes through ui.run; yields host:port."""
-    options = uvicorn_options(settings)
-    config = uvicorn.Config(
-        api_app, host="127.0.0.1", port=0, ws="wsproto", log_level="warning", lifespan="off", **options
-    )
-    instance = uvicorn.Server(config)
-    task = asyncio.create_task(instance.serve())
-    await wait_for(lambda: instance.started, what="uvicorn to start")
-    try:
-        yield f"127.0.0.1:{instance.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        instance.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
-@pytest.fixture
-async def server(api_app: FastAPI, services: Services) -> AsyncIterator[str]:
-    async with serve(api_app, services.settings) as address:
-        yield address
-
-
-@pytest.fixture
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{server}") as client:
-        yield client
+from tests.app.api.conftest import serve
+from tests.factories import PASSWORD, place, register, unique_email
 
 
 def token_of(headers: dict[str, str]) -> str:

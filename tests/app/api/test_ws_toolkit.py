@@ -6,14 +6,17 @@ import json
 from decimal import Decimal
 
 import httpx
+import pytest
 import websockets
 
 from app.services import Services
-from tests.app.api.test_ws_orders import http, next_of, server, token  # noqa: F401 (fixtures)
+from tests.app.api.test_ws_orders import next_of, token
 from tests.factories import register, trade
 
+pytestmark = pytest.mark.usefixtures("running")  # the execution engine runs behind the server
 
-async def test_a_trading_state_change_reaches_the_owners_socket_only(server: str, http: httpx.AsyncClient) -> None:  # noqa: F811
+
+async def test_a_trading_state_change_reaches_the_owners_socket_only(server: str, http: httpx.AsyncClient) -> None:
     _, alice = await register(http)
     _, bob = await register(http)
     [account] = (await http.get("/api/accounts", headers=alice)).json()
@@ -33,8 +36,8 @@ async def test_a_trading_state_change_reaches_the_owners_socket_only(server: str
 
 
 async def test_an_alert_that_fires_is_an_alert_event(
-    server: str,  # noqa: F811
-    http: httpx.AsyncClient,  # noqa: F811
+    server: str,
+    http: httpx.AsyncClient,
     running: Services,
 ) -> None:
     _, alice = await register(http)
