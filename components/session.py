@@ -98,6 +98,16 @@ async def current_user(services: Services) -> AuthenticatedUser | None:
     return await services.auth.session_user(storage.get("user_id"), storage.get("token_version"))
 
 
+async def page_user(services: Services) -> AuthenticatedUser | None:
+    """Inside a page function: the session's user, or None once the browser is on its way to /login (the session
+    ended: its storage is emptied too)."""
+    user = await current_user(services)
+    if user is None:
+        log_out()
+        ui.navigate.to("/login")
+    return user
+
+
 def client_address() -> str:
     """Inside a page function: the browser's IP address (through a trusted proxy: the forwarded one), for the
     login and sign-up throttles."""

@@ -23,10 +23,8 @@ _COLUMNS = [
 def register(services: Services) -> None:
     @ui.page("/portfolio")
     async def portfolio_page() -> None:
-        user = await session.current_user(services)
+        user = await session.page_user(services)
         if user is None:
-            session.log_out()
-            ui.navigate.to("/login")
             return
         accounts = await services.accounts.list_for_user(user.id)
         account = theme.selected_account(accounts)

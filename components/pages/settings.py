@@ -23,10 +23,8 @@ if TYPE_CHECKING:
 def register(services: Services, _live: LiveFeed) -> None:
     @ui.page("/settings")
     async def settings_page() -> None:
-        user = await session.current_user(services)
+        user = await session.page_user(services)
         if user is None:
-            session.log_out()
-            ui.navigate.to("/login")
             return
         accounts = await services.accounts.list_for_user(user.id)
         account = theme.selected_account(accounts)

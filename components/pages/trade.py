@@ -19,10 +19,8 @@ if TYPE_CHECKING:
 def register(services: Services, live: LiveFeed) -> None:
     @ui.page("/trade/{symbol}")
     async def trade_page(symbol: str) -> None:
-        user = await session.current_user(services)
+        user = await session.page_user(services)
         if user is None:
-            session.log_out()
-            ui.navigate.to("/login")
             return
         user_id = user.id  # read once: callbacks below run outside any request
         accounts = await services.accounts.list_for_user(user_id)
