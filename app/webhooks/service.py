@@ -195,7 +195,8 @@ class WebhookService:
         self._index.setdefault(user_id, {})[webhook_id] = frozenset(kinds)
         if user_id not in self._taps:
             self._taps[user_id] = (
-                self.bus.subscribe_user(user_id, self._on_user_event),
+                # Only events committed here: with several replicas, each event is sent once, by its replica.
+                self.bus.subscribe_user(user_id, self._on_user_event, remote=False),
                 self.alerts.subscribe(user_id, lambda alert: self._on_alert(user_id, alert)),
             )
 
