@@ -98,6 +98,7 @@ class RedisFanout:
             retry=Retry(NoBackoff(), 0),  # reconnects are app.retry's job
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             health_check_interval=HEALTH_CHECK_SECONDS,
+            client_name=f"tradewind-{self.origin}",  # CLIENT LIST shows which replica holds which connection
         )
         log.info("Redis fan-out: replica %s connecting to %s", self.origin, _safe_location(self.url))
         self._tasks = [
