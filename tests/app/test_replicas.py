@@ -73,6 +73,13 @@ def token_of(headers: dict[str, str]) -> str:
     return headers["Authorization"].removeprefix("Bearer ")
 
 
+def test_without_redis_url_nothing_leaves_the_process(services: Services) -> None:
+    """The default (one process) builds no fan-out: the event path is the in-process one, unchanged."""
+    assert services.settings.redis_url == ""
+    assert services.fanout is None
+    assert services.bus.relay is None and services.auth.versions.relay is None and services.api_keys.cache.relay is None
+
+
 async def test_an_order_placed_on_a_reaches_b_subscribers_and_sockets_once(
     replicas: tuple[Services, Services],
     servers: tuple[str, str],
