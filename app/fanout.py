@@ -1,13 +1,15 @@
 """Replica fan-out through Redis pub/sub (REDIS_URL; docs/scaling.md): what one replica commits, every other
 replica's local subscribers hear.
 
-Three kinds of message travel on one channel (`<REDIS_CHANNEL_PREFIX>fanout`), each stamped with the sending
+The kinds of message travel on one channel (`<REDIS_CHANNEL_PREFIX>fanout`), each stamped with the sending
 replica's `origin` id so a replica never delivers its own publications back to itself:
 
 - `event`: a committed user event (EventBus.relay) -> `EventBus.deliver_remote` (sockets and pages, not webhooks:
   those are sent once, by the replica that committed the event);
 - `version`: a token-version change (log out everywhere, password change) -> `TokenVersions.changed(remote=True)`;
-- `revoke`: an API key revocation -> `ApiKeyCache.revoked(remote=True)`.
+- `revoke`: an API key revocation -> `ApiKeyCache.revoked(remote=True)`;
+- `webhook`: a webhook created or deleted -> `WebhookService.index_changed` (each replica sends the webhooks of the
+  events it commits, so each must know every webhook).
 
 Why pub/sub and not Streams: the durable copy of every user event is already the database's event log, which
 /ws RESUME (and a socket that sees a seq gap) re-reads; the fan-out only has to be fast. A replica that lost its
@@ -42,6 +44,7 @@ from app.events import EventBus, UserEvent
 from app.ids import new_id
 from app.retry import RECONNECT, RetryPolicy, reconnect_forever
 from app.token_versions import TokenVersions
+from app.webhooks.service import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ class RedisFanout:
         self._bus: EventBus | None = None
         self._versions: TokenVersions | None = None
         self._keys: ApiKeyCache | None = None
+        self._webhooks: WebhookService | None = None
         self._client: redis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._resync: asyncio.Task[None] | None = None
@@ -84,12 +88,16 @@ class RedisFanout:
 
     # ---- wiring ---------------------------------------------------------------------------------------------
 
-    def attach(self, bus: EventBus, versions: TokenVersions, keys: ApiKeyCache) -> None:
+    def attach(
+        self, bus: EventBus, versions: TokenVersions, keys: ApiKeyCache, webhooks: WebhookService | None = None
+    ) -> None:
         """Relay this replica's changes and deliver the others' to these local objects."""
-        self._bus, self._versions, self._keys = bus, versions, keys
+        self._bus, self._versions, self._keys, self._webhooks = bus, versions, keys, webhooks
         bus.relay = self.event_committed
         versions.relay = self.version_changed
         keys.relay = self.key_revoked
+        if webhooks is not None:
+            webhooks.relay = self.webhook_changed
 
     async def start(self) -> None:
         """Start the subscription and the outbox drain in the background: start-up never waits for Redis."""
@@ -132,6 +140,9 @@ class RedisFanout:
 
     def key_revoked(self, key_id: str) -> None:
         self._send({"k": "revoke", "id": key_id})
+
+    def webhook_changed(self, user_id: str, webhook_id: str, kinds: tuple[str, ...] | None) -> None:
+        self._send({"k": "webhook", "u": user_id, "id": webhook_id, "kinds": kinds})
 
     def _send(self, message: dict[str, Any]) -> None:
         message["o"] = self.origin
@@ -219,6 +230,9 @@ class RedisFanout:
             self._versions.changed(message["u"], int(message["v"]), remote=True)
         elif kind == "revoke" and self._keys is not None:
             self._keys.revoked(message["id"], remote=True)
+        elif kind == "webhook" and self._webhooks is not None:
+            kinds = message["kinds"]
+            self._webhooks.index_changed(message["u"], message["id"], None if kinds is None else tuple(kinds))
         elif kind == "resync":
             self._resync_local()
         else:
@@ -238,6 +252,8 @@ class RedisFanout:
                 await self._versions.reload_all()
             if self._keys is not None:
                 await self._keys.reload_all()
+            if self._webhooks is not None:
+                await self._webhooks.reload_index()
         except Exception:  # the database is away too: the next request of each user or key reads it again
             log.exception("Redis fan-out: could not re-read token versions and API keys")
 

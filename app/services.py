@@ -259,10 +259,11 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     alerts = AlertService(db, rules, bus)
     auth = AuthService(db, settings, activity=activity)
     api_keys = ApiKeyService(db, settings.api_key_requests_per_second)
+    webhooks = build_webhooks(settings, db, keybox, bus, alerts)
     fanout = None
     if settings.redis_url:
         fanout = RedisFanout(settings.redis_url, channel_prefix=settings.redis_channel_prefix)
-        fanout.attach(bus, auth.versions, api_keys.cache)
+        fanout.attach(bus, auth.versions, api_keys.cache, webhooks)
 
     return Services(
         settings=settings,
@@ -279,7 +280,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         portfolio=portfolio,
         jobs=Jobs(external, engine, equity),
         alerts=alerts,
-        webhooks=build_webhooks(settings, db, keybox, bus, alerts),
+        webhooks=webhooks,
         activity=activity,
         api_keys=api_keys,
         trading=TradingStateService(db, accounts, trading_states, orders, bus.publish_user),

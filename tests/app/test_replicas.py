@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -21,6 +22,7 @@ from app.services import Services, build_services
 from storage.repositories import events
 from tests.app.api.test_ws_sessions import closed_with, connected, serve
 from tests.factories import place, register, wait_for, wait_for_status
+from tests.fakes.webhook_receiver import webhook_receiver
 
 
 def api_app(services: Services) -> FastAPI:
@@ -31,7 +33,13 @@ def api_app(services: Services) -> FastAPI:
 
 
 def replica(redis_url: str, channel_prefix: str) -> Services:
-    return build_services(load_settings(redis_url=redis_url, redis_channel_prefix=channel_prefix), migrate=False)
+    settings = load_settings(
+        redis_url=redis_url,
+        redis_channel_prefix=channel_prefix,
+        webhook_allowed_hosts="127.0.0.1",  # the loopback receiver of the webhook test
+        webhook_timeout_seconds=30,  # a loaded machine must not turn a delivery into a retry
+    )
+    return build_services(settings, migrate=False)
 
 
 @pytest.fixture
@@ -148,6 +156,44 @@ async def test_a_key_revoked_on_a_stops_working_on_b(
     assert code == 1008 and "revoked" in reason
     refused = await http_b.get("/api/trading/orders", headers=bot)  # B heard it: no waiting, no database read
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "INVALID_API_KEY"
+
+
+async def test_a_webhook_created_on_b_is_sent_by_a_for_a_fill_a_executed_once(
+    replicas: tuple[Services, Services], clients: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    """A sends the webhooks of the events it commits: it learns of B's new webhook through Redis; B, hearing the
+    same fill from A, sends nothing."""
+    a, b = replicas
+    http_a, http_b = clients
+    await a.webhooks.start()  # its index is loaded now, before the webhook exists: only the fan-out can add it
+    async with webhook_receiver() as receiver:
+        user_id, alice = await register(http_b)
+        created = await http_b.post("/api/webhooks", json={"url": receiver.url(), "events": ["fill"]}, headers=alice)
+        assert created.status_code == 201, created.text
+        await _barrier(b, a)  # the webhook's announcement came first
+        fills_on_b: list[UserEvent] = []
+        b.bus.subscribe_user(user_id, lambda e: fills_on_b.append(e) if e.type == "FILL" else None)
+
+        placed = await place(http_a, alice)
+        assert placed.status_code == 202, placed.text
+        await wait_for_status(http_a, alice, placed.json()["id"], "FILLED")
+        fills = await a.db.read(lambda s: [e for e in events.since(s, user_id, 0, 500) if e.type == "FILL"])
+        await wait_for(lambda: len(fills_on_b) == len(fills), what="the fills on B")
+        assert b.webhooks.dispatcher.queued == 0  # B's tap is on the bus path: it would have queued by now
+        await wait_for(lambda: len(receiver.received) == len(fills), what="one delivery per fill, from A")
+        bodies = [json.loads(request.body) for request in receiver.received]
+        assert {(body["type"], body["data"]["order_id"]) for body in bodies} == {("fill", placed.json()["id"])}
+
+
+async def _barrier(sender: Services, receiver: Services) -> None:
+    """Wait until `receiver` has handled everything `sender` published so far (pub/sub keeps publish order)."""
+    marker = UserEvent.create("barrier", "MARKER", {}, ts=0)
+    marker.numbered(int.from_bytes(os.urandom(4), "big") + 1)
+    seen: list[UserEvent] = []
+    unsubscribe = receiver.bus.subscribe_user("barrier", seen.append)
+    sender.bus.publish_user(marker)
+    await wait_for(lambda: seen, what="the barrier")
+    unsubscribe()
 
 
 async def test_with_redis_unreachable_the_app_starts_and_serves_locally(
