@@ -85,6 +85,7 @@ class RedisFanout:
         self.subscribed = asyncio.Event()  # set while the subscription is live (tests wait for it)
         self.dropped = 0  # messages lost to a full outbox
         self.delivered = 0  # remote messages applied here
+        self.resyncs = 0  # completed re-reads of versions, keys and webhooks (tests wait for them)
 
     # ---- wiring ---------------------------------------------------------------------------------------------
 
@@ -254,6 +255,7 @@ class RedisFanout:
                 await self._keys.reload_all()
             if self._webhooks is not None:
                 await self._webhooks.reload_index()
+            self.resyncs += 1
         except Exception:  # the database is away too: the next request of each user or key reads it again
             log.exception("Redis fan-out: could not re-read token versions and API keys")
 

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 import pytest
+import redis.asyncio as redis
 from fastapi import FastAPI
 
 from app.api import mount_api
@@ -183,6 +184,33 @@ async def test_a_webhook_created_on_b_is_sent_by_a_for_a_fill_a_executed_once(
         await wait_for(lambda: len(receiver.received) == len(fills), what="one delivery per fill, from A")
         bodies = [json.loads(request.body) for request in receiver.received]
         assert {(body["type"], body["data"]["order_id"]) for body in bodies} == {("fill", placed.json()["id"])}
+
+
+async def test_a_webhook_announcement_missed_while_unsubscribed_is_read_from_the_database(
+    replicas: tuple[Services, Services],
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    redis_admin: redis.Redis,
+) -> None:
+    a, b = replicas
+    http_a, http_b = clients
+    await a.webhooks.start()
+    async with webhook_receiver() as receiver:
+        _, alice = await register(http_b)
+        b.webhooks.relay = None  # the announcement is lost, as while A is not subscribed
+        created = await http_b.post("/api/webhooks", json={"url": receiver.url(), "events": ["fill"]}, headers=alice)
+        assert created.status_code == 201, created.text
+        fanout = a.fanout
+        assert fanout is not None
+        resyncs = fanout.resyncs
+        for client in await redis_admin.client_list(_type="pubsub"):
+            if client["name"] == f"tradewind-{fanout.origin}":
+                await redis_admin.client_kill_filter(_id=client["id"])
+        await wait_for(lambda: fanout.resyncs > resyncs, what="A to subscribe again and re-read")
+
+        placed = await place(http_a, alice)
+        assert placed.status_code == 202, placed.text
+        await wait_for_status(http_a, alice, placed.json()["id"], "FILLED")
+        await wait_for(lambda: receiver.received, what="A's delivery after re-reading its webhook index")
 
 
 async def _barrier(sender: Services, receiver: Services) -> None:
