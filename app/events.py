@@ -101,11 +101,11 @@ class EventBus:
 
     def publish_user(self, event: UserEvent) -> None:
         """An event this replica committed: to every local subscriber, then to the other replicas."""
-        for callback in (
-            *self._user_subscribers.get(event.user_id, ()),
-            *self._origin_subscribers.get(event.user_id, ()),
-        ):
+        for callback in tuple(self._user_subscribers.get(event.user_id, ())):
             _safely(callback, event)
+        if self._origin_subscribers:  # only users with webhooks: skip the lookup when nobody has one
+            for callback in tuple(self._origin_subscribers.get(event.user_id, ())):
+                _safely(callback, event)
         if self.relay is not None:
             _safely(self.relay, event)
 
