@@ -227,3 +227,25 @@ async def test_without_redis_the_local_path_works_and_says_so(
     await alone.fanout.stop()
     assert "this replica serves its own events only" in caplog.text
     assert not alone.fanout.subscribed.is_set()
+
+
+async def test_a_killed_publishing_connection_loses_nothing_and_duplicates_nothing(
+    pair: tuple[Replica, Replica], redis_admin: redis.Redis
+) -> None:
+    a, b = pair
+    on_b: list[UserEvent] = []
+    b.bus.subscribe_user("alice", on_b.append)
+    a.bus.publish_user(event("alice", 1))
+    await wait_for(lambda: len(on_b) == 1, what="the first event on B")
+    publishing = [
+        c for c in await redis_admin.client_list(_type="normal") if c["name"] == f"tradewind-{a.fanout.origin}"
+    ]
+    assert publishing  # A's pooled publishing connection
+    for client in publishing:
+        await redis_admin.client_kill_filter(_id=client["id"])
+
+    for seq in range(2, 6):
+        a.bus.publish_user(event("alice", seq))
+    await wait_for(lambda: len(on_b) >= 5, what="the events sent after the reconnect")
+    await barrier(a, b)
+    assert [e.seq for e in on_b] == [1, 2, 3, 4, 5]
