@@ -6,8 +6,10 @@ process calls `revoked(key_id)` right after its commit: the entry goes, and list
 hear it and close at once. A database read that was in flight while the key was revoked cannot put it back: the ids
 of recently revoked keys are remembered.
 
-Several replicas (DESIGN.md §11): a revoke must reach every replica — the revoking replica publishes the key id
-(Redis, like token versions) and each replica calls `revoked(key_id)` on receipt. That is the only hook needed.
+Several replicas (DESIGN.md §11): a revoke must reach every replica — `revoked(key_id)` hands the key id to
+`relay` (the Redis fan-out, app/fanout.py, when REDIS_URL is set) and each other replica calls
+`revoked(key_id, remote=True)` on receipt. A replica that may have missed some (its Redis connection was lost)
+calls `reload_all()`: every cached key is read again, and one found revoked is revoked here too.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class VerifiedKey:
 
 Loader = Callable[[str], Awaitable[VerifiedKey | None]]
 RevokeListener = Callable[[], None]
+Relay = Callable[[str], None]
 
 
 class ApiKeyCache:
@@ -63,6 +66,7 @@ class ApiKeyCache:
         self._revoked: OrderedDict[str, None] = OrderedDict()
         self._listeners: dict[str, set[RevokeListener]] = {}
         self.loads = 0  # database reads made (tests prove repeated requests do not read)
+        self.relay: Relay | None = None  # tells the other replicas (app/fanout.py)
 
     def cached(self, key_hash: str) -> VerifiedKey | None:
         """The verified key if it is in memory (no await: the hot path)."""
@@ -95,8 +99,9 @@ class ApiKeyCache:
             self._hash_of.pop(evicted.key_id, None)
         return loaded
 
-    def revoked(self, key_id: str) -> None:
-        """The key was revoked (here, or announced by another replica): forget it and tell its listeners."""
+    def revoked(self, key_id: str, *, remote: bool = False) -> None:
+        """The key was revoked: here (told to the other replicas through `relay`) or, with `remote=True`, on
+        another replica. Forget it and tell its listeners."""
         key_hash = self._hash_of.pop(key_id, None)
         if key_hash is not None:
             self._entries.pop(key_hash, None)
@@ -108,6 +113,21 @@ class ApiKeyCache:
                 listener()
             except Exception:  # one broken listener must not keep the others from closing
                 log.exception("api key revocation listener failed")
+        if not remote and self.relay is not None:
+            try:
+                self.relay(key_id)
+            except Exception:  # the local revocation stands whatever the fan-out does
+                log.exception("api key revocation relay failed")
+
+    async def reload_all(self) -> None:
+        """Read every cached key again; one that is gone is revoked here (its sockets close): revocations made on
+        another replica may have been missed (the Redis connection was lost). In the background."""
+        stale = dict(self._entries)
+        self._entries.clear()
+        self._hash_of.clear()
+        for key_hash, key in stale.items():
+            if await self.get(key_hash) is None:
+                self.revoked(key.key_id, remote=True)
 
     def is_revoked(self, key_id: str) -> bool:
         return key_id in self._revoked

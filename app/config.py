@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(5, ge=1, le=20)
     webhook_retry_initial_seconds: float = Field(1.0, gt=0, le=60)
     webhook_queue_size: int = Field(1000, ge=1, le=1_000_000)
+    # Several replicas (docs/scaling.md): committed events, token-version changes and API key revocations are
+    # published here and delivered by every other replica. Empty: one process, everything in memory.
+    redis_url: str = ""
+    # Prefix of the Redis channel names, so several deployments (or test runs) can share one Redis.
+    redis_channel_prefix: str = "tradewind:"
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -160,6 +165,13 @@ class Settings(BaseSettings):
             raise ValueError("not a database URL (sqlite:///path or postgresql+psycopg://...)") from exc
         if url.get_backend_name() not in {"sqlite", "postgresql"}:
             raise ValueError("only sqlite:/// and postgresql+psycopg:// are supported")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("expected redis://host:port/db, rediss://... (TLS) or unix:///path")
         return value
 
     @field_validator("binance_testnet_url", "binance_testnet_stream_url", "binance_testnet_ws_api_url")

@@ -3,6 +3,9 @@
 - User events (durable): every order/fill/balance change is first stored in the events table with the user's next
   `seq`, then published here *after commit*. Subscribers are filtered by user id, so nobody sees another user's
   events. A subscriber that falls behind can always re-read the log from its last seq (no event is ever lost).
+- Several replicas (REDIS_URL, app/fanout.py): `relay` hands every committed user event on to the other replicas,
+  which deliver it with `deliver_remote`. Subscribers that cause a side effect once per event (webhooks) subscribe
+  with `remote=False` and hear only the events this replica committed; viewers (sockets, pages) hear both.
 - Prices (latest-value): one pre-serialised PRICE_UPDATE per symbol change; subscribers keep only the newest per
   symbol, so a slow consumer gets the latest price, never a backlog.
 """
@@ -56,6 +59,7 @@ class PriceUpdate:
 
 UserCallback = Callable[[UserEvent], None]
 PriceCallback = Callable[[PriceUpdate], None]
+Relay = Callable[[UserEvent], None]
 
 
 def ticker_message(ticker: Ticker) -> str:
@@ -75,22 +79,38 @@ class EventBus:
 
     def __init__(self) -> None:
         self._user_subscribers: dict[str, list[UserCallback]] = defaultdict(list)
+        self._origin_subscribers: dict[str, list[UserCallback]] = defaultdict(list)  # this replica's events only
+        self.relay: Relay | None = None  # the replica fan-out (app/fanout.py), when REDIS_URL is set
         self._price_subscribers: list[PriceCallback] = []
         self.latest_prices: dict[str, PriceUpdate] = {}
 
-    def subscribe_user(self, user_id: str, callback: UserCallback) -> Callable[[], None]:
-        self._user_subscribers[user_id].append(callback)
+    def subscribe_user(self, user_id: str, callback: UserCallback, *, remote: bool = True) -> Callable[[], None]:
+        """Hear the user's committed events; `remote=False`: only those committed by this replica (for side
+        effects that must happen once per event, not once per replica). Returns the unsubscribe function."""
+        table = self._user_subscribers if remote else self._origin_subscribers
+        table[user_id].append(callback)
 
         def unsubscribe() -> None:
-            callbacks = self._user_subscribers.get(user_id)
+            callbacks = table.get(user_id)
             if callbacks and callback in callbacks:
                 callbacks.remove(callback)
                 if not callbacks:
-                    del self._user_subscribers[user_id]
+                    del table[user_id]
 
         return unsubscribe
 
     def publish_user(self, event: UserEvent) -> None:
+        """An event this replica committed: to every local subscriber, then to the other replicas."""
+        for callback in tuple(self._user_subscribers.get(event.user_id, ())):
+            _safely(callback, event)
+        if self._origin_subscribers:  # only users with webhooks: skip the lookup when nobody has one
+            for callback in tuple(self._origin_subscribers.get(event.user_id, ())):
+                _safely(callback, event)
+        if self.relay is not None:
+            _safely(self.relay, event)
+
+    def deliver_remote(self, event: UserEvent) -> None:
+        """An event another replica committed (app/fanout.py): to local viewers only, never relayed again."""
         for callback in tuple(self._user_subscribers.get(event.user_id, ())):
             _safely(callback, event)
 
@@ -111,7 +131,9 @@ class EventBus:
 
     def subscriber_counts(self) -> tuple[int, int]:
         """(user callbacks, price callbacks): tests use it to prove nothing leaks."""
-        return sum(len(v) for v in self._user_subscribers.values()), len(self._price_subscribers)
+        users = sum(len(v) for v in self._user_subscribers.values())
+        users += sum(len(v) for v in self._origin_subscribers.values())
+        return users, len(self._price_subscribers)
 
 
 def _safely(callback: Callable[[Any], None], argument: Any) -> None:

@@ -23,6 +23,7 @@ from app.execution.core import ExecutionCore
 from app.execution.exchange import ExchangeExecutor
 from app.execution.paper_engine import PaperExecutor
 from app.execution.recorder import Recorder
+from app.fanout import RedisFanout
 from app.ids import now_ms
 from app.jobs import Jobs
 from app.market.ccxt_feed import CcxtMarketFeed
@@ -108,6 +109,7 @@ class Services:
     webhooks: WebhookService
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
+    fanout: RedisFanout | None = None  # REDIS_URL: the other replicas (app/fanout.py)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
@@ -116,6 +118,8 @@ class Services:
         Stored exchange keys are re-sealed first (old ENCRYPTION_KEY or legacy scheme), before any venue opens them.
         """
         await reseal_accounts(self.db, self.keybox)
+        if self.fanout is not None:
+            await self.fanout.start()  # connects in the background: a Redis that is away does not hold start-up
         if self.feed is not None and self.settings.market_feed_enabled:
             await self.feed.start()  # fills `rules` in place first: the engine's recovery copies them
         await self.engine.start()
@@ -138,6 +142,8 @@ class Services:
         if self.feed is not None:
             await self.feed.close()
         await self.engine.stop()
+        if self.fanout is not None:
+            await self.fanout.stop()
         await self.api_keys.close()
         await self.activity.drain()
         self.db.close()
@@ -251,6 +257,13 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     )
     portfolio = PortfolioService(db, accounts, market, engine, settings)
     alerts = AlertService(db, rules, bus)
+    auth = AuthService(db, settings, activity=activity)
+    api_keys = ApiKeyService(db, settings.api_key_requests_per_second)
+    webhooks = build_webhooks(settings, db, keybox, bus, alerts)
+    fanout = None
+    if settings.redis_url:
+        fanout = RedisFanout(settings.redis_url, channel_prefix=settings.redis_channel_prefix)
+        fanout.attach(bus, auth.versions, api_keys.cache, webhooks)
 
     return Services(
         settings=settings,
@@ -260,16 +273,16 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         market=market,
         rules=rules,
         venues=venues,
-        auth=AuthService(db, settings, activity=activity),
+        auth=auth,
         accounts=accounts,
         engine=engine,
         orders=orders,
         portfolio=portfolio,
         jobs=Jobs(external, engine, equity),
         alerts=alerts,
-        webhooks=build_webhooks(settings, db, keybox, bus, alerts),
+        webhooks=webhooks,
         activity=activity,
-        api_keys=ApiKeyService(db, settings.api_key_requests_per_second),
+        api_keys=api_keys,
         trading=TradingStateService(db, accounts, trading_states, orders, bus.publish_user),
         closer=PositionCloser(orders, venues.rules_for),
         statements=StatementService(db, accounts),
@@ -277,6 +290,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         history=PortfolioHistory(db, accounts, equity, rules),
         simulator=simulator,
         feed=feed,
+        fanout=fanout,
     )
 
 

@@ -6,9 +6,10 @@ a password change bump the stored version, which ends everything older. `TokenVe
 database on first use and kept current by the process that changes a version (`changed`). Listeners (open API
 sockets, open pages) hear about every change, so they can end at once instead of polling.
 
-The interface is what a multi-replica set-up needs (DESIGN.md §11): a replica that receives a version change from
-elsewhere (a Redis fan-out) calls `changed(user_id, version)`, or `invalidate(user_id)` when it only knows that
-something changed; both notify the local listeners. Versions only ever grow, so a late database read never
+The interface is what a multi-replica set-up needs (DESIGN.md §11): a change made here is handed to `relay` (the
+Redis fan-out, app/fanout.py, when REDIS_URL is set); a replica that receives a version change from elsewhere calls
+`changed(user_id, version, remote=True)` (not relayed again), or `reload_all()` when it may have missed some (its
+Redis connection was lost); both notify the local listeners. Versions only ever grow, so a late database read never
 replaces a newer version that arrived meanwhile.
 """
 
@@ -34,6 +35,7 @@ class UserVersion:
 Loader = Callable[[str], Awaitable[UserVersion | None]]
 # Called with the user id and the new version, or None when the version is unknown (invalidated): re-check.
 VersionListener = Callable[[str, int | None], None]
+Relay = Callable[[str, int], None]
 
 
 class TokenVersions:
@@ -48,6 +50,7 @@ class TokenVersions:
         self._global: set[VersionListener] = set()
         self._floors: dict[str, int] = {}
         self.loads = 0  # database reads made (tests prove requests do not read)
+        self.relay: Relay | None = None  # tells the other replicas (app/fanout.py)
 
     async def get(self, user_id: str) -> UserVersion | None:
         """The user's email and current token version (None for an unknown user); reads the database only when
@@ -79,19 +82,35 @@ class TokenVersions:
             return loaded
         return await asyncio.shield(pending)
 
-    def changed(self, user_id: str, version: int) -> None:
-        """The user's version is now `version` (bumped here or announced by another replica)."""
+    def changed(self, user_id: str, version: int, *, remote: bool = False) -> None:
+        """The user's version is now `version`: bumped here (told to the other replicas through `relay`) or,
+        with `remote=True`, announced by another replica."""
         current = self._entries.get(user_id)
         if current is not None:
             self._store(user_id, UserVersion(current.email, version))
         if user_id in self._loading:  # a read in flight may return the older version: it must not win
             self._floors[user_id] = max(version, self._floors.get(user_id, version))
         self._notify(user_id, version)
+        if not remote and self.relay is not None:
+            try:
+                self.relay(user_id, version)
+            except Exception:  # the local change stands whatever the fan-out does
+                log.exception("token version relay failed")
 
     def invalidate(self, user_id: str) -> None:
         """Forget the user's entry (the next use reads the database) and tell listeners to re-check."""
         self._entries.pop(user_id, None)
         self._notify(user_id, None)
+
+    async def reload_all(self) -> None:
+        """Read every cached user's version again and announce the ones that grew: changes made on another replica
+        may have been missed (the Redis connection was lost). One database read per user, in the background."""
+        stale = dict(self._entries)
+        self._entries.clear()
+        for user_id, old in stale.items():
+            fresh = await self.get(user_id)
+            if fresh is not None and fresh.token_version > old.token_version:
+                self._notify(user_id, fresh.token_version)
 
     def subscribe(self, user_id: str, listener: VersionListener) -> Callable[[], None]:
         """Hear about the user's version changes; returns the unsubscribe function."""

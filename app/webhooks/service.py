@@ -4,10 +4,15 @@ A user registers URLs for event kinds: `fill` (every FILL event), `rejection` (a
 REJECTED) and `alert` (a fired price alert). The service keeps an in-memory index of who wants what and taps the
 event bus and the alert service only for users that have webhooks; a tap builds a `Job` and offers it to the
 dispatcher's bounded queue (delivery.py), so publishing an event never waits for a receiver.
+
+Several replicas (app/fanout.py): a replica sends the webhooks of the events it commits, so every replica's index
+must know every webhook. A create or delete here is handed to `relay`; the other replicas apply it with
+`index_changed`, and one that may have missed some (its Redis connection was lost) calls `reload_index`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +32,13 @@ from storage.db import Database
 from storage.models import Webhook, WebhookDelivery
 from storage.repositories import webhooks as repo
 
+log = logging.getLogger(__name__)
+
 FILL, REJECTION, ALERT = "fill", "rejection", "alert"
 KINDS = (FILL, REJECTION, ALERT)
 MAX_DELIVERIES_SHOWN = 100
+# (user id, webhook id, its event kinds, or None once deleted): tells the other replicas (app/fanout.py).
+IndexRelay = Callable[[str, str, tuple[str, ...] | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,7 @@ class WebhookService:
         self.guard, self.dispatcher, self.max_per_user = guard, dispatcher, max_per_user
         self._index: dict[str, dict[str, frozenset[str]]] = {}  # user id -> webhook id -> kinds
         self._taps: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}  # user id -> unsubscribers
+        self.relay: IndexRelay | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
@@ -138,6 +148,7 @@ class WebhookService:
 
         await self.db.write(store)
         self._add_to_index(user_id, webhook_id, kinds)
+        self._announce(user_id, webhook_id, kinds)
         return WebhookView.of(webhook), secret
 
     async def list_for_user(self, user_id: str) -> list[WebhookView]:
@@ -148,6 +159,7 @@ class WebhookService:
         if not await self.db.write(lambda s: repo.delete_owned(s, user_id, webhook_id)):
             raise NotFound("Webhook not found.", code="WEBHOOK_NOT_FOUND")
         self._remove_from_index(user_id, webhook_id)
+        self._announce(user_id, webhook_id, None)
 
     async def deliveries(self, user_id: str, webhook_id: str, limit: int = 50) -> list[DeliveryView]:
         """The webhook's newest delivery records first; 404 if it is not the user's."""
@@ -168,6 +180,32 @@ class WebhookService:
         return [
             (view, await self.deliveries(user_id, view.id, per_webhook)) for view in await self.list_for_user(user_id)
         ]
+
+    # ---- other replicas ---------------------------------------------------------------------------------------
+
+    def index_changed(self, user_id: str, webhook_id: str, kinds: tuple[str, ...] | None) -> None:
+        """A webhook was created (`kinds`) or deleted (None) on another replica."""
+        if kinds is None:
+            self._remove_from_index(user_id, webhook_id)
+        else:
+            self._add_to_index(user_id, webhook_id, tuple(k for k in kinds if k in KINDS))
+
+    async def reload_index(self) -> None:
+        """Make the index match the database again (creates and deletes on other replicas may have been missed)."""
+        stored = {(w.user_id, w.id): _kinds(w.events) for w in await self.db.read(repo.all_webhooks)}
+        for user_id, hooks in list(self._index.items()):
+            for webhook_id in list(hooks):
+                if (user_id, webhook_id) not in stored:
+                    self._remove_from_index(user_id, webhook_id)
+        for (user_id, webhook_id), kinds in stored.items():
+            self._add_to_index(user_id, webhook_id, kinds)
+
+    def _announce(self, user_id: str, webhook_id: str, kinds: tuple[str, ...] | None) -> None:
+        if self.relay is not None:
+            try:
+                self.relay(user_id, webhook_id, kinds)
+            except Exception:  # the local change stands whatever the fan-out does
+                log.exception("webhook index relay failed")
 
     # ---- event taps (synchronous, on the publishing path: only queue work) --------------------------------
 
@@ -195,7 +233,8 @@ class WebhookService:
         self._index.setdefault(user_id, {})[webhook_id] = frozenset(kinds)
         if user_id not in self._taps:
             self._taps[user_id] = (
-                self.bus.subscribe_user(user_id, self._on_user_event),
+                # Only events committed here: with several replicas, each event is sent once, by its replica.
+                self.bus.subscribe_user(user_id, self._on_user_event, remote=False),
                 self.alerts.subscribe(user_id, lambda alert: self._on_alert(user_id, alert)),
             )
 

@@ -75,6 +75,7 @@ def test_env_file_is_read(clean_env: Path) -> None:
         ("JWT_SECRET", "x" * 31, "at least 32 characters"),
         ("STORAGE_SECRET", "short", "at least 32 characters"),
         ("COOKIE_SECURE", "maybe", "COOKIE_SECURE"),
+        ("REDIS_URL", "http://127.0.0.1:6379", "redis://"),
     ],
 )
 def test_invalid_settings_name_the_variable(
