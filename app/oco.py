@@ -90,8 +90,15 @@ async def _journal_list(service: OrderService, account: Account, legs: list[Orde
     first leg's command carries the list (the executors submit its legs together, as one venue order list)."""
     for leg in legs:  # the kill switch, as for any new order
         service.trading.check(account.id, leg.symbol, leg.side, leg.quantity, leg.quote_quantity)
-    for leg in legs:
-        service.open_orders.reserve(account.id, leg.symbol)
+    reserved: list[OrderRecord] = []
+    try:
+        for leg in legs:
+            service.open_orders.reserve(account.id, leg.symbol)  # 422 TOO_MANY_OPEN_ORDERS past the limit
+            reserved.append(leg)
+    except Exception:
+        for leg in reserved:  # a refused pair holds no slot
+            service.open_orders.release(account.id, leg.symbol)
+        raise
     stored = [
         (leg.as_row(), UserEvent.create(leg.user_id, "ORDER_UPDATE", order_data(leg), leg.created_at)) for leg in legs
     ]

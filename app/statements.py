@@ -65,19 +65,21 @@ def parse_time(raw: str | None, field: str) -> int | None:
     if raw is None or not raw.strip():
         return None
     text = raw.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²": str.isdigit takes digits int() refuses
         value = int(text)
         if value < MAX_EPOCH_MS:
             return value
     else:
         try:
             moment = datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        else:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-            return int(moment.timestamp() * 1000)
+            value = int(moment.timestamp() * 1000)
+        except (ValueError, OverflowError):
+            pass
+        else:
+            if 0 <= value < MAX_EPOCH_MS:  # before 1970 (or year 1 at +14:00) has no file name and no orders
+                return value
     raise ValidationFailed(
         f"{field} must be epoch milliseconds or an ISO-8601 date or date-time (2026-12-01T00:00:00Z)", field=field
     )

@@ -150,7 +150,7 @@ def max_quantity(side: Side, free_base: Decimal, free_quote: Decimal, price: Dec
 def whole_bps(text: str | None) -> int | str | None:
     """Typed basis points as the API takes them: an int, else the text (the service's check names the problem)."""
     value = blank(text)
-    return int(value) if value is not None and value.isdigit() else value
+    return int(value) if value is not None and value.isascii() and value.isdigit() else value
 
 
 def _applies(kind: OrderType, field: str) -> bool:

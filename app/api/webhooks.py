@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import CurrentUser, ServicesDep
+from app.api.deps import CurrentUser, LoginUser, ServicesDep
 from app.api.schemas import ERROR_RESPONSES, WebhookCreate, WebhookCreated, WebhookDeliveryPublic, WebhookPublic
 from app.webhooks.service import WebhookView
 
@@ -19,7 +19,7 @@ def webhook_public(view: WebhookView) -> WebhookPublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_webhook(body: WebhookCreate, user: CurrentUser, services: ServicesDep) -> WebhookCreated:
+async def create_webhook(body: WebhookCreate, user: LoginUser, services: ServicesDep) -> WebhookCreated:
     """Register a URL for event kinds. The answer carries the signing `secret`, shown this once. A URL the SSRF
     guard refuses (scheme, length, host not allowed, private address) gives 422 WEBHOOK_URL_REFUSED."""
     view, secret = await services.webhooks.create(user.id, body.url, list(body.events))
@@ -33,7 +33,7 @@ async def list_webhooks(user: CurrentUser, services: ServicesDep) -> list[Webhoo
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_webhook(webhook_id: str, user: CurrentUser, services: ServicesDep) -> Response:
+async def delete_webhook(webhook_id: str, user: LoginUser, services: ServicesDep) -> Response:
     """Delete one of the caller's webhooks and its delivery records."""
     await services.webhooks.delete(user.id, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -276,6 +276,13 @@ class PaperExecutor:
             for leg in legs:
                 self.recorder.transition(leg, OrderStatus.CANCELED, "canceled before execution", changes)
             return
+        # The kill switch may have changed since intake accepted the pair: one leg refused ends both.
+        position = self._position(legs[0].account_id, legs[0].symbol).quantity
+        stopped = next((s for s in (self.recorder.trading.at_execution(leg, position) for leg in legs) if s), None)
+        if stopped is not None:
+            for leg in legs:
+                self.recorder.transition(leg, stopped[0], stopped[1], changes)
+            return
         self._submit_exits(legs, changes)
 
     def _submit_exits(self, legs: list[OrderRecord], changes: Changes) -> None:

@@ -119,3 +119,10 @@ async def test_pages_continue_with_before_and_a_read_key_may_read(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_cursor_beyond_any_id_is_422(client: httpx.AsyncClient) -> None:
+    _, headers = await register(client)
+    response = await client.get("/api/activity?before=99999999999999999999", headers=headers)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "before"

@@ -103,6 +103,9 @@ async def test_keys_cannot_manage_keys_the_password_or_sessions(client: httpx.As
         await client.delete(f"/api/api-keys/{key_id}", headers=bot),
         await client.post("/auth/password", json=password, headers=bot),
         await client.post("/auth/logout-all", headers=bot),
+        # a webhook outlives the key: a leaked key must not open a lasting channel out
+        await client.post("/api/webhooks", json={"url": "https://example.com/hook", "events": ["fill"]}, headers=bot),
+        await client.delete("/api/webhooks/01HZZZZZZZZZZZZZZZZZZZZZZZ", headers=bot),
     ]:
         assert_error(response, 403, "LOGIN_REQUIRED")
     assert (await client.get("/api/trading/balances", headers=login)).status_code == 200  # login untouched

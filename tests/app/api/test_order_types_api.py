@@ -7,6 +7,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from app.open_orders import OpenOrderCounts
 from app.services import Services
 from tests.factories import place, register, wait_for_status
 
@@ -192,3 +193,21 @@ async def test_the_kill_switch_holds_for_oco_pairs_and_replacements(
     assert (patched.status_code, patched.json()["error"]["code"]) == (409, "REDUCE_ONLY")  # a BUY grows a position
     orders = (await client.get("/api/trading/orders", headers=trader)).json()
     assert [(o["id"], o["status"]) for o in orders] == [(working["id"], "OPEN")]  # nothing stored or changed
+
+
+async def test_an_oco_refused_for_the_open_order_limit_holds_no_slot(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    running.orders.open_orders = OpenOrderCounts(limit=1)  # room for one resting order, not a pair
+    bid, ask = best(running)
+    oco = {
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "quantity": "0.01",
+        "price": str(ask + 500),
+        "stop_price": str(bid - 500),
+    }
+    refused = await client.post("/api/trading/oco", json=oco, headers=trader)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "TOO_MANY_OPEN_ORDERS")
+    resting = await place(client, trader, type="LIMIT", price=str(bid - 1000), quantity="0.001")
+    assert resting.status_code == 202, resting.text  # the refused pair left its one slot free

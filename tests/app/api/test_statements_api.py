@@ -120,6 +120,9 @@ async def test_bad_ranges_are_refused(
     assert_error(await client.get(f"{url}?from=yesterday", headers=headers), 422, "VALIDATION_ERROR", "from")
     assert_error(await client.get(f"{url}?to=-5", headers=headers), 422, "VALIDATION_ERROR", "to")
     assert_error(await client.get(f"{url}?to=99999999999999", headers=headers), 422, "VALIDATION_ERROR", "to")
+    assert_error(await client.get(f"{url}?to=%C2%B2", headers=headers), 422, "VALIDATION_ERROR", "to")  # "²"
+    early = "from=0001-01-01T00:00%2B14:00"  # before the epoch (year 0 in UTC)
+    assert_error(await client.get(f"{url}?{early}", headers=headers), 422, "VALIDATION_ERROR", "from")
     monkeypatch.setattr(statements, "MAX_ROWS", 2)
     store_fills(services, user_id, await default_account(client, headers), [T0, T0 + 1, T0 + 2])
     too_many = await client.get(f"{url}?from={T0}&to={T0 + DAY}", headers=headers)

@@ -20,6 +20,7 @@ from app.errors import Conflict, ValidationFailed
 from app.events import UserEvent
 from app.oco import OcoRequest, place_oco
 from app.replacements import ReplaceRequest
+from app.services import Services
 
 from .harness import (
     BASE,
@@ -547,6 +548,20 @@ class VenueContract:
         assert await balances(venue, BASE) == (STARTING_BALANCES[BASE] - D("0.01"), D("0.01"))
         await venue.print_trade(D(59000), D("0.01"))  # the stop-loss fires once, the take-profit expires
         assert [await status_of(venue, leg) for leg in legs] == ["EXPIRED", "FILLED"]
+
+    async def test_an_oco_queued_before_reduce_only_is_rejected_whole_by_the_engine(self, venue: VenueHarness) -> None:
+        async def place_then_reduce_only(app: Services) -> list[dict[str, Any]]:
+            legs = await place_oco(
+                app.orders, venue.user_id, oco_request(venue, side="BUY", price="59000", stop_price="61000")
+            )
+            await app.trading.change(venue.user_id, venue.account_id, "REDUCE_ONLY")  # a BUY pair grows a position
+            return legs
+
+        accepted = await venue.crash_after(place_then_reduce_only)
+        legs = [await venue.app.orders.get(venue.user_id, leg["id"]) for leg in accepted]
+        assert [(leg["status"], leg["fills"]) for leg in legs] == [("REJECTED", [])] * 2
+        assert await balances(venue) == {asset: (amount, D(0)) for asset, amount in STARTING_BALANCES.items()}
+        await venue.app.trading.change(venue.user_id, venue.account_id, "ACTIVE")
 
     async def test_standalone_oco_refusals_at_intake(self, venue: VenueHarness) -> None:
         for fields, field in (
