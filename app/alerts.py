@@ -33,6 +33,7 @@ ABOVE = "ABOVE"
 BELOW = "BELOW"
 DIRECTIONS = (ABOVE, BELOW)
 MAX_ACTIVE_ALERTS = 100  # per user: keeps the in-memory index small whatever a user does
+FIRED_KEPT = 100  # per user: the newest fired alerts stay listed; older ones are deleted when another fires
 
 AlertCallback = Callable[[dict[str, Any]], None]
 
@@ -180,6 +181,7 @@ class AlertService:
         def mark(session: Session) -> UserEvent | None:
             if not alerts.mark_triggered(session, alert.id, ts):
                 return None
+            alerts.prune_fired(session, alert.user_id, FIRED_KEPT)  # alerts that fire at once must not pile up
             return store_event(session, alert.user_id, "ALERT", data, ts)  # the durable ALERT event of /ws
 
         try:

@@ -26,7 +26,9 @@ async def list_activity(
     user: CurrentUser,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Continue after this record id (the last one seen)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Continue after this record id (the last one seen)")
+    ] = None,
 ) -> list[ActivityPublic]:
     """Newest first; pass the last `id` of a page as `before` to get the next page."""
     rows = await services.activity.recent(user.id, limit, before)

@@ -53,3 +53,20 @@ def mark_triggered(session: Session, alert_id: str, ts: int) -> bool:
         .returning(col(PriceAlert.id))
     )
     return result.first() is not None
+
+
+def prune_fired(session: Session, user_id: str, keep: int) -> None:
+    """Delete the user's fired alerts beyond the newest `keep` (by firing time)."""
+    newest = (
+        select(PriceAlert.id)
+        .where(PriceAlert.user_id == user_id, col(PriceAlert.triggered_at).is_not(None))
+        .order_by(col(PriceAlert.triggered_at).desc(), col(PriceAlert.id).desc())
+        .limit(keep)
+    )
+    session.execute(
+        delete(PriceAlert).where(
+            col(PriceAlert.user_id) == user_id,
+            col(PriceAlert.triggered_at).is_not(None),
+            col(PriceAlert.id).not_in(newest.scalar_subquery()),
+        )
+    )

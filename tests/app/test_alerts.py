@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app import alerts as alerts_module
 from app.alerts import ABOVE, BELOW, direction_for, reached
 from app.errors import NotFound, ValidationFailed
 from app.ids import now_ms
@@ -97,3 +98,20 @@ async def test_racing_fires_notify_once(services: Any) -> None:
     alert = services.alerts._active["BTCUSDT"][created["id"]]
     await asyncio.gather(*(services.alerts._fire(alert, Decimal("100001")) for _ in range(5)))
     assert len(fired) == 1
+
+
+async def test_only_the_newest_fired_alerts_are_kept(services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(alerts_module, "FIRED_KEPT", 2)
+    await services.alerts.start()
+    user_id, other = await _user(services), await _user(services)
+    kept_by_other = await services.alerts.create(other, "BTCUSDT", "100000", ABOVE)
+    created = []
+    for _ in range(4):  # each fires on the next trade: fired alerts must not pile up without end
+        created.append(await services.alerts.create(user_id, "BTCUSDT", "100000", ABOVE))
+        _trade(services, "99000")
+        _trade(services, "100001")
+        await _settle(services)
+    listed = await services.alerts.list(user_id)
+    assert [a["id"] for a in listed] == [created[3]["id"], created[2]["id"]]
+    assert all(a["triggered_at"] is not None for a in listed)
+    assert [a["id"] for a in await services.alerts.list(other)] == [kept_by_other["id"]]  # not another user's
