@@ -2,7 +2,9 @@
 
 The event bus callback only puts a small `Job` on the queue (`offer`, never waits), so the order path is never
 slowed by a receiver. When the queue is full the job is dropped and counted; a worker then stores one DROPPED
-record per webhook with the count. Each delivery is retried with the project's one backoff loop (app/retry.py);
+record per webhook with the count. One user's deliveries go one at a time, in order, and at most `per_user` of
+them wait: a user whose receiver is slow or silent holds one worker and fills only their own share of the queue,
+so other users' webhooks keep flowing. Each delivery is retried with the project's one backoff loop (app/retry.py);
 every attempt (status code or error, duration) is stored. Before every attempt the URL goes through the SSRF guard
 again and the request goes to the address the guard checked (guard.py). Jobs still queued when the server stops
 are not delivered (the queue lives in memory).
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,6 +63,7 @@ class DeliveryOptions:
     policy: RetryPolicy = DEFAULT_POLICY
     queue_size: int = 1000
     workers: int = 4  # concurrent deliveries: one slow receiver holds up only one worker
+    per_user: int = 100  # jobs of one user waiting or in flight; more are dropped (and recorded) for that user only
     keep: int = 100  # delivery records kept per webhook
 
 
@@ -87,6 +90,9 @@ class WebhookDispatcher:
         self._transport = transport
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=options.queue_size)
         self._dropped: Counter[tuple[str, str]] = Counter()  # (webhook id, user id) -> jobs dropped
+        self._pending: Counter[str] = Counter()  # user id -> jobs queued, held or in flight
+        self._busy: set[str] = set()  # users with a delivery in flight
+        self._held: dict[str, deque[Job]] = {}  # user id -> jobs waiting for that user's delivery in flight
         self._workers: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
 
@@ -122,29 +128,55 @@ class WebhookDispatcher:
     # ---- intake (called from event-bus callbacks: must not wait) --------------------------------------------
 
     def offer(self, job: Job) -> None:
-        """Queue a job, or count it as dropped when the queue is full."""
+        """Queue a job, or count it as dropped when the queue, or the user's share of it, is full."""
+        if self._pending[job.user_id] >= self.options.per_user:
+            self._dropped[(job.webhook_id, job.user_id)] += 1
+            return
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             self._dropped[(job.webhook_id, job.user_id)] += 1
+            return
+        self._pending[job.user_id] += 1
 
     @property
     def queued(self) -> int:
-        """Jobs waiting for a worker."""
-        return self._queue.qsize()
+        """Jobs waiting for a worker (or for their user's delivery in flight)."""
+        return self._queue.qsize() + sum(len(held) for held in self._held.values())
 
     # ---- workers ------------------------------------------------------------------------------------------
 
     async def _work(self) -> None:
         while True:
-            job = await self._queue.get()
-            try:
-                await self.deliver(job)
-            except Exception:
-                log.exception("webhook delivery of event %s failed", job.event_id)
-            finally:
-                self._queue.task_done()
+            job: Job | None = await self._queue.get()
+            self._queue.task_done()
+            if job is not None and job.user_id in self._busy:
+                self._held.setdefault(job.user_id, deque()).append(job)  # after the delivery in flight
+                job = None
+            if job is not None:
+                self._busy.add(job.user_id)
+            while job is not None:  # this user's jobs, one at a time, in order
+                try:
+                    await self.deliver(job)
+                except Exception:
+                    log.exception("webhook delivery of event %s failed", job.event_id)
+                job = self._next_of(job.user_id)
             await self._record_drops()
+
+    def _next_of(self, user_id: str) -> Job | None:
+        """The user's next held job, or None (the user is no longer busy)."""
+        self._pending[user_id] -= 1
+        held = self._held.get(user_id)
+        if held:
+            job = held.popleft()
+            if not held:
+                del self._held[user_id]
+            return job
+        self._held.pop(user_id, None)
+        self._busy.discard(user_id)
+        if self._pending[user_id] <= 0:
+            del self._pending[user_id]
+        return None
 
     async def deliver(self, job: Job) -> None:
         """Deliver one job with retries; every attempt is recorded."""

@@ -4,6 +4,7 @@ scripted status codes (then 200). With `tls_host` it serves HTTPS with a self-si
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import socket
 import ssl
@@ -33,11 +34,22 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     port: int = 0
     client_context: ssl.SSLContext | None = None  # trusts the TLS certificate (tls_host only)
+    # Requests to /slow wait for `release` (a receiver that does not answer yet); `slow_at_once` counts them.
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    slow_now: int = 0
+    slow_at_once: int = 0
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if request.path == "/slow":
+            self.slow_now += 1
+            self.slow_at_once = max(self.slow_at_once, self.slow_now)
+            try:
+                await self.release.wait()
+            finally:
+                self.slow_now -= 1
         self.received.append(Received(request.path, dict(request.headers), await request.read()))
         status = self.statuses.pop(0) if self.statuses else 200
         return web.Response(status=status, text="ok" if status < 300 else "not now")

@@ -144,6 +144,36 @@ async def test_a_full_queue_drops_and_records_the_drop(services: Services) -> No
         assert sorted(json.loads(r.body)["id"] for r in receiver.received) == ["EVENT0", "EVENT1"]
 
 
+async def test_a_silent_receiver_holds_one_worker_and_only_its_users_share_of_the_queue(services: Services) -> None:
+    async with webhook_receiver() as receiver:
+        slow_user, other_user = await _user(services), await _user(services)
+        slow, _ = await services.webhooks.create(slow_user, receiver.url("/slow"), ["fill"])
+        other, _ = await services.webhooks.create(other_user, receiver.url(), ["fill"])
+        dispatcher = WebhookDispatcher(
+            services.db,
+            services.keybox,
+            HostGuard(["127.0.0.1"]),
+            DeliveryOptions(timeout=ROOMY, policy=FAST, queue_size=100, workers=2, per_user=3),
+        )
+        for n in range(10):  # a burst of fills for a receiver that does not answer
+            dispatcher.offer(Job(slow.id, slow_user, "fill", f"SLOW{n}", 1, "{}"))
+        dispatcher.offer(Job(other.id, other_user, "fill", "OTHER", 1, "{}"))
+        dispatcher.start()
+        try:
+            delivered = await _records_when(services.webhooks, other_user, other.id, lambda rows: len(rows) == 1)
+            assert [r.outcome for r in delivered] == ["DELIVERED"]  # while the slow receiver still holds
+            assert receiver.slow_at_once == 1  # one of the slow user's deliveries at a time
+            receiver.release.set()
+            records = await _records_when(services.webhooks, slow_user, slow.id, lambda rows: len(rows) == 4)
+        finally:
+            await dispatcher.stop()
+        assert sorted((r.outcome, r.error) for r in records) == [("DELIVERED", None)] * 3 + [
+            ("DROPPED", "7 event(s) dropped: the delivery queue was full")
+        ]
+        slow_ids = [json.loads(r.body)["id"] for r in receiver.received if r.path == "/slow"]
+        assert slow_ids == ["SLOW0", "SLOW1", "SLOW2"]  # in order
+
+
 async def test_a_name_that_rebinds_to_loopback_is_refused_at_delivery(services: Services, receiver: Receiver) -> None:
     """Registration saw a public address; at delivery the name resolves to the server itself: nothing is sent."""
     answers = {"hooks.example": ["93.184.216.34"]}
