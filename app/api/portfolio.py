@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from app.api.deps import CurrentUser, ServicesDep
-from app.api.schemas import ERROR_RESPONSES, EquityCurve, Performance
+from app.api.schemas import ERROR_RESPONSES
+from app.api.schemas_records import EquityCurve, Performance
 
 router = APIRouter(prefix="/api/portfolio", tags=["portfolio"], responses=ERROR_RESPONSES)
 

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import CurrentUser, LoginUser, ServicesDep
-from app.api.schemas import ERROR_RESPONSES, WebhookCreate, WebhookCreated, WebhookDeliveryPublic, WebhookPublic
+from app.api.schemas import ERROR_RESPONSES
+from app.api.schemas_records import WebhookCreate, WebhookCreated, WebhookDeliveryPublic, WebhookPublic
 from app.webhooks.service import WebhookView
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
