@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from storage.group_commit import GroupCommit
@@ -95,3 +96,10 @@ class Database:
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         self.engine.dispose()
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database error worth retrying as it is: locked/busy, or a lost connection."""
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and bool(getattr(error, "connection_invalidated", False))
+    )

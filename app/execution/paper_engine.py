@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from app.domain import OrderStatus, Venue, fmt
@@ -39,7 +38,7 @@ from app.market.models import Trade
 from app.portfolio import PositionState
 from app.retry import RetryPolicy, retry
 from app.venues.paper import PaperVenue
-from storage.db import Database
+from storage.db import Database, is_transient
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
 
@@ -49,13 +48,6 @@ MAX_BATCH = 1000
 LIVE = ("OPEN", "PARTIALLY_FILLED")
 # Forever: the batch's commands are journaled, so waiting is safe; giving up would reject accepted orders.
 DATABASE_RETRY = RetryPolicy(initial=0.05, maximum=5.0)
-
-
-def is_transient(error: BaseException) -> bool:
-    """A database error worth retrying as it is: locked/busy, or a lost connection."""
-    return isinstance(error, OperationalError) or (
-        isinstance(error, DBAPIError) and bool(getattr(error, "connection_invalidated", False))
-    )
 
 
 class PaperExecutor:
