@@ -3,36 +3,15 @@ to `order/cancelReplace` are resolved by asking for both orders, never by placin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from app.replacements import ReplaceRequest
 from app.services import Services
-from tests.app.execution.test_exchange import API_KEY, SECRET, place, until
-from tests.factories import PASSWORD, add_testnet_account, unique_email
+from tests.app.execution.conftest import API_KEY
+from tests.app.execution.test_exchange import place, until
 from tests.fakes.binance import FakeBinance
-from tests.fakes.binance.app_venues import point_services_at
 
 PATH = "/api/v3/order/cancelReplace"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeBinance]:
-    async with FakeBinance.start(default_account=False) as exchange:
-        exchange.add_account(API_KEY, SECRET, {"USDT": "10000", "BTC": "1"})
-        yield exchange
-
-
-@pytest.fixture
-async def testnet(services: Services, fake: FakeBinance) -> AsyncIterator[tuple[Services, str, str]]:
-    point_services_at(services, fake, timeout_ms=1500)
-    user_id = (await services.auth.register(unique_email(), PASSWORD)).id
-    account_id = add_testnet_account(services, user_id, API_KEY, SECRET)
-    await services.engine.start()
-    yield services, user_id, account_id
-    await services.engine.stop()
 
 
 async def replaced(services: Services, user: str, account: str) -> tuple[dict[str, Any], dict[str, Any]]:
