@@ -81,6 +81,7 @@ class EventBus:
         self._user_subscribers: dict[str, list[UserCallback]] = defaultdict(list)
         self._origin_subscribers: dict[str, list[UserCallback]] = defaultdict(list)  # this replica's events only
         self.relay: Relay | None = None  # the replica fan-out (app/fanout.py), when REDIS_URL is set
+        self.remote_listeners: list[UserCallback] = []  # hear every event other replicas committed (app/cluster/)
         self._price_subscribers: list[PriceCallback] = []
         self.latest_prices: dict[str, PriceUpdate] = {}
 
@@ -112,6 +113,8 @@ class EventBus:
     def deliver_remote(self, event: UserEvent) -> None:
         """An event another replica committed (app/fanout.py): to local viewers only, never relayed again."""
         for callback in tuple(self._user_subscribers.get(event.user_id, ())):
+            _safely(callback, event)
+        for callback in self.remote_listeners:
             _safely(callback, event)
 
     def subscribe_prices(self, callback: PriceCallback) -> Callable[[], None]:

@@ -14,6 +14,7 @@ from app.activity import ActivityLog
 from app.alerts import AlertService
 from app.api_keys import ApiKeyService
 from app.auth import AuthService
+from app.cluster.execution import ClusterExecution
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
 from app.domain import SymbolRules, Venue
@@ -24,7 +25,7 @@ from app.execution.exchange import ExchangeExecutor
 from app.execution.paper_engine import PaperExecutor
 from app.execution.recorder import Recorder
 from app.fanout import RedisFanout
-from app.ids import now_ms
+from app.ids import new_id, now_ms
 from app.jobs import Jobs
 from app.market.ccxt_feed import CcxtMarketFeed
 from app.market.simulated import SimulatedMarket
@@ -110,6 +111,7 @@ class Services:
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     fanout: RedisFanout | None = None  # REDIS_URL: the other replicas (app/fanout.py)
+    cluster: ClusterExecution | None = None  # CLUSTER: this replica's share of the partitions (app/cluster/)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
@@ -123,6 +125,8 @@ class Services:
         if self.feed is not None and self.settings.market_feed_enabled:
             await self.feed.start()  # fills `rules` in place first: the engine's recovery copies them
         await self.engine.start()
+        if self.cluster is not None:
+            await self.cluster.start()  # takes its share of the partitions in the background
         self.jobs.start()
         await self.alerts.start()
         await self.webhooks.start()
@@ -141,6 +145,8 @@ class Services:
         self.jobs.stop()
         if self.feed is not None:
             await self.feed.close()
+        if self.cluster is not None:
+            await self.cluster.stop()  # hands its partitions over at once
         await self.engine.stop()
         if self.fanout is not None:
             await self.fanout.stop()
@@ -264,6 +270,10 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     if settings.redis_url:
         fanout = RedisFanout(settings.redis_url, channel_prefix=settings.redis_channel_prefix)
         fanout.attach(bus, auth.versions, api_keys.cache, webhooks)
+    cluster = None
+    if settings.cluster:
+        replica_id = fanout.origin if fanout is not None else new_id()
+        cluster = ClusterExecution(settings, db, engine, bus, replica_id)
 
     return Services(
         settings=settings,
@@ -291,6 +301,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         simulator=simulator,
         feed=feed,
         fanout=fanout,
+        cluster=cluster,
     )
 
 

@@ -26,6 +26,13 @@ async def health(services: ServicesDep) -> Health:
         db = "error"
     execution = services.engine.status
     status = "ok" if db == "ok" and execution == "ok" else "degraded"
+    cluster = services.cluster
     return Health(
-        status=status, db=db, market_data=services.market_data_status(), execution=execution, version=__version__
+        status=status,
+        db=db,
+        market_data=services.market_data_status(),
+        execution=execution,
+        version=__version__,
+        replica=cluster.replica_id if cluster is not None else None,
+        partitions=sorted(cluster.scope.leases) if cluster is not None else None,
     )

@@ -36,6 +36,8 @@ class Health(BaseModel):
     market_data: Literal["ok", "stale"]
     execution: Literal["ok", "down"]
     version: str
+    replica: str | None = Field(default=None, description="CLUSTER mode: this replica's id (its lease owner name).")
+    partitions: list[int] | None = Field(default=None, description="CLUSTER mode: the partitions this replica holds.")
 
 
 class ErrorDetail(BaseModel):

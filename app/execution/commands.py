@@ -22,6 +22,7 @@ class SubmitOrder:
     account_id: str
     venue: Venue
     record: OrderRecord | None = None
+    delivery: str | None = None  # CLUSTER mode: the stream entry it came in, acknowledged once executed
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class CancelOrder:
     order_id: str
     account_id: str
     venue: Venue
+    delivery: str | None = None  # CLUSTER mode: the stream entry it came in, acknowledged once executed
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,23 @@ class ResetAccount:
     account_id: str
     user_id: str
     balances: Mapping[str, Decimal]
+    done: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedReset:
+    """CLUSTER mode: a paper reset asked on a replica that does not hold the account, for its owner."""
+
+    account_id: str
+    user_id: str
+    balances: Mapping[str, Decimal]
+    delivery: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rescope:
+    """CLUSTER mode: the partitions held changed; reload memory between two batches. `done` resolves after."""
+
     done: asyncio.Future[None]
 
 

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Protocol
 
+from app.cluster.scope import PartitionScope
 from app.domain import Venue
-from app.execution.commands import CancelOrder, SubmitOrder
+from app.execution.commands import CancelOrder, ForwardedReset, SubmitOrder
+from app.execution.exchange import ExchangeExecutor
 from app.execution.paper_engine import PaperExecutor
 from app.ids import now_ms
 from app.market.models import Trade
@@ -30,8 +32,18 @@ class Executor(Protocol):
     def cancel(self, command: CancelOrder) -> None: ...
 
 
+class Forwarder(Protocol):
+    def forward(self, command: SubmitOrder | CancelOrder | ForwardedReset) -> None: ...
+    def acknowledge(self, deliveries: list[str]) -> None: ...
+
+
+class Scope(Protocol):
+    def owns(self, account_id: str) -> bool: ...
+
+
 class ExecutionCore:
-    """What intake talks to: `submit` and `cancel` route each command to the executor of its account's venue."""
+    """What intake talks to: `submit` and `cancel` route each command to the executor of its account's venue
+    (in a cluster, to the partition's owner when that is another replica: app/cluster/)."""
 
     def __init__(
         self, paper: PaperExecutor, external: Executor | None = None, open_orders: OpenOrderCounts | None = None
@@ -44,6 +56,26 @@ class ExecutionCore:
             self.routes[Venue.BINANCE_TESTNET] = external
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.scope: Scope | None = None  # CLUSTER mode: the accounts this replica executes
+        self.forwarder: Forwarder | None = None  # ... and the way to the others' owners
+        self._resets: set[asyncio.Task[None]] = set()
+
+    @property
+    def external_executor(self) -> ExchangeExecutor | None:
+        return self.external if isinstance(self.external, ExchangeExecutor) else None
+
+    def attach_cluster(self, scope: PartitionScope, forwarder: Forwarder) -> None:
+        self.scope, self.forwarder = scope, forwarder
+        self.paper_executor.scope = scope
+        if self.external_executor is not None:
+            self.external_executor.scope = scope
+
+    def _forwarded(self, command: SubmitOrder | CancelOrder | ForwardedReset) -> bool:
+        """In a cluster, a command for an account another replica holds goes to that replica."""
+        if self.scope is None or self.forwarder is None or self.scope.owns(command.account_id):
+            return False
+        self.forwarder.forward(command)
+        return True
 
     @property
     def paper(self) -> PaperVenue:
@@ -56,16 +88,47 @@ class ExecutionCore:
             raise LookupError(f"no executor for venue {venue!r}") from None
 
     def submit(self, command: SubmitOrder) -> None:
-        self.executor(command.venue).submit(command)
+        if not self._forwarded(command):
+            self.executor(command.venue).submit(command)
 
     def cancel(self, command: CancelOrder) -> None:
-        self.executor(command.venue).cancel(command)
+        if not self._forwarded(command):
+            self.executor(command.venue).cancel(command)
+
+    def deliver(self, command: SubmitOrder | CancelOrder | ForwardedReset) -> None:
+        """A command another replica forwarded to this one, the partition's owner. Paper commands are
+        acknowledged after their batch commits (PaperExecutor.after_batch); exchange ones once queued (the
+        worker journals `sent_at` itself) and resets once done."""
+        assert self.forwarder is not None and command.delivery is not None
+        if isinstance(command, ForwardedReset):
+            task = asyncio.create_task(self._forwarded_reset(command))
+            self._resets.add(task)
+            task.add_done_callback(self._resets.discard)
+            return
+        executor = self.executor(command.venue)
+        if isinstance(command, SubmitOrder):
+            executor.submit(command)
+        else:
+            executor.cancel(command)
+        if command.venue != Venue.PAPER:
+            self.forwarder.acknowledge([command.delivery])
+
+    async def _forwarded_reset(self, command: ForwardedReset) -> None:
+        assert self.forwarder is not None and command.delivery is not None
+        try:
+            await self.reset_account(command.account_id, command.user_id, command.balances)
+        except Exception:
+            log.exception("a forwarded paper reset of account %s failed", command.account_id)
+        self.forwarder.acknowledge([command.delivery])
 
     def on_market_trade(self, trade: Trade) -> None:
         self.paper_executor.on_market_trade(trade)
 
     async def reset_account(self, account_id: str, user_id: str, balances: Mapping[str, Decimal]) -> None:
-        await self.paper_executor.reset_account(account_id, user_id, dict(balances))
+        """Reset a paper account; in a cluster, on a replica that does not hold it, the owner does it moments
+        later (its BALANCE_UPDATE tells when)."""
+        if not self._forwarded(ForwardedReset(account_id, user_id, dict(balances))):
+            await self.paper_executor.reset_account(account_id, user_id, dict(balances))
 
     async def drain(self) -> None:
         """Wait until every queued paper command is processed (tests and benchmarks)."""
@@ -120,7 +183,7 @@ class ExecutionCore:
         found = await executor.db.read(lambda s: order_repo.pending_ids_before(s, Venue.PAPER, before))
         requeued = 0
         for order_id, account_id in found:
-            if order_id not in executor.queued:
+            if order_id not in executor.queued and executor.owns(account_id):
                 executor.submit(SubmitOrder(order_id, account_id, Venue.PAPER))
                 requeued += 1
         if requeued:

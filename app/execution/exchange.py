@@ -13,15 +13,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from sqlmodel import Session
 
-from app.domain import OrderStatus, SymbolRules, Venue, fmt
+from app.cluster.scope import PartitionScope
+from app.domain import OrderStatus, SymbolRules, Venue
 from app.events import UserEvent
 from app.execution import changes as batch_writes
 from app.execution.changes import Changes
 from app.execution.commands import CancelOrder, SubmitOrder
-from app.execution.exchange_reports import as_report, imported, positions_in
+from app.execution.exchange_reports import as_report, imported, mirror_balances_in, positions_in
 from app.execution.exchange_worker import AccountWorker, Job
 from app.execution.recorder import Recorder
 from app.execution.records import OrderRecord
@@ -31,12 +33,14 @@ from app.venues.base import VenueBalance, VenueOrder
 from app.venues.directory import VenueDirectory
 from storage.db import Database
 from storage.models import Account, Order
-from storage.repositories import accounts, orders, writes
+from storage.repositories import accounts, orders
 
 log = logging.getLogger(__name__)
 
 WORKER_START_RETRY = RetryPolicy(initial=0.5, maximum=30.0)  # until the venue answers
 KEY_REJECTED = "EXCHANGE_KEY_REJECTED"
+T = TypeVar("T")
+
 KEY_REJECTED_REASON = "This account needs a new API key (the exchange refused it, or it cannot be read); add one."
 KEY_REJECTED_CANCEL = "Canceled here: this account's API key is refused or unreadable, so the exchange was not asked."
 
@@ -66,6 +70,23 @@ class ExchangeExecutor:
         # concurrently (an order's POST answer and its executionReport), and rows are not locked (PostgreSQL
         # would otherwise apply both: a transition twice, a bracket's exits twice).
         self._record_locks: dict[str, asyncio.Lock] = {}
+        # CLUSTER mode: only the accounts of the partitions this replica holds (app/cluster/); None: every account.
+        self.scope: PartitionScope | None = None
+
+    def owns(self, account_id: str) -> bool:
+        return self.scope is None or self.scope.owns(account_id)
+
+    async def _write(self, work: Callable[[Session], T]) -> T:
+        """`db.write`, fenced in a cluster: the transaction first checks this replica still holds its leases."""
+        view = self.scope.view() if self.scope is not None else None
+        if view is None:
+            return await self._write(work)
+
+        def fenced(session: Session) -> T:
+            view.fence(session)
+            return work(session)
+
+        return await self._write(fenced)
 
     def _recording(self, account_id: str) -> asyncio.Lock:
         return self._record_locks.setdefault(account_id, asyncio.Lock())
@@ -106,6 +127,8 @@ class ExchangeExecutor:
         if worker is not None:
             worker.jobs.put_nowait(job)
             return
+        if not self.owns(account_id):
+            return  # another replica holds the account's partition: its worker runs there
         self._backlog.setdefault(account_id, []).append(job)
         self._ensure_starting(account_id)
 
@@ -179,7 +202,7 @@ class ExchangeExecutor:
             batch_writes.write(session, changes)
             return changes.events
 
-        for event in await self.db.write(mark):
+        for event in await self._write(mark):
             self.publish(event)
         log.warning("the API key of exchange account %s was refused; its worker stops", account.id)
         if self.workers.get(account.id) is worker:
@@ -209,13 +232,21 @@ class ExchangeExecutor:
             raise
         return worker
 
-    async def start(self) -> None:
-        """Recovery: start a worker per exchange account and resolve everything that may be at the venue."""
+    async def start(self, partition: int | None = None) -> None:
+        """Recovery: start a worker per exchange account and resolve everything that may be at the venue. In a
+        cluster, for the accounts of one partition just taken over (`partition`), and none at start-up (the
+        partitions are not held yet)."""
+        if self.scope is not None and partition is None:
+            return
+        scope = self.scope
+
+        def mine(account_id: str) -> bool:
+            return scope is None or scope.partition(account_id) == partition
 
         def load(session: Session) -> list[Order]:
             return orders.in_statuses_for_venue(session, Venue.BINANCE_TESTNET, ("PENDING", "OPEN", "PARTIALLY_FILLED"))
 
-        for order in await self.db.read(load):
+        for order in [o for o in await self.db.read(load) if mine(o.account_id)]:
             if order.status == OrderStatus.PENDING and order.sent_at is None:
                 self._enqueue(order.account_id, Job("submit", order.id))
             elif order.status == OrderStatus.PENDING:
@@ -224,7 +255,16 @@ class ExchangeExecutor:
                 self._enqueue(order.account_id, Job("cancel", order.id))
         account_ids = await self.db.read(lambda s: accounts.active_ids_for_venue(s, Venue.BINANCE_TESTNET))
         for account_id in account_ids:
-            self._enqueue(account_id, Job("reconcile"))
+            if mine(account_id):
+                self._enqueue(account_id, Job("reconcile"))
+
+    async def give_up(self, partition: int) -> None:
+        """A partition given up or lost (CLUSTER mode): stop the workers of its accounts; its new owner resolves
+        whatever they had in flight by client order id."""
+        assert self.scope is not None
+        for account_id in {*self.workers, *self._starting}:
+            if self.scope.partition(account_id) == partition:
+                await self.close_account(account_id)
 
     async def stop(self) -> None:
         for task in self._starting.values():
@@ -247,7 +287,7 @@ class ExchangeExecutor:
 
     async def record(self, account: Account, report: VenueOrder, rules: Mapping[str, SymbolRules]) -> None:
         async with self._recording(account.id):
-            events, legs = await self.db.write(lambda s: self._record(s, account, report, rules))
+            events, legs = await self._write(lambda s: self._record(s, account, report, rules))
         for event in events:
             self.publish(event)
         if legs:  # one job sends the pair as one venue order list
@@ -315,7 +355,7 @@ class ExchangeExecutor:
             return records, []
 
         async with self._recording(account.id):
-            records, events = await self.db.write(mark)
+            records, events = await self._write(mark)
         for event in events:
             self.publish(event)
         return records
@@ -332,7 +372,7 @@ class ExchangeExecutor:
                     changes.update(record)
             batch_writes.write(session, changes)
 
-        await self.db.write(unmark)
+        await self._write(unmark)
 
     async def record_status(self, account: Account, order_id: str, status: OrderStatus, reason: str | None) -> None:
         """A status decided here (the venue refused the order), if the state machine allows it."""
@@ -345,37 +385,14 @@ class ExchangeExecutor:
             return changes.events
 
         async with self._recording(account.id):
-            events = await self.db.write(apply)
+            events = await self._write(apply)
         for event in events:
             self.publish(event)
 
     async def mirror_balances(self, account: Account, balances: list[VenueBalance]) -> None:
-        """Testnet balances come from the exchange: copy its snapshot, then tell the user (the same BALANCE_UPDATE
-        as the paper venue's: non-zero balances plus every asset that changed)."""
-
-        def apply(session: Session) -> list[UserEvent]:
-            stored = {asset: (free, locked) for _, asset, free, locked in accounts.balance_rows(session, [account.id])}
-            changed = [b for b in balances if stored.get(b.asset) != (b.free, b.locked)]
-            rows = [{"account_id": account.id, "asset": b.asset, "free": b.free, "locked": b.locked} for b in changed]
-            if rows:
-                writes.upsert_balances(session, rows)
-            current = {**stored, **{b.asset: (b.free, b.locked) for b in balances}}
-            touched = {b.asset for b in changed}
-            data = {
-                "account_id": account.id,
-                "balances": [
-                    {"asset": asset, "free": fmt(free), "locked": fmt(locked)}
-                    for asset, (free, locked) in sorted(current.items())
-                    if free or locked or asset in touched
-                ],
-            }
-            changes = Changes()
-            changes.event(account.user_id, "BALANCE_UPDATE", data, now_ms())
-            batch_writes.write(session, changes)
-            return changes.events
-
+        """Testnet balances come from the exchange: copy its snapshot, then tell the user."""
         async with self._recording(account.id):
-            events = await self.db.write(apply)
+            events = await self._write(lambda session: mirror_balances_in(session, account, balances))
         for event in events:
             self.publish(event)
 
@@ -388,5 +405,5 @@ class ExchangeExecutor:
             batch_writes.write(session, changes)
             return changes.events
 
-        for event in await self.db.write(store):
+        for event in await self._write(store):
             self.publish(event)

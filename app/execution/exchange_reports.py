@@ -1,16 +1,22 @@
 """Venue reports in the recorder's terms: a Binance order view becomes a `Report`, an order placed outside
-Tradewind becomes an external `OrderRecord`, and positions are read once per recording transaction."""
+Tradewind becomes an external `OrderRecord`, positions are read once per recording transaction, and the
+exchange's balance snapshot is mirrored."""
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
+from app.domain import fmt
+from app.events import UserEvent
+from app.execution import changes as batch_writes
+from app.execution.changes import Changes
 from app.execution.recorder import PositionSource
 from app.execution.records import Execution, OrderRecord, Report
 from app.ids import new_id, now_ms
 from app.portfolio import PositionState
-from app.venues.base import VenueOrder
+from app.venues.base import VenueBalance, VenueOrder
 from storage.models import Account, Position
+from storage.repositories import accounts, writes
 
 
 def as_report(order_id: str, report: VenueOrder) -> Report:
@@ -61,3 +67,27 @@ def imported(account: Account, report: VenueOrder) -> OrderRecord:
         created_at=now,
         updated_at=now,
     )
+
+
+def mirror_balances_in(session: Session, account: Account, balances: list[VenueBalance]) -> list[UserEvent]:
+    """Copy the exchange's balance snapshot, in the caller's transaction; the BALANCE_UPDATE to publish (the same
+    as the paper venue's: non-zero balances plus every asset that changed)."""
+    stored = {asset: (free, locked) for _, asset, free, locked in accounts.balance_rows(session, [account.id])}
+    changed = [b for b in balances if stored.get(b.asset) != (b.free, b.locked)]
+    rows = [{"account_id": account.id, "asset": b.asset, "free": b.free, "locked": b.locked} for b in changed]
+    if rows:
+        writes.upsert_balances(session, rows)
+    current = {**stored, **{b.asset: (b.free, b.locked) for b in balances}}
+    touched = {b.asset for b in changed}
+    data = {
+        "account_id": account.id,
+        "balances": [
+            {"asset": asset, "free": fmt(free), "locked": fmt(locked)}
+            for asset, (free, locked) in sorted(current.items())
+            if free or locked or asset in touched
+        ],
+    }
+    changes = Changes()
+    changes.event(account.user_id, "BALANCE_UPDATE", data, now_ms())
+    batch_writes.write(session, changes)
+    return changes.events

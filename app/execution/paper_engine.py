@@ -12,14 +12,15 @@ command costs one order ("internal error; nothing executed"), never the batch or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
 
-from app.domain import OrderStatus, Venue, fmt
+from app.cluster.leases import LeaseLost
+from app.cluster.scope import PartitionScope, ScopeView
+from app.domain import OrderStatus, Venue
 from app.events import UserEvent
 from app.execution import changes as batch_writes
 from app.execution.changes import Changes
@@ -27,10 +28,13 @@ from app.execution.commands import (
     CancelOrder,
     MarketTrade,
     PaperCommand,
+    Rescope,
     ResetAccount,
     SubmitOrder,
     SubmitOrderList,
 )
+from app.execution.paper_failures import fresh, in_list, reject_failed
+from app.execution.paper_memory import balance_changes, load_accounts
 from app.execution.recorder import Recorder
 from app.execution.records import OrderRecord, Report
 from app.ids import now_ms
@@ -39,7 +43,6 @@ from app.portfolio import PositionState
 from app.retry import RetryPolicy, retry
 from app.venues.paper import PaperVenue
 from storage.db import Database, is_transient
-from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
 
 log = logging.getLogger(__name__)
@@ -65,12 +68,15 @@ class PaperExecutor:
         self.publish = publish
         self.recorder = recorder
         self.sleep = sleep
-        self.queue: asyncio.Queue[PaperCommand] = asyncio.Queue()
+        self.queue: asyncio.Queue[PaperCommand | Rescope] = asyncio.Queue()
         self.orders: dict[str, OrderRecord] = {}  # live paper orders (OPEN, PARTIALLY_FILLED)
         self.positions: dict[tuple[str, str], PositionState] = {}
         self.users: dict[str, str] = {}  # account id -> user id, for loaded accounts
         self.queued: set[str] = set()  # order ids with a SubmitOrder in the queue (the sweeper skips them)
         self.processed = 0
+        # CLUSTER mode: only the accounts of the partitions this replica holds (app/cluster/); None: every account.
+        self.scope: PartitionScope | None = None
+        self.after_batch: Callable[[list[PaperCommand]], None] | None = None  # acknowledges forwarded commands
 
     # ---- commands in ---------------------------------------------------------------------------------------
 
@@ -92,6 +98,16 @@ class PaperExecutor:
     async def drain(self) -> None:
         await self.queue.join()
 
+    async def rescope(self) -> None:
+        """The partitions held changed: between two batches, load memory again for what is held now and
+        re-queue the PENDING orders and stored cancel requests of the partitions just taken over."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(Rescope(done))
+        await done
+
+    def owns(self, account_id: str) -> bool:
+        return self.scope is None or self.scope.owns(account_id)
+
     # ---- start-up --------------------------------------------------------------------------------------------
 
     async def recover(self, *, requeue: bool = True) -> None:
@@ -101,7 +117,8 @@ class PaperExecutor:
         def load(session: Session) -> tuple[list[OrderRecord], list[OrderRecord]]:
             live = order_repo.rows_in_statuses_for_venue(session, Venue.PAPER, LIVE)
             pending = order_repo.rows_in_statuses_for_venue(session, Venue.PAPER, ("PENDING",)) if requeue else []
-            return [OrderRecord.from_row(r) for r in live], [OrderRecord.from_row(r) for r in pending]
+            owned = [OrderRecord.from_row(r) for r in live if self.owns(r["account_id"])]
+            return owned, [OrderRecord.from_row(r) for r in pending if self.owns(r["account_id"])]
 
         live, pending = await self.db.read(load)
         self.venue.reset_book()
@@ -121,37 +138,23 @@ class PaperExecutor:
             log.info("recovered %d open and %d pending paper orders", len(live), len(pending))
 
     async def _load_accounts(self, account_ids: set[str]) -> None:
-        missing = sorted(a for a in account_ids if not self.venue.ledger.has_account(a))
-        if not missing:
-            return
-
-        def load(session: Session) -> tuple[list[Any], list[Any], dict[str, str]]:
-            return (
-                account_repo.balance_rows(session, missing),
-                order_repo.position_rows(session, missing),
-                account_repo.owners(session, missing),
-            )
-
-        balances, positions, owners = await self.db.read(load)
-        by_account: dict[str, list[Any]] = {account_id: [] for account_id in missing}
-        for account_id, asset, free, locked in balances:
-            by_account[account_id].append((asset, free, locked))
-        for account_id, rows in by_account.items():
-            self.venue.ledger.load_account(account_id, rows)
-        for row in positions:
-            key = (row["account_id"], row["symbol"])
-            self.positions[key] = PositionState(key[0], key[1], row["quantity"], row["cost"], row["realized_pnl"])
-        self.users.update(owners)
+        await load_accounts(self.db, self.venue.ledger, self.positions, self.users, account_ids)
 
     # ---- the loop --------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
         while True:
-            batch = [await self.queue.get()]
-            while len(batch) < MAX_BATCH and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            items = [await self.queue.get()]
+            # A Rescope ends the batch: it runs between batches, when memory and the database agree.
+            while len(items) < MAX_BATCH and not self.queue.empty() and not isinstance(items[-1], Rescope):
+                items.append(self.queue.get_nowait())
+            rescope = items[-1] if isinstance(items[-1], Rescope) else None
+            batch = [c for c in items if not isinstance(c, Rescope)]
             try:
-                await self._process(batch)
+                if batch:
+                    await self._process(batch)
+                if rescope is not None:
+                    await self._rebuild(requeue=True)
             except Exception:
                 log.exception("paper batch of %d commands failed", len(batch))
             finally:
@@ -159,11 +162,20 @@ class PaperExecutor:
                     if isinstance(command, SubmitOrder):
                         self.queued.discard(command.order_id)
                     self.queue.task_done()
+                if self.after_batch is not None and batch:
+                    self.after_batch(batch)
+                if rescope is not None:
+                    self.queue.task_done()
+                    if not rescope.done.done():
+                        rescope.done.set_result(None)
             await asyncio.sleep(0)  # with inline SQLite writes nothing else yields: let requests in between batches
 
     async def _process(self, batch: list[PaperCommand], *, isolated: bool = False) -> None:
         # Most public trades touch no paper order: skip them without a transaction.
         batch = [c for c in batch if not isinstance(c, MarketTrade) or self.venue.has_live_orders(c.trade.symbol)]
+        view = self.scope.view() if self.scope is not None else None
+        if view is not None:  # a partition given up or lost since the command was queued: its new owner runs it
+            batch = [c for c in batch if isinstance(c, MarketTrade) or view.owns(c.account_id) or _refuse(c)]
         if not batch:
             return
         changes = Changes()
@@ -172,7 +184,10 @@ class PaperExecutor:
             for command in batch:
                 self._apply(command, changes)
             self._balance_changes(changes)
-            await self._write(changes)
+            await self._write(changes, view)
+        except LeaseLost as lost:
+            await self._lease_lost(lost, batch)
+            return
         except Exception:
             # Memory may have moved ahead of the database: rebuild it, then find the command that fails.
             log.exception("a batch of %d commands failed; replaying it command by command", len(batch))
@@ -181,7 +196,7 @@ class PaperExecutor:
                 await self._fail(batch[0])
             else:
                 for command in batch:
-                    await self._process([_fresh(command)], isolated=True)
+                    await self._process([fresh(command)], isolated=True)
             return
         self.processed += len(batch)
         for event in changes.events:
@@ -194,13 +209,13 @@ class PaperExecutor:
         """Read what the batch needs and memory lacks (records of recovered submits, accounts) in one go; drop a
         repeated submit of the same order."""
         # An order list's legs are always read from the journal: a carried copy may be older than a batch that ran.
-        wanted = [c.order_id for c in batch if isinstance(c, SubmitOrder) and (c.record is None or _in_list(c.record))]
+        wanted = [c.order_id for c in batch if isinstance(c, SubmitOrder) and (c.record is None or in_list(c.record))]
         loaded: dict[str, OrderRecord] = {}
         lists: dict[str, list[OrderRecord]] = {}
         if wanted:
             rows = await self.db.read(lambda s: order_repo.rows_by_ids(s, wanted))
             loaded = {row["id"]: OrderRecord.from_row(row) for row in rows}
-            groups = sorted({r.oco_group for r in loaded.values() if _in_list(r) and r.oco_group is not None})
+            groups = sorted({r.oco_group for r in loaded.values() if in_list(r) and r.oco_group is not None})
             if groups:
                 for row in await self.db.read(lambda s: order_repo.rows_in_groups(s, groups)):
                     leg = loaded[row["id"]] = OrderRecord.from_row(row)
@@ -209,11 +224,11 @@ class PaperExecutor:
         seen: set[str] = set()
         for command in batch:
             if isinstance(command, SubmitOrder):
-                carried = command.record if command.record is not None and not _in_list(command.record) else None
+                carried = command.record if command.record is not None and not in_list(command.record) else None
                 record = carried or loaded.get(command.order_id)
                 if record is None or command.order_id in seen or command.order_id in self.orders:
                     continue
-                if _in_list(record):
+                if in_list(record):
                     legs = lists.get(record.oco_group or "", [record])
                     seen.update(leg.id for leg in legs)
                     prepared.append(SubmitOrderList(record.account_id, tuple(legs)))
@@ -317,28 +332,23 @@ class PaperExecutor:
         return position
 
     def _balance_changes(self, changes: Changes) -> None:
-        """The balances the batch touched, to write, and one BALANCE_UPDATE per account: its non-zero balances
-        plus every asset that changed (so a balance that went to zero is told too)."""
-        now = now_ms()
-        for account_id, assets in sorted(self.venue.ledger.take_touched().items()):
-            rows = []
-            for asset, free, locked in self.venue.ledger.snapshot(account_id):
-                if asset in assets:
-                    changes.balances.append((account_id, asset, free, locked))
-                if free or locked or asset in assets:
-                    rows.append({"asset": asset, "free": fmt(free), "locked": fmt(locked)})
-            user_id = self.users.get(account_id)
-            if user_id is not None:
-                changes.event(user_id, "BALANCE_UPDATE", {"account_id": account_id, "balances": rows}, now)
+        balance_changes(self.venue.ledger, self.users, changes)
 
     # ---- writing, and what happens when it fails ---------------------------------------------------------------
 
-    async def _write(self, changes: Changes) -> None:
-        """One transaction; a transient database error retries the same writes (memory is already ahead)."""
+    async def _write(self, changes: Changes, view: ScopeView | None = None) -> None:
+        """One transaction; a transient database error retries the same writes (memory is already ahead). In a
+        cluster the transaction first checks that the batch's partition leases are still ours (LeaseLost)."""
         if not changes:
             return
+
+        def write(session: Session) -> None:
+            if view is not None:
+                view.fence(session)
+            batch_writes.write(session, changes)
+
         await retry(
-            lambda: self.db.write(lambda session: batch_writes.write(session, changes)),
+            lambda: self.db.write(write),
             policy=DATABASE_RETRY,
             retry_on=is_transient,
             sleep=self.sleep,
@@ -347,11 +357,27 @@ class PaperExecutor:
             ),
         )
 
-    async def _rebuild(self) -> None:
+    async def _lease_lost(self, lost: LeaseLost, batch: list[PaperCommand]) -> None:
+        """Another replica took a partition of this batch: nothing was committed. Give up the partitions named,
+        rebuild memory for the rest and queue the batch again (its commands of lost partitions are dropped)."""
+        log.warning("partition lease lost (%s): this replica no longer executes it", ", ".join(lost.names))
+        if self.scope is not None:
+            for name in lost.names:
+                if name.startswith("exec:"):
+                    self.scope.drop(int(name.removeprefix("exec:")))
+        await self._rebuild()
+        for command in batch:
+            if not isinstance(command, ResetAccount):
+                self.queue.put_nowait(fresh(command))
+            elif not command.done.done():
+                command.done.set_exception(LeaseLost(lost.names))
+
+    async def _rebuild(self, *, requeue: bool = False) -> None:
         """Memory moved ahead of the database in a batch that did not commit: load it again (retried until the
-        database answers; the commands of the batch and the queue wait meanwhile)."""
+        database answers; the commands of the batch and the queue wait meanwhile). With `requeue` (a change of
+        the partitions held), PENDING orders and cancel requests become commands again."""
         await retry(
-            self._reload,
+            lambda: self._reload(requeue=requeue),
             policy=DATABASE_RETRY,
             sleep=self.sleep,
             on_retry=lambda n, _, delay: log.error(
@@ -359,44 +385,20 @@ class PaperExecutor:
             ),
         )
 
-    async def _reload(self) -> None:
-        await self.recover(requeue=False)
+    async def _reload(self, *, requeue: bool = False) -> None:
+        await self.recover(requeue=requeue)
         self.recorder.open_orders.load(await self.db.read(order_repo.open_counts))
 
     async def _fail(self, command: PaperCommand) -> None:
         """A single command that cannot be applied: reject its order rather than retrying forever."""
-        log.error("command %s failed; its order is rejected", command)
-        if isinstance(command, ResetAccount):
-            if not command.done.done():
-                command.done.set_exception(RuntimeError("paper reset failed"))
-            return
-        if not isinstance(command, SubmitOrder):
-            return
-        order_id = command.order_id
-
-        def reject(session: Session) -> list[UserEvent]:
-            rows = order_repo.rows_by_ids(session, [order_id])
-            changes = Changes()
-            if rows:
-                order = OrderRecord.from_row(rows[0])
-                self.recorder.transition(order, OrderStatus.REJECTED, "internal error; nothing executed", changes)
-            batch_writes.write(session, changes)
-            return changes.events
-
-        with contextlib.suppress(Exception):
-            for event in await self.db.write(reject):
-                self.publish(event)
+        view = self.scope.view() if self.scope is not None else None
+        for event in await reject_failed(self.db, self.recorder, command, view):
+            self.publish(event)
 
 
-def _fresh(command: PaperCommand) -> PaperCommand:
-    """The command as it was journaled: a replay reads its order again (memory was rebuilt)."""
-    if isinstance(command, SubmitOrder):
-        return SubmitOrder(command.order_id, command.account_id, command.venue)
-    if isinstance(command, SubmitOrderList):
-        return SubmitOrder(command.records[0].id, command.account_id, Venue.PAPER)
-    return command
-
-
-def _in_list(order: OrderRecord) -> bool:
-    """A leg of a stand-alone order list (a bracket's exits have a parent and are submitted by the recorder)."""
-    return order.oco_group is not None and order.parent_id is None
+def _refuse(command: PaperCommand) -> bool:
+    """A paper reset of an account this replica no longer holds fails (the caller may try again); other commands
+    are dropped: their orders are journaled and the partition's new owner re-reads them."""
+    if isinstance(command, ResetAccount) and not command.done.done():
+        command.done.set_exception(LeaseLost([f"account {command.account_id}"]))
+    return False

@@ -98,7 +98,13 @@ async def wait_until_settled(url: str, token: str, timeout: float = 60) -> None:
 
 
 def verify(database: Path, acked: dict[str, str]) -> None:
-    engine = create_db_engine(f"sqlite:///{database}")
+    verify_database(f"sqlite:///{database}", acked)
+
+
+def verify_database(url: str, acked: dict[str, str]) -> None:
+    """Every acknowledged order exists and left PENDING; events gap-free per user; transitions legal; no order
+    filled more than its quantity; every account's money adds up."""
+    engine = create_db_engine(url)
     with Session(engine) as session:
         orders = {o.id: o for o in session.exec(select(Order))}
         missing = set(acked) - set(orders)
