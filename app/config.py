@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     redis_url: str = ""
     # Prefix of the Redis channel names, so several deployments (or test runs) can share one Redis.
     redis_channel_prefix: str = "tradewind:"
+    # Cluster mode (docs/scaling.md): replicas share accounts by partition leases and one market-data feed leader.
+    # Needs REDIS_URL and a PostgreSQL DATABASE_URL (checked in load_settings, once DATABASE_URL has its default).
+    cluster: bool = False
+    # Fixed for the life of a deployment: accounts hash into this many partitions (many more than replicas).
+    cluster_partitions: int = Field(64, ge=1, le=1024)
+    # A dead replica's partitions and feed move after this long; leases are renewed every third of it.
+    lease_ttl_seconds: float = Field(10.0, ge=0.2, le=300)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -226,6 +233,13 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError(f"invalid setting {variable}: {message}") from None
     if not settings.database_url:
         settings.database_url = f"sqlite:///{settings.data_dir / 'tradewind.db'}"
+    if settings.cluster and not settings.redis_url:
+        raise SettingsError("invalid setting CLUSTER: cluster mode needs REDIS_URL (redis://host:6379/0)")
+    if settings.cluster and settings.is_sqlite:
+        raise SettingsError(
+            "invalid setting CLUSTER: cluster mode needs a PostgreSQL DATABASE_URL (postgresql+psycopg://...), "
+            "which every replica shares"
+        )
     for name in GENERATED_SECRETS:
         field = name.lower()
         if not getattr(settings, field):

@@ -260,3 +260,24 @@ class WebhookDelivery(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=200)
     duration_ms: int | None = None
     created_at: int = millis()
+
+
+class LeaseRow(SQLModel, table=True):
+    """A named lease (a partition `exec:<p>`, or `feed`) with its fencing token (app/cluster/leases.py). The token
+    grows by one at every change of owner and is never reused; times come from the database's clock."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(sa_column=Column(Text, primary_key=True))
+    owner: str = Field(sa_column=Column(Text, nullable=False))
+    token: int = Field(sa_type=BigInteger)
+    expires_at_ms: int = millis()
+
+
+class ClusterMember(SQLModel, table=True):
+    """A replica's heartbeat: replicas seen within a lease ttl are live and share the partitions."""
+
+    __tablename__ = "cluster_members"
+
+    owner: str = Field(sa_column=Column(Text, primary_key=True))
+    seen_at_ms: int = millis()

@@ -76,6 +76,10 @@ def test_env_file_is_read(clean_env: Path) -> None:
         ("STORAGE_SECRET", "short", "at least 32 characters"),
         ("COOKIE_SECURE", "maybe", "COOKIE_SECURE"),
         ("REDIS_URL", "http://127.0.0.1:6379", "redis://"),
+        ("CLUSTER_PARTITIONS", "0", "CLUSTER_PARTITIONS"),
+        ("CLUSTER_PARTITIONS", "1025", "CLUSTER_PARTITIONS"),
+        ("LEASE_TTL_SECONDS", "0.1", "LEASE_TTL_SECONDS"),
+        ("LEASE_TTL_SECONDS", "301", "LEASE_TTL_SECONDS"),
     ],
 )
 def test_invalid_settings_name_the_variable(
@@ -210,3 +214,21 @@ def test_webhook_settings(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.setenv("WEBHOOK_ALLOWED_HOSTS", bad)
         with pytest.raises(SettingsError, match="invalid setting WEBHOOK_ALLOWED_HOSTS: expected host names"):
             load_settings()
+
+
+def test_cluster_settings(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CLUSTER", "CLUSTER_PARTITIONS", "LEASE_TTL_SECONDS", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.cluster, settings.cluster_partitions, settings.lease_ttl_seconds) == (False, 64, 10.0)
+    monkeypatch.setenv("CLUSTER", "true")
+    with pytest.raises(SettingsError, match="CLUSTER: cluster mode needs REDIS_URL"):
+        load_settings()
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    with pytest.raises(SettingsError, match="CLUSTER: cluster mode needs a PostgreSQL DATABASE_URL"):
+        load_settings()  # the default SQLite file
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/tradewind")
+    monkeypatch.setenv("CLUSTER_PARTITIONS", "16")
+    monkeypatch.setenv("LEASE_TTL_SECONDS", "0.5")
+    settings = load_settings()
+    assert (settings.cluster, settings.cluster_partitions, settings.lease_ttl_seconds) == (True, 16, 0.5)

@@ -1,0 +1,185 @@
+"""Leases with fencing tokens, on the test database (SQLite or PostgreSQL, TW_TEST_DB)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select, text
+from sqlmodel import Session
+
+from app.cluster.leases import Lease, LeaseLost, LeaseStore, fence
+from app.cluster.partitions import FEED_LEASE, partition_lease_name, partition_of
+from storage.db import Database
+from storage.repositories import leases as rows
+
+TTL_MS = 300
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.close()
+
+
+async def wait_expired(db: Database, name: str) -> None:
+    """Poll the database's clock until the lease has expired (no fixed sleep)."""
+    c = rows.LEASES.c
+
+    def expired(session: Session) -> bool:
+        query = select(c.expires_at_ms <= rows.db_now(session)).where(c.name == name)
+        return bool(session.execute(query).scalar_one())
+
+    for _ in range(500):
+        if await db.read(expired):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{name} never expired")
+
+
+def test_partitions_are_stable() -> None:
+    assert partition_of("01JAB", 64) == partition_of("01JAB", 64)
+    assert partition_of("01JAB", 64) == __import__("zlib").crc32(b"01JAB") % 64
+    assert {partition_of(f"acc-{i}", 8) for i in range(200)} == set(range(8))
+    assert partition_lease_name(7) == "exec:7"
+    assert FEED_LEASE == "feed"
+
+
+async def test_first_acquire_creates_token_1_and_the_holder_renews(db: Database) -> None:
+    a, b = LeaseStore(db, "a", TTL_MS), LeaseStore(db, "b", TTL_MS)
+    lease = await a.acquire("exec:0")
+    assert lease == Lease("exec:0", "a", 1)
+    assert await b.acquire("exec:0") is None  # live and someone else's
+    assert await a.acquire("exec:0") == lease  # ours and live: renewed, same token
+    assert await a.renew(lease)
+    assert await a.holder("exec:0") == lease
+
+
+async def test_two_stores_racing_for_one_name_only_one_wins(db: Database) -> None:
+    a, b = LeaseStore(db, "a", 10_000), LeaseStore(db, "b", 10_000)
+    for i in range(20):
+        won = await asyncio.gather(a.acquire(f"race:{i}"), b.acquire(f"race:{i}"))
+        winners = [lease for lease in won if lease is not None]
+        assert len(winners) == 1, won
+        assert winners[0].token == 1
+
+
+async def test_expiry_then_takeover_bumps_the_token_and_fences_the_old_holder(db: Database) -> None:
+    a, b = LeaseStore(db, "a", TTL_MS), LeaseStore(db, "b", TTL_MS)
+    old = await a.acquire("exec:1")
+    assert old is not None
+    await db.write(lambda s: fence(s, [old]))  # still ours: passes
+    await wait_expired(db, "exec:1")
+    await db.write(lambda s: fence(s, [old]))  # expired but nobody took it: still safe to write under
+    new = await b.acquire("exec:1")
+    assert new == Lease("exec:1", "b", 2)
+    assert not await a.renew(old)  # the old holder learns it lost the lease
+    with pytest.raises(LeaseLost) as lost:
+        await db.write(lambda s: fence(s, [old]))
+    assert lost.value.names == ["exec:1"]
+    await db.write(lambda s: fence(s, [new]))
+    # The old holder's release does nothing: the lease is not its own any more.
+    await a.release(old)
+    assert await a.acquire("exec:1") is None
+
+
+async def test_fence_names_every_lost_lease_and_a_missing_row_counts_as_lost(db: Database) -> None:
+    a = LeaseStore(db, "a", 10_000)
+    kept = await a.acquire("exec:2")
+    assert kept is not None
+    stale = Lease("exec:2", "a", kept.token + 1)
+    never = Lease("exec:3", "a", 1)
+    with pytest.raises(LeaseLost) as lost:
+        await db.write(lambda s: fence(s, [kept, stale, never]))
+    assert lost.value.names == ["exec:2", "exec:3"]
+    await db.write(lambda s: fence(s, []))  # nothing to fence: nothing read
+
+
+async def test_release_hands_over_at_once_with_the_next_token(db: Database) -> None:
+    a, b = LeaseStore(db, "a", 10_000), LeaseStore(db, "b", 10_000)
+    lease = await a.acquire("feed")
+    assert lease is not None
+    assert await b.takeable(["feed", "exec:9"]) == ["exec:9"]
+    await a.release(lease)
+    assert await b.takeable(["feed", "exec:9"]) == ["feed", "exec:9"]
+    assert await b.acquire("feed") == Lease("feed", "b", 2)
+    assert await a.acquire("feed") is None
+
+
+async def test_heartbeats_count_live_members(db: Database) -> None:
+    a, b = LeaseStore(db, "a", TTL_MS), LeaseStore(db, "b", TTL_MS)
+    assert await a.live_members() == 1  # nobody has beaten yet: at least this replica
+    await a.heartbeat()
+    await b.heartbeat()
+    assert await a.live_members() == 2
+    await b.leave()
+    assert await a.live_members() == 1
+    await b.heartbeat()
+    c = rows.MEMBERS.c
+
+    def b_stale(session: Session) -> bool:
+        seen = select(c.seen_at_ms).where(c.owner == "b").scalar_subquery()
+        return bool(session.execute(select(seen <= rows.db_now(session) - TTL_MS)).scalar_one())
+
+    for _ in range(500):
+        if await db.read(b_stale):
+            break
+        await asyncio.sleep(0.02)
+    await a.heartbeat()
+    assert await a.live_members() == 1
+
+
+@pytest.mark.skipif(__import__("os").environ.get("TW_TEST_DB") != "postgres", reason="FOR SHARE is PostgreSQL's")
+async def test_takeover_waits_for_a_fenced_transaction_which_commits_first(db: Database) -> None:
+    a, b = LeaseStore(db, "a", TTL_MS), LeaseStore(db, "b", TTL_MS)
+    old = await a.acquire("exec:4")
+    assert old is not None
+    await wait_expired(db, "exec:4")
+    committed: list[str] = []
+    # The old holder's batch: fenced (rows locked FOR SHARE), its write not yet committed.
+    with Session(db.engine) as batch:
+        fence(batch, [old])
+        batch.execute(text("INSERT INTO cluster_members (owner, seen_at_ms) VALUES ('batch-of-a', 1)"))
+        takeover = asyncio.create_task(b.acquire("exec:4"))  # on the writer pool: another connection and thread
+        await _wait_for_a_lock_wait(db)
+        assert not takeover.done()  # the takeover's UPDATE waits for the fenced transaction
+        batch.commit()
+        committed.append("batch")
+    new = await takeover
+    committed.append("takeover")
+    assert new == Lease("exec:4", "b", 2)
+    assert committed == ["batch", "takeover"]
+    assert await db.read(lambda s: s.execute(text("SELECT count(*) FROM cluster_members")).scalar_one()) == 1
+    with pytest.raises(LeaseLost):  # and the next batch of the old holder is refused
+        await db.write(lambda s: fence(s, [old]))
+
+
+@pytest.mark.skipif(__import__("os").environ.get("TW_TEST_DB") != "postgres", reason="FOR SHARE is PostgreSQL's")
+async def test_a_fence_that_waits_for_a_takeover_sees_the_new_token(db: Database) -> None:
+    a, b = LeaseStore(db, "a", TTL_MS), LeaseStore(db, "b", TTL_MS)
+    old = await a.acquire("exec:5")
+    assert old is not None
+    await wait_expired(db, "exec:5")
+    with Session(db.engine) as takeover:  # the takeover's transaction holds the row until it commits
+        assert rows.acquire(takeover, "exec:5", "b", TTL_MS) == 2
+        batch = asyncio.create_task(db.write(lambda s: fence(s, [old])))
+        await _wait_for_a_lock_wait(db)
+        assert not batch.done()
+        takeover.commit()
+    with pytest.raises(LeaseLost):
+        await batch
+    assert await b.holder("exec:5") == Lease("exec:5", "b", 2)
+
+
+async def _wait_for_a_lock_wait(db: Database) -> None:
+    """Poll pg_stat_activity until a backend of this database waits on a row lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(500):
+        if await db.read(lambda s: s.execute(query).scalar_one()) >= 1:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nothing ever waited for the lock")
