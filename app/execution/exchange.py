@@ -80,13 +80,13 @@ class ExchangeExecutor:
         """`db.write`, fenced in a cluster: the transaction first checks this replica still holds its leases."""
         view = self.scope.view() if self.scope is not None else None
         if view is None:
-            return await self._write(work)
+            return await self.db.write(work)
 
         def fenced(session: Session) -> T:
             view.fence(session)
             return work(session)
 
-        return await self._write(fenced)
+        return await self.db.write(fenced)
 
     def _recording(self, account_id: str) -> asyncio.Lock:
         return self._record_locks.setdefault(account_id, asyncio.Lock())

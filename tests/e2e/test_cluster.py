@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from app.cluster.partitions import partition_of
 from playwright.async_api import async_playwright, expect
 from sqlalchemy import text
 
+from app.cluster.partitions import partition_of
 from storage.db import create_db_engine
 from tests.conftest import BACKEND
 from tests.e2e.cluster import Cluster
