@@ -14,6 +14,7 @@ from app.activity import ActivityLog
 from app.alerts import AlertService
 from app.api_keys import ApiKeyService
 from app.auth import AuthService
+from app.cluster.feed_leader import FeedLeader, build_feed_leader
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
 from app.domain import SymbolRules, Venue
@@ -110,6 +111,7 @@ class Services:
     simulator: SimulatedMarket | None = None
     feed: CcxtMarketFeed | None = None
     fanout: RedisFanout | None = None  # REDIS_URL: the other replicas (app/fanout.py)
+    feed_leader: FeedLeader | None = None  # CLUSTER: runs the feed on one replica, mirrors it on the others
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
@@ -120,13 +122,15 @@ class Services:
         await reseal_accounts(self.db, self.keybox)
         if self.fanout is not None:
             await self.fanout.start()  # connects in the background: a Redis that is away does not hold start-up
-        if self.feed is not None and self.settings.market_feed_enabled:
+        if self.feed_leader is not None and self.settings.market_feed_enabled:
+            await self.feed_leader.start()  # instead of the local feed (it loads the Binance rules too)
+        elif self.feed is not None and self.settings.market_feed_enabled:
             await self.feed.start()  # fills `rules` in place first: the engine's recovery copies them
         await self.engine.start()
         self.jobs.start()
         await self.alerts.start()
         await self.webhooks.start()
-        if self.simulator is not None and self.settings.market_feed_enabled:
+        if self.simulator is not None and self.settings.market_feed_enabled and self.feed_leader is None:
             self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
         freeze_startup_heap()
 
@@ -139,6 +143,8 @@ class Services:
                 await task
         self._tasks.clear()
         self.jobs.stop()
+        if self.feed_leader is not None:
+            await self.feed_leader.stop()
         if self.feed is not None:
             await self.feed.close()
         await self.engine.stop()
@@ -291,6 +297,7 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         simulator=simulator,
         feed=feed,
         fanout=fanout,
+        feed_leader=build_feed_leader(settings, market, simulator, feed, db),
     )
 
 

@@ -27,6 +27,10 @@ class CandleSeries:
     def __len__(self) -> int:
         return len(self._candles)
 
+    @property
+    def kept(self) -> int:
+        return self._candles.maxlen or 1
+
     def add_trade(self, price: Decimal, qty: Decimal, ts: int) -> None:
         """Fold one trade in: update the live candle, or open a new one when `ts` crossed its boundary."""
         start = bucket_start(ts, self.interval)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from itertools import islice
 from typing import Generic, TypeVar
@@ -124,6 +124,32 @@ class MarketState:
             newest = max(candles, key=lambda c: c.t)
             data.price = newest.c
             data.ts = max(data.ts, newest.t)
+        self._touch()
+        self._on_symbol.emit(symbol)
+
+    def restore(
+        self,
+        symbol: str,
+        price: Decimal | None,
+        candles: Mapping[Interval, Sequence[Candle]],
+        depth: Depth | None,
+        trades: Sequence[Trade],
+    ) -> None:
+        """Replace everything held for `symbol` with another replica's snapshot (the cluster's feed leader,
+        app/cluster/feed_leader.py): candles per interval, depth, recent trades (oldest first) and the last price.
+        Trade subscribers are not called: these trades happened already (nothing matches on them again)."""
+        data = self._known(symbol)
+        if data is None:
+            return
+        fresh = _SymbolData(data.trades.maxlen or 1, data.candles[Interval.M1].kept)
+        for interval, series in candles.items():
+            fresh.candles[Interval(interval)].backfill(series)
+        fresh.window.seed(candles.get(Interval.M1, ()))
+        fresh.trades.extend(trades)
+        fresh.depth = depth
+        fresh.price = price
+        fresh.ts = max([depth.ts if depth else 0, *(t.ts for t in trades[-1:])])
+        self._data[symbol] = fresh
         self._touch()
         self._on_symbol.emit(symbol)
 
