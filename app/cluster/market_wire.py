@@ -46,6 +46,7 @@ def snapshot_of(market: MarketState) -> dict[str, Any]:
             },
             "depth": None if depth is None else depth_out(depth),
             "trades": [trade_out(t) for t in reversed(market.trades(symbol, ALL))],  # oldest first
+            "day": [_candle_out(c) for c in market.day_minutes(symbol)],  # the 24 h statistics' minutes
         }
     return symbols
 
@@ -58,7 +59,8 @@ def restore(market: MarketState, symbols: dict[str, Any]) -> None:
         candles = {Interval(i): [_candle_in(c) for c in rows] for i, rows in data["candles"].items()}
         depth = None if data["depth"] is None else depth_in(data["depth"])
         price = None if data["price"] is None else Decimal(data["price"])
-        market.restore(symbol, price, candles, depth, [trade_in(t) for t in data["trades"]])
+        trades = [trade_in(t) for t in data["trades"]]
+        market.restore(symbol, price, candles, depth, trades, [_candle_in(c) for c in data["day"]])
 
 
 def _levels_out(levels: tuple[PriceLevel, ...]) -> Wire:

@@ -147,6 +147,11 @@ class Rolling24h:
         self._volume = sum((b.v for b in self._buckets), ZERO)
         self._extremes_stale = True
 
+    def minutes(self) -> list[Candle]:
+        """The window's one-minute buckets, oldest first, in the form `seed` takes (a replica's snapshot). The
+        close is not tracked here: it is the bucket's open (seed ignores it)."""
+        return [Candle(b.t, b.o, b.h, b.l, b.o, b.v) for b in self._buckets]
+
     def stats(self) -> DayStats | None:
         """The window's open/high/low/volume, or None before the first trade."""
         if not self._buckets:

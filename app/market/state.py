@@ -134,17 +134,19 @@ class MarketState:
         candles: Mapping[Interval, Sequence[Candle]],
         depth: Depth | None,
         trades: Sequence[Trade],
+        day_minutes: Sequence[Candle] | None = None,
     ) -> None:
         """Replace everything held for `symbol` with another replica's snapshot (the cluster's feed leader,
-        app/cluster/feed_leader.py): candles per interval, depth, recent trades (oldest first) and the last price.
-        Trade subscribers are not called: these trades happened already (nothing matches on them again)."""
+        app/cluster/feed_leader.py): candles per interval, depth, recent trades (oldest first), the last price and
+        the rolling 24 h window's minutes (`day_minutes`; default: the 1m candles). Trade subscribers are not
+        called: these trades happened already (nothing matches on them again)."""
         data = self._known(symbol)
         if data is None:
             return
         fresh = _SymbolData(data.trades.maxlen or 1, data.candles[Interval.M1].kept)
         for interval, series in candles.items():
             fresh.candles[Interval(interval)].backfill(series)
-        fresh.window.seed(candles.get(Interval.M1, ()))
+        fresh.window.seed(candles.get(Interval.M1, ()) if day_minutes is None else day_minutes)
         fresh.trades.extend(trades)
         fresh.depth = depth
         fresh.price = price
@@ -154,6 +156,11 @@ class MarketState:
         self._on_symbol.emit(symbol)
 
     # ---- reads --------------------------------------------------------------------------------------------
+
+    def day_minutes(self, symbol: str) -> list[Candle]:
+        """The rolling 24 h window's one-minute buckets, oldest first (for `restore` on another replica)."""
+        data = self._data.get(symbol)
+        return data.window.minutes() if data is not None else []
 
     def last_price(self, symbol: str) -> Decimal | None:
         """The last trade price alone (cheap: the paper venue and intake ask on every order)."""

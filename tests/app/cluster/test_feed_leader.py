@@ -79,6 +79,7 @@ def view(market: MarketState) -> object:
             [market.candles(s, interval, wire.ALL) for interval in Interval],
             market.depth(s, wire.ALL),
             market.trades(s, wire.ALL),
+            market.ticker(s),  # last price, bid/ask and the 24 h statistics
         )
         for s in SYMBOLS
     ]
