@@ -4,6 +4,7 @@ or three replicas' MarketStates in one process, each with its own simulator, lea
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 
@@ -12,15 +13,17 @@ import pytest
 import redis.asyncio as redis
 
 from app.cluster import market_wire as wire
-from app.cluster.feed_leader import FeedLeader
+from app.cluster.feed_leader import FeedLeader, build_feed_leader
 from app.cluster.leases import LeaseStore
 from app.cluster.partitions import FEED_LEASE
+from app.config import load_settings
 from app.ids import now_ms
 from app.market.models import Interval, Trade
 from app.market.simulated import SimulatedMarket
 from app.market.state import MarketState
 from app.market.symbols import sim_profile, simulated_rules
 from app.retry import RetryPolicy
+from app.services import Services, build_services
 from storage.db import Database
 from tests.factories import wait_for
 
@@ -182,9 +185,6 @@ async def test_a_follower_drops_a_deposed_leader_and_rereads_the_snapshot_after_
 
 
 def test_built_only_in_cluster_mode(db: Database, redis_url: str) -> None:
-    from app.cluster.feed_leader import build_feed_leader
-    from app.config import load_settings
-
     market = MarketState(SYMBOLS)
     assert build_feed_leader(load_settings(cluster=False), market, None, None, db) is None
     pg = "postgresql+psycopg://postgres@127.0.0.1:5432/tradewind"
@@ -192,3 +192,29 @@ def test_built_only_in_cluster_mode(db: Database, redis_url: str) -> None:
     leader = build_feed_leader(settings, market, None, None, db, owner="replica-1")
     assert leader is not None
     assert (leader.store.owner, leader.store.ttl_ms, leader.channel) == ("replica-1", 2500, "tradewind:market")
+
+
+@pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="CLUSTER needs PostgreSQL")
+async def test_two_service_containers_in_cluster_mode_share_one_feed(
+    database_url: str, redis_url: str, channel_prefix: str, redis_admin: redis.Redis
+) -> None:
+    def replica() -> Services:
+        settings = load_settings(
+            cluster=True, redis_url=redis_url, redis_channel_prefix=channel_prefix, lease_ttl_seconds=1.0
+        )
+        return build_services(settings, migrate=False)
+
+    a, b = replica(), replica()
+    try:
+        leaders = [a.feed_leader, b.feed_leader]
+        assert leaders[0] is not None and leaders[1] is not None
+        for leader in leaders:
+            await leader.start()  # what Services.start does in cluster mode, instead of the local simulator
+        assert leaders[0].lease is not None and leaders[1].lease is None
+        follower = leaders[1]
+        await wait_for(lambda: follower.applied >= 3, what="the follower applies the leader's steps")
+        await wait_for(lambda: view(a.market) == view(b.market), what="both containers show the same market")
+    finally:
+        await a.stop()
+        await b.stop()
+        await redis_admin.delete(f"{channel_prefix}market:snapshot", f"{channel_prefix}market:recent")
