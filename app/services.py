@@ -15,6 +15,7 @@ from app.alerts import AlertService
 from app.api_keys import ApiKeyService
 from app.auth import AuthService
 from app.cluster.execution import ClusterExecution
+from app.cluster.feed_leader import FeedLeader, build_feed_leader
 from app.config import Settings, decode_key
 from app.crypto import KeyBox
 from app.domain import SymbolRules, Venue
@@ -112,6 +113,7 @@ class Services:
     feed: CcxtMarketFeed | None = None
     fanout: RedisFanout | None = None  # REDIS_URL: the other replicas (app/fanout.py)
     cluster: ClusterExecution | None = None  # CLUSTER: this replica's share of the partitions (app/cluster/)
+    feed_leader: FeedLeader | None = None  # CLUSTER: runs the feed on one replica, mirrors it on the others
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
@@ -122,7 +124,9 @@ class Services:
         await reseal_accounts(self.db, self.keybox)
         if self.fanout is not None:
             await self.fanout.start()  # connects in the background: a Redis that is away does not hold start-up
-        if self.feed is not None and self.settings.market_feed_enabled:
+        if self.feed_leader is not None and self.settings.market_feed_enabled:
+            await self.feed_leader.start()  # instead of the local feed (it loads the Binance rules too)
+        elif self.feed is not None and self.settings.market_feed_enabled:
             await self.feed.start()  # fills `rules` in place first: the engine's recovery copies them
         await self.engine.start()
         if self.cluster is not None:
@@ -130,7 +134,7 @@ class Services:
         self.jobs.start()
         await self.alerts.start()
         await self.webhooks.start()
-        if self.simulator is not None and self.settings.market_feed_enabled:
+        if self.simulator is not None and self.settings.market_feed_enabled and self.feed_leader is None:
             self._tasks.append(asyncio.create_task(self.simulator.run(), name="simulated-market"))
         freeze_startup_heap()
 
@@ -143,6 +147,8 @@ class Services:
                 await task
         self._tasks.clear()
         self.jobs.stop()
+        if self.feed_leader is not None:
+            await self.feed_leader.stop()
         if self.feed is not None:
             await self.feed.close()
         if self.cluster is not None:
@@ -302,6 +308,9 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         feed=feed,
         fanout=fanout,
         cluster=cluster,
+        feed_leader=build_feed_leader(
+            settings, market, simulator, feed, db, owner=cluster.replica_id if cluster else None
+        ),
     )
 
 

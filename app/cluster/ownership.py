@@ -49,12 +49,16 @@ class Ownership:
         on_lost: Callable[[str], Awaitable[None]],
         on_releasing: Callable[[str], Awaitable[None]] | None = None,
         interval_ms: int | None = None,
+        heartbeat: bool = True,
     ) -> None:
         self.store = store
         self.names = list(dict.fromkeys(names))
         self.on_acquired = on_acquired
         self.on_lost = on_lost
         self.on_releasing = on_releasing
+        # False for a single lease that is not a share of the work (the feed): this loop then never counts its
+        # owner id as a live replica (the partitions' loop does, once per replica).
+        self.heartbeat = heartbeat
         self.interval = (interval_ms if interval_ms is not None else store.ttl_ms // 3) / 1000
         self.owned: dict[str, Lease] = {}
         # Where this replica starts looking for free names (and which it keeps when giving back a surplus).
@@ -89,12 +93,14 @@ class Ownership:
             return
         for name in list(self.owned):
             await self._give_back(name)
-        with contextlib.suppress(Exception):
-            await self._db(self.store.leave)
+        if self.heartbeat:
+            with contextlib.suppress(Exception):
+                await self._db(self.store.leave)
 
     async def tick(self) -> None:
         """One round: heartbeat, renew, then acquire up to the target or give back the surplus."""
-        await self._db(self.store.heartbeat)
+        if self.heartbeat:
+            await self._db(self.store.heartbeat)
         for name, lease in list(self.owned.items()):
             if not await self._db(functools.partial(self.store.renew, lease)):
                 del self.owned[name]

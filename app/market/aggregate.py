@@ -27,6 +27,10 @@ class CandleSeries:
     def __len__(self) -> int:
         return len(self._candles)
 
+    @property
+    def kept(self) -> int:
+        return self._candles.maxlen or 1
+
     def add_trade(self, price: Decimal, qty: Decimal, ts: int) -> None:
         """Fold one trade in: update the live candle, or open a new one when `ts` crossed its boundary."""
         start = bucket_start(ts, self.interval)
@@ -142,6 +146,11 @@ class Rolling24h:
         self._evict_before(self._buckets[-1].t)
         self._volume = sum((b.v for b in self._buckets), ZERO)
         self._extremes_stale = True
+
+    def minutes(self) -> list[Candle]:
+        """The window's one-minute buckets, oldest first, in the form `seed` takes (a replica's snapshot). The
+        close is not tracked here: it is the bucket's open (seed ignores it)."""
+        return [Candle(b.t, b.o, b.h, b.l, b.o, b.v) for b in self._buckets]
 
     def stats(self) -> DayStats | None:
         """The window's open/high/low/volume, or None before the first trade."""

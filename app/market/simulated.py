@@ -176,6 +176,16 @@ class SimulatedMarket:
                     self._state.apply_trade(trade)
         self._last_ms = now
 
+    def resume(self) -> None:
+        """Continue from MarketState's last prices instead of where this process's own walk was (a replica that
+        becomes the cluster's feed leader: its state holds the previous leader's prices); the next step moves by
+        the time from now, not since this simulator last ran."""
+        for symbol, sim in self._sims.items():
+            price = self._state.last_price(symbol)
+            if price is not None and price > 0:
+                sim.log_price = math.log(float(price))
+        self._last_ms = self._clock()
+
     def step(self) -> None:
         """One tick at clock(): every symbol moves, gets a fresh depth ladder and usually 1+ trades."""
         now = self._clock()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from itertools import islice
 from typing import Generic, TypeVar
@@ -127,7 +127,40 @@ class MarketState:
         self._touch()
         self._on_symbol.emit(symbol)
 
+    def restore(
+        self,
+        symbol: str,
+        price: Decimal | None,
+        candles: Mapping[Interval, Sequence[Candle]],
+        depth: Depth | None,
+        trades: Sequence[Trade],
+        day_minutes: Sequence[Candle] | None = None,
+    ) -> None:
+        """Replace everything held for `symbol` with another replica's snapshot (the cluster's feed leader,
+        app/cluster/feed_leader.py): candles per interval, depth, recent trades (oldest first), the last price and
+        the rolling 24 h window's minutes (`day_minutes`; default: the 1m candles). Trade subscribers are not
+        called: these trades happened already (nothing matches on them again)."""
+        data = self._known(symbol)
+        if data is None:
+            return
+        fresh = _SymbolData(data.trades.maxlen or 1, data.candles[Interval.M1].kept)
+        for interval, series in candles.items():
+            fresh.candles[Interval(interval)].backfill(series)
+        fresh.window.seed(candles.get(Interval.M1, ()) if day_minutes is None else day_minutes)
+        fresh.trades.extend(trades)
+        fresh.depth = depth
+        fresh.price = price
+        fresh.ts = max([depth.ts if depth else 0, *(t.ts for t in trades[-1:])])
+        self._data[symbol] = fresh
+        self._touch()
+        self._on_symbol.emit(symbol)
+
     # ---- reads --------------------------------------------------------------------------------------------
+
+    def day_minutes(self, symbol: str) -> list[Candle]:
+        """The rolling 24 h window's one-minute buckets, oldest first (for `restore` on another replica)."""
+        data = self._data.get(symbol)
+        return data.window.minutes() if data is not None else []
 
     def last_price(self, symbol: str) -> Decimal | None:
         """The last trade price alone (cheap: the paper venue and intake ask on every order)."""

@@ -237,7 +237,10 @@ async def test_health_reports_market_data_stale_after_10_s_without_a_tick(databa
         response = await client.get("/health")
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == {"status", "db", "market_data", "execution", "version", "replica", "partitions"} and body["status"] == "ok"
+        assert (
+            set(body) == {"status", "db", "market_data", "execution", "version", "replica", "partitions"}
+            and body["status"] == "ok"
+        )
         return str(body["market_data"])
 
     await services.engine.start()

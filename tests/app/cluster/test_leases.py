@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -41,7 +43,7 @@ async def wait_expired(db: Database, name: str) -> None:
 
 def test_partitions_are_stable() -> None:
     assert partition_of("01JAB", 64) == partition_of("01JAB", 64)
-    assert partition_of("01JAB", 64) == __import__("zlib").crc32(b"01JAB") % 64
+    assert partition_of("01JAB", 64) == zlib.crc32(b"01JAB") % 64
     assert {partition_of(f"acc-{i}", 8) for i in range(200)} == set(range(8))
     assert partition_lease_name(7) == "exec:7"
     assert FEED_LEASE == "feed"
@@ -131,7 +133,7 @@ async def test_heartbeats_count_live_members(db: Database) -> None:
     assert await a.live_members() == 1
 
 
-@pytest.mark.skipif(__import__("os").environ.get("TW_TEST_DB") != "postgres", reason="FOR SHARE is PostgreSQL's")
+@pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="FOR SHARE is PostgreSQL's")
 async def test_takeover_waits_for_a_fenced_transaction_which_commits_first(db: Database) -> None:
     a, b = LeaseStore(db, "a", TTL_MS), LeaseStore(db, "b", TTL_MS)
     old = await a.acquire("exec:4")
@@ -156,7 +158,7 @@ async def test_takeover_waits_for_a_fenced_transaction_which_commits_first(db: D
         await db.write(lambda s: fence(s, [old]))
 
 
-@pytest.mark.skipif(__import__("os").environ.get("TW_TEST_DB") != "postgres", reason="FOR SHARE is PostgreSQL's")
+@pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="FOR SHARE is PostgreSQL's")
 async def test_a_fence_that_waits_for_a_takeover_sees_the_new_token(db: Database) -> None:
     a, b = LeaseStore(db, "a", TTL_MS), LeaseStore(db, "b", TTL_MS)
     old = await a.acquire("exec:5")

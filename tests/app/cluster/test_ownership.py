@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from app.cluster.leases import Lease, LeaseStore
 from app.cluster.ownership import Ownership
@@ -152,3 +153,41 @@ async def test_start_and_stop_run_the_loop(db: Database) -> None:
     assert a.names == set(NAMES)
     await a.ownership.stop(release=False)
     assert a.names == set()
+
+
+class FlakyStore(LeaseStore):
+    """The database drops the connection on the first heartbeat and the first renew."""
+
+    def __init__(self, db: Database, owner: str) -> None:
+        super().__init__(db, owner, TTL_MS)
+        self.failures = {"heartbeat": 1, "renew": 1}
+
+    def _fail(self, what: str) -> None:
+        if self.failures[what]:
+            self.failures[what] -= 1
+            raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+    async def heartbeat(self) -> None:
+        self._fail("heartbeat")
+        await super().heartbeat()
+
+    async def renew(self, lease: Lease) -> bool:
+        self._fail("renew")
+        return await super().renew(lease)
+
+
+async def test_transient_database_errors_are_retried_within_the_round(db: Database) -> None:
+    acquired: list[Lease] = []
+
+    async def on_acquired(lease: Lease) -> None:
+        acquired.append(lease)
+
+    async def on_lost(name: str) -> None:
+        raise AssertionError(f"{name} must not be lost")
+
+    store = FlakyStore(db, "a")
+    ownership = Ownership(store, NAMES, on_acquired=on_acquired, on_lost=on_lost)
+    await ownership.tick()  # the heartbeat fails once, then succeeds (app/retry.py)
+    await ownership.tick()  # the first renew fails once, then succeeds
+    assert store.failures == {"heartbeat": 0, "renew": 0}
+    assert set(ownership.owned) == set(NAMES) and len(acquired) == len(NAMES)

@@ -221,6 +221,19 @@ def test_a_clock_jump_does_not_explode_the_price() -> None:
     assert ticker is not None and D(80_000) < ticker.price < D(100_000)
 
 
+def test_resume_continues_from_the_state_s_last_price_not_the_seed() -> None:
+    state = MarketState(["BTCUSDT"], clock=lambda: 0)
+    market = SimulatedMarket(state, simulated_rules(["BTCUSDT"]), clock=StepClock())
+    market.backfill()
+    # Another replica led the feed meanwhile and left the price at twice the seed's.
+    state.apply_trade(Trade("BTCUSDT", D(180_000), D("0.01"), "BUY", START))
+    market.resume()
+    for _ in range(5):
+        market.step()
+    price = state.last_price("BTCUSDT")
+    assert price is not None and D(170_000) < price < D(190_000)
+
+
 async def test_run_steps_until_cancelled_and_survives_a_failing_step(caplog: pytest.LogCaptureFixture) -> None:
     state, market = make(symbols=["SOLUSDT"])
     market_step = market.step

@@ -255,6 +255,29 @@ def test_backfill_keeps_newest_history_and_newer_live_candles() -> None:
     assert ticker.open_24h == D(10) and ticker.volume_24h == D(301)
 
 
+def test_restore_replaces_the_symbol_s_data_and_tells_no_trade_subscriber() -> None:
+    state = MarketState([SYM, "ETHUSDT"])
+    state.apply_trade(trade("50000", T0))
+    state.apply_trade(trade("3000", T0, symbol="ETHUSDT"))
+    heard: list[Trade] = []
+    changed: list[str] = []
+    state.subscribe_trades(heard.append)
+    state.subscribe(changed.append)
+    minutes = [Candle(T0 + i * MINUTE_MS, D(90), D(92), D(89), D(91), D(2)) for i in range(3)]
+    book = Depth(SYM, ((D("90.9"), D(1)),), ((D("91.1"), D(1)),), T0 + 2 * MINUTE_MS)
+    recent = [trade("90.5", T0 + 2 * MINUTE_MS), trade("91", T0 + 2 * MINUTE_MS + 5)]
+    state.restore(SYM, D(91), {Interval.M1: minutes}, book, recent)
+    assert state.last_price(SYM) == D(91)
+    assert state.candles(SYM, Interval.M1) == minutes
+    assert state.candles(SYM, Interval.H1) == []  # the old symbol data is gone, not merged
+    assert state.depth(SYM) == book
+    assert state.trades(SYM) == recent[::-1]
+    ticker = state.ticker(SYM)
+    assert ticker is not None and ticker.volume_24h == D(6) and ticker.bid == D("90.9")
+    assert heard == [] and changed == [SYM]
+    assert state.last_price("ETHUSDT") == D(3000)  # other symbols untouched
+
+
 def test_backfill_alone_gives_a_price() -> None:
     state = MarketState([SYM], clock=FakeClock())
     state.backfill(SYM, Interval.H1, [Candle(T0, D(1), D(3), D(1), D(2), D(5))])
