@@ -1,7 +1,7 @@
 """POST /api/trading/orders straight to the order service, without FastAPI's routing and dependency solving.
 
 A profile of the load bench (docs/orders.md, "Speed") put FastAPI's route matching (a linear walk over every
-route), dependency solving, body handling and handler wrappers at ~300 µs of CPU per order: more than a bare
+route), dependency solving, body handling and handler wrappers at ~380 µs of CPU per order: more than a bare
 FastAPI POST costs in all. fast_lane hands this one route here. It serves the request every bot sends — a JSON
 body that validates as `OrderCreate` and a bearer token — and hands everything else to the FastAPI route, body
 replayed, untouched: another content type, a body without Content-Length or over the limit, malformed JSON, a body
