@@ -13,6 +13,7 @@ from app.api.server_options import uvicorn_options
 from app.config import SettingsError, configure_logging, load_settings
 from app.services import build_services
 from components.pages import register_pages
+from storage.wal_checkpoint import WalCheckpointer
 
 
 def main() -> None:
@@ -31,6 +32,10 @@ def main() -> None:
     register_pages(services)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
+    checkpointer = WalCheckpointer.for_engine(services.db.engine)  # SQLite: checkpoints off the event loop
+    if checkpointer is not None:
+        app.on_startup(checkpointer.start)
+        app.on_shutdown(checkpointer.stop)
     ui.run(
         host=settings.host,
         port=settings.port,

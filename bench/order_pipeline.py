@@ -25,7 +25,12 @@ load       Closed-loop throughput with one load generator for both servers: `--c
            as a ratio of the bare req/s. Also on the app: its idle CPU (market simulation, timers) and GET
            /api/accounts under the same load (the app's stack + auth + one read, no order work).
            Every load line prints the server's CPU µs per request (from /proc, all its threads): unlike req/s it
-           barely moves when other processes take the cores, so it is the figure to compare between runs.
+           barely moves when other processes take the cores, so it is the figure to compare between runs. The
+           closed loop's figure still depends on the build's speed (a faster server gets bigger commit groups and
+           engine batches), so the part ends with orders paced at 200/s over the same users until filled: the
+           same arrivals for every build, CPU per order less the idle CPU -- the figure for A/B comparisons -- beside
+           the bare app's CPU per request at the same pace (a paced request costs several times a closed-loop
+           one even there: each wakes an idle loop).
 
 The load generator is one aiohttp process (TCPConnector(limit=connections), pre-encoded body, response bodies
 read but not parsed). It shares the machine's cores with the server, so its own CPU use is printed (as a share of
@@ -230,6 +235,7 @@ class Load:
     end: float  # time.time() of the last answer
     cpu: float  # generator CPU seconds (all its processes)
     server_cpu: float = 0.0  # server process CPU seconds, set by the caller
+    paced_us: float = 0.0  # bare app: server CPU µs per request at a paced 200/s, set by bare_load
 
     @property
     def server_us(self) -> float:
@@ -392,6 +398,32 @@ async def paced_figures(app: Server, token: str) -> dict[str, float]:
     }
 
 
+async def _paced_posts(base: str, path: str, users: list[dict[str, str]], rate: int, count: int, ok: int) -> None:
+    async with aiohttp.ClientSession(base) as session:
+        start = time.perf_counter()
+        tasks = []
+        for n in range(count):
+            await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+            headers = users[n % len(users)]
+            tasks.append(asyncio.create_task(session.post(path, json=ORDER, headers=headers)))
+        for response in await asyncio.gather(*tasks):
+            await response.read()
+            assert response.status == ok, response.status
+            response.release()
+
+
+def paced_cpu(app: Server, tokens: list[str], rate: int, count: int, idle: float) -> float:
+    """Server CPU µs per order at a paced `rate` (open loop, users round-robin) until all are filled, less the
+    idle CPU of the same seconds. The arrival pattern is the same for every build, so unlike the closed loop's
+    figure it does not depend on how big the groups and batches got (a faster build gets more per commit there)."""
+    cpu, t0 = app.cpu_seconds(), time.perf_counter()
+    users = [{"Authorization": f"Bearer {token}"} for token in tokens]
+    asyncio.run(_paced_posts(app.url, "/api/trading/orders", users, rate, count, 202))
+    asyncio.run(until_no_open_orders(app.url, tokens))
+    used = app.cpu_seconds() - cpu - idle * (time.perf_counter() - t0)
+    return used / count * 1e6
+
+
 # --- the run ------------------------------------------------------------------------------------------------------
 
 
@@ -402,6 +434,10 @@ def bare_load(args: argparse.Namespace) -> Load:
         cpu = bare.cpu_seconds()
         load = closed_loop(bare.url, "/echo", [None], args.orders, args.connections, args.clients)
         load.server_cpu = bare.cpu_seconds() - cpu
+        count = min(args.orders, 2000)
+        cpu = bare.cpu_seconds()
+        asyncio.run(_paced_posts(bare.url, "/echo", [{}], 200, count, 202))
+        load.paced_us = (bare.cpu_seconds() - cpu) / count * 1e6
         return load
     finally:
         bare.stop()
@@ -461,6 +497,7 @@ def app_figures(args: argparse.Namespace, url: str, folder: Path) -> dict[str, o
                 spy.wait(30)
             out["app_load"] = load
             out["app_e2e"] = load.ok / (done - load.start)
+            out["app_paced_cpu"] = paced_cpu(app, tokens, 200, min(args.orders, 2000), out["app_idle"])
     finally:
         app.stop()
     if "load" in args.only:
@@ -579,6 +616,15 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
         print(
             f"  app       submit -> all FILLED, end to end  {e2e:10,.0f} orders/s  ({e2e / bare:.2f}x bare)"
             f"  server CPU {load.server_us:5,.0f} µs/order ({load.server_us / bare_us:.1f}x bare)"
+        )
+        print(
+            f"  app       paced 200/s, {args.users} users, until FILLED       "
+            f"server CPU {f['app_paced_cpu']:5,.0f} µs/order (less idle; same arrivals for every build)"
+        )
+        bare_paced = (before.paced_us + after.paced_us) / 2
+        print(
+            f"  baseline  bare FastAPI POST /echo paced 200/s              "
+            f"server CPU {bare_paced:5,.0f} µs/req   (app: {f['app_paced_cpu'] / bare_paced:.1f}x bare)"
         )
         need = 0.5 if args.db == "sqlite" else 0.3
         targets.append(

@@ -13,6 +13,7 @@ from app.api import (
     fast_lane,
     health,
     market,
+    order_lane,
     portfolio,
     trading,
     webhooks,
@@ -21,11 +22,13 @@ from app.api import (
 from app.api.errors import BodySizeLimit, install_error_handlers
 
 
-def mount_api(app: FastAPI) -> None:
-    """Add every API route, the error mapping and the body-size limit to `app`."""
+def mount_api(app: FastAPI, *, with_order_lane: bool = True) -> None:
+    """Add every API route, the error mapping and the body-size limit to `app`. `with_order_lane=False` serves
+    order placement through its FastAPI route only (tests compare the two; benches measure the difference)."""
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
-    fast_lane.install(app)
+    lanes = {(order_lane.METHOD, order_lane.PATH): order_lane.place_order} if with_order_lane else {}
+    fast_lane.install(app, lanes)
     # FastAPI wraps the app's lifespan in one more layer for every router it includes, and NiceGUI's app object
     # outlives a start (the UI tests start main.py on it once per test): the layers piled up until a start hit
     # Python's recursion limit. These routers have no lifespan of their own, so the app's stays as it was.

@@ -40,11 +40,21 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
     """The caller behind a bearer JWT or API key; NotAuthenticated without a valid one."""
     if credentials is None:
         raise NotAuthenticated("Send 'Authorization: Bearer <token>'.", code="NOT_AUTHENTICATED")
-    token = credentials.credentials
-    services = services_of(request)
+    return await user_of_token(services_of(request), credentials.credentials, address_of(request))
+
+
+async def user_of_token(services: Services, token: str, address: str) -> AuthenticatedUser:
+    """The caller behind a bearer token (a JWT or an API key) sent from `address`."""
     if looks_like_key(token):
-        return await services.api_keys.authenticate(token, address_of(request))
+        return await services.api_keys.authenticate(token, address)
     return await services.auth.user_from_token(token)
+
+
+def may_trade(user: AuthenticatedUser) -> AuthenticatedUser:
+    """`user`, or 403 SCOPE_REQUIRED for an API key without the `trade` scope."""
+    if user.scopes is not None and TRADE not in user.scopes:
+        raise Forbidden("This API key may only read; this call needs the 'trade' scope.", code="SCOPE_REQUIRED")
+    return user
 
 
 async def get_current_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
@@ -52,10 +62,7 @@ async def get_current_user(request: Request, credentials: Credentials) -> Authen
 
 
 async def get_trading_user(request: Request, credentials: Credentials) -> AuthenticatedUser:
-    user = await authenticate(request, credentials)
-    if user.scopes is not None and TRADE not in user.scopes:
-        raise Forbidden("This API key may only read; this call needs the 'trade' scope.", code="SCOPE_REQUIRED")
-    return user
+    return may_trade(await authenticate(request, credentials))
 
 
 async def get_login_user(request: Request, credentials: Credentials) -> AuthenticatedUser:

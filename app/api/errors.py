@@ -42,6 +42,14 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse(error_body(code, message, field), status_code=status, headers=headers or None)
 
 
+def service_error_response(exc: TradewindError) -> JSONResponse:
+    """The answer to a service's error (the routes' handler and app/api/order_lane.py share it)."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else {}
+    if exc.status >= 500:
+        log.error("service error reached the API: %s", exc)
+    return error_response(exc.status, exc.code, exc.message, exc.field, **headers)
+
+
 def is_api_path(path: str) -> bool:
     return path.startswith(API_PREFIXES)
 
@@ -52,10 +60,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_tradewind_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, TradewindError)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else {}
-        if exc.status >= 500:
-            log.error("service error reached the API: %s", exc)
-        return error_response(exc.status, exc.code, exc.message, exc.field, **headers)
+        return service_error_response(exc)
 
     async def on_validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

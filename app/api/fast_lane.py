@@ -5,11 +5,14 @@ prefix redirects, gzip, our login redirect); most of it is `BaseHTTPMiddleware`,
 a small JSON request itself costs. API calls authenticate with bearer tokens and need none of it, so they take a
 second stack that Starlette builds the same way with only the API's own middleware (the body-size limit);
 pages, NiceGUI's routes and the lifespan keep the full stack.
+
+A lane may also take one route off the API stack entirely (`lanes`: method and path -> a handler that gets the
+API stack to hand the request to when it declines it); app/api/order_lane.py serves order placement this way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,20 +21,27 @@ from app.api.errors import BodySizeLimit, is_api_path
 
 _ORIGINAL_BUILD = "_tradewind_original_build_middleware_stack"
 
+Lane = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
+
 
 class ApiFastLane:
-    def __init__(self, api: ASGIApp, full: ASGIApp) -> None:
+    def __init__(self, api: ASGIApp, full: ASGIApp, lanes: Mapping[tuple[str, str], Lane] | None = None) -> None:
         self.api = api
         self.full = full
+        self.lanes = dict(lanes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and is_api_path(scope["path"]):
-            await self.api(scope, receive, send)
+            lane = self.lanes.get((scope.get("method", ""), scope["path"])) if scope["type"] == "http" else None
+            if lane is not None:
+                await lane(scope, receive, send, self.api)
+            else:
+                await self.api(scope, receive, send)
         else:
             await self.full(scope, receive, send)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, lanes: Mapping[tuple[str, str], Lane] | None = None) -> None:
     """Make `app` build both stacks (Starlette builds its stack lazily, after every middleware was added).
 
     Idempotent: NiceGUI's test fixture runs main.py again for every test on the same app object, and wrapping the
@@ -48,6 +58,6 @@ def install(app: FastAPI) -> None:
             api = build_full()
         finally:
             app.user_middleware = every
-        return ApiFastLane(api, full)
+        return ApiFastLane(api, full, lanes)
 
     app.build_middleware_stack = build_both  # type: ignore[method-assign]

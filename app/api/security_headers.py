@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Literal
 
 from fastapi import FastAPI
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CookieSecure = Literal["auto", "true", "false"]
@@ -21,6 +20,7 @@ HEADERS = (
     ("Content-Security-Policy", "frame-ancestors 'none'"),
     ("Referrer-Policy", "same-origin"),
 )
+_RAW = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in HEADERS]
 _WRAPPED = "_tradewind_security_headers_wraps"
 
 
@@ -41,12 +41,14 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS:
-                    if name not in headers:
-                        headers[name] = value
+                # On the raw list (what MutableHeaders would write, lower-case names): this runs for every API
+                # response, the order path's too, and the wrapper cost more than the headers.
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(header for header in _RAW if header[0] not in present)
                 if secure:
-                    message["headers"] = [_secure_cookie(name, value) for name, value in message["headers"]]
+                    headers = [_secure_cookie(name, value) for name, value in headers]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
