@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 import redis.asyncio as redis
-from app.cluster.leases import Lease
-from app.cluster.partitions import partition_of
 
 from app.cluster.command_streams import GROUP, Command, CommandStreams, decode, encode
+from app.cluster.leases import Lease
+from app.cluster.partitions import partition_of
 from app.cluster.scope import PartitionScope
 from app.domain import Venue
 from app.execution.commands import CancelOrder, ForwardedReset, SubmitOrder

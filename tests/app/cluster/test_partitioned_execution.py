@@ -10,9 +10,9 @@ from contextlib import AsyncExitStack
 
 import httpx
 import pytest
-from app.cluster.partitions import partition_lease_name
 from sqlalchemy import text
 
+from app.cluster.partitions import partition_lease_name
 from app.config import load_settings
 from app.services import Services, build_services
 from storage.repositories import accounts as account_repo
