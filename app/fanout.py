@@ -36,12 +36,11 @@ from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from app.api_key_cache import ApiKeyCache
 from app.events import EventBus, UserEvent
 from app.ids import new_id
+from app.redis_link import next_batch, redis_client
 from app.retry import RECONNECT, RetryPolicy, reconnect_forever
 from app.token_versions import TokenVersions
 from app.webhooks.service import WebhookService
@@ -51,8 +50,6 @@ log = logging.getLogger(__name__)
 OUTBOX_SIZE = 10_000  # messages waiting while Redis is slow or away; beyond it they are dropped (then `resync`)
 BATCH = 500  # messages per pipelined round trip
 REMEMBERED_EVENTS = 50_000  # (user id, seq) of recently delivered remote events, to drop a re-sent one
-CONNECT_TIMEOUT_SECONDS = 5.0
-HEALTH_CHECK_SECONDS = 15  # a silent subscription connection is pinged, so a dead one is noticed
 
 
 class RedisFanout:
@@ -102,13 +99,7 @@ class RedisFanout:
 
     async def start(self) -> None:
         """Start the subscription and the outbox drain in the background: start-up never waits for Redis."""
-        self._client = redis.from_url(
-            self.url,
-            retry=Retry(NoBackoff(), 0),  # reconnects are app.retry's job
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            health_check_interval=HEALTH_CHECK_SECONDS,
-            client_name=f"tradewind-{self.origin}",  # CLIENT LIST shows which replica holds which connection
-        )
+        self._client = redis_client(self.url, f"tradewind-{self.origin}")
         log.info("Redis fan-out: replica %s connecting to %s", self.origin, _safe_location(self.url))
         self._tasks = [
             asyncio.create_task(self._run(self._subscribe, "subscription"), name="fanout-subscribe"),
@@ -194,10 +185,7 @@ class RedisFanout:
             self._overflowed = False
             self._unsent.insert(0, orjson.dumps({"k": "resync", "o": self.origin}))
         while True:
-            if not self._unsent:
-                self._unsent.append(await self._outbox.get())
-                while len(self._unsent) < BATCH and not self._outbox.empty():
-                    self._unsent.append(self._outbox.get_nowait())
+            self._unsent = await next_batch(self._outbox, self._unsent, BATCH)
             async with self._client.pipeline(transaction=False) as pipe:
                 for message in self._unsent:
                     pipe.publish(self.channel, message)

@@ -23,13 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
 from app.cluster.scope import PartitionScope
 from app.domain import Venue
 from app.execution.commands import CancelOrder, ForwardedReset, SubmitOrder
+from app.redis_link import next_batch, redis_client
 from app.retry import RECONNECT, RetryPolicy, reconnect_forever
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,6 @@ STREAM_MAXLEN = 100_000  # approximate trim: acknowledged history is not needed,
 OUTBOX_SIZE = 100_000
 BATCH = 500
 READ_BLOCK_MS = 200  # how long one read waits; also how soon a newly held partition's stream is read
-CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class CommandStreams:
@@ -101,12 +99,7 @@ class CommandStreams:
     # ---- lifecycle -----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client = redis.from_url(
-            self.url,
-            retry=Retry(NoBackoff(), 0),  # reconnects are app.retry's job
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            client_name=f"tradewind-commands-{self.consumer}",
-        )
+        self._client = redis_client(self.url, f"tradewind-commands-{self.consumer}", health_check=False)
         self._tasks = [
             asyncio.create_task(self._run(self._send, "sending"), name="commands-send"),
             asyncio.create_task(self._run(self._read, "reading"), name="commands-read"),
@@ -138,10 +131,7 @@ class CommandStreams:
         await self._client.ping()
         connected()
         while True:
-            if not self._unsent:
-                self._unsent.append(await self._outbox.get())
-                while len(self._unsent) < BATCH and not self._outbox.empty():
-                    self._unsent.append(self._outbox.get_nowait())
+            self._unsent = await next_batch(self._outbox, self._unsent, BATCH)
             async with self._client.pipeline(transaction=False) as pipe:
                 for partition, fields in self._unsent:
                     pipe.xadd(self.stream(partition), fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]

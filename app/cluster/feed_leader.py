@@ -31,8 +31,6 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from app.cluster import market_wire as wire
 from app.cluster.leases import Lease, LeaseStore
@@ -44,6 +42,7 @@ from app.market.ccxt_feed import CcxtMarketFeed
 from app.market.models import Depth, Trade
 from app.market.simulated import SimulatedMarket
 from app.market.state import MarketState
+from app.redis_link import next_batch, redis_client
 from app.retry import RECONNECT, RetryPolicy, reconnect_forever, retry
 from storage.db import Database
 
@@ -55,7 +54,6 @@ STARTUP_WAIT_SECONDS = 5.0  # start() waits this long for the subscription and t
 RECENT_KEPT = 200  # the newest messages also kept in a Redis list (25 s at 8 steps/s): a follower's catch-up
 BATCH = 100  # messages per round trip to Redis
 CONNECT_TIMEOUT_SECONDS = 5.0
-HEALTH_CHECK_SECONDS = 15
 REDIS_CALL = RetryPolicy(initial=0.2, maximum=2.0, max_attempts=3)
 REDIS_ERRORS = (redis.RedisError, OSError)
 
@@ -124,13 +122,7 @@ class FeedLeader:
         rules); only the leader runs its streams."""
         if self.feed is not None:
             await self.feed.load()
-        self._client = redis.from_url(
-            self.url,
-            retry=Retry(NoBackoff(), 0),  # reconnects are app.retry's job
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            health_check_interval=HEALTH_CHECK_SECONDS,
-            client_name=f"tradewind-feed-{self.origin}",
-        )
+        self._client = redis_client(self.url, f"tradewind-feed-{self.origin}")
         self._tasks = [
             asyncio.create_task(self._run(self._subscribe, "subscription"), name="feed-subscribe"),
             asyncio.create_task(self._run(self._drain, "publishing"), name="feed-publish"),
@@ -356,10 +348,7 @@ class FeedLeader:
         await self._client.ping()
         connected()
         while True:
-            if not self._unsent:
-                self._unsent.append(await self._outbox.get())
-                while len(self._unsent) < BATCH and not self._outbox.empty():
-                    self._unsent.append(self._outbox.get_nowait())
+            self._unsent = await next_batch(self._outbox, self._unsent, BATCH)
             async with self._client.pipeline(transaction=True) as pipe:
                 for message in self._unsent:
                     pipe.rpush(self.recent_key, message)
