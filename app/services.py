@@ -51,6 +51,7 @@ from app.webhooks.guard import HostGuard
 from app.webhooks.service import WebhookService
 from storage.db import Database
 from storage.migrate import upgrade_to_head
+from storage.repositories.leases import session_name
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,9 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
 
     `market_clock` is MarketState's clock (it stamps updates for /health's staleness); tests inject their own.
     """
-    db = Database(settings.database_url)
+    # A cluster replica's id names its database sessions: the others end them if it freezes inside a transaction.
+    replica_id = new_id() if settings.cluster else None
+    db = Database(settings.database_url, application_name=session_name(replica_id) if replica_id else None)
     if migrate:
         upgrade_to_head(db.engine)
     old_keys = tuple(decode_key(key, "ENCRYPTION_KEY_OLD") for key in settings.encryption_key_old)
@@ -274,11 +277,10 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     webhooks = build_webhooks(settings, db, keybox, bus, alerts)
     fanout = None
     if settings.redis_url:
-        fanout = RedisFanout(settings.redis_url, channel_prefix=settings.redis_channel_prefix)
+        fanout = RedisFanout(settings.redis_url, channel_prefix=settings.redis_channel_prefix, origin=replica_id)
         fanout.attach(bus, auth.versions, api_keys.cache, webhooks)
     cluster = None
-    if settings.cluster:
-        replica_id = fanout.origin if fanout is not None else new_id()
+    if replica_id is not None:
         cluster = ClusterExecution(settings, db, engine, bus, replica_id)
 
     return Services(

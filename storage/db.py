@@ -22,8 +22,10 @@ T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine with the project's connection settings (SQLite: WAL, NORMAL sync, busy timeout, FKs)."""
+def create_db_engine(url: str, *, application_name: str | None = None) -> Engine:
+    """An engine with the project's connection settings (SQLite: WAL, NORMAL sync, busy timeout, FKs).
+    PostgreSQL: `application_name` names every session in `pg_stat_activity` (a cluster replica's id, so the others
+    can end the sessions of one that stopped: storage/repositories/leases.py `end_sessions_of_dead_members`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -33,7 +35,8 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True)
+    connect_args = {"application_name": application_name} if application_name else {}
+    return create_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -54,9 +57,9 @@ class Database:
     work runs on thread pools (`write` on 8 writer threads, `read` on 4 reader threads) and the loop stays free.
     """
 
-    def __init__(self, url: str, *, inline: bool | None = None) -> None:
+    def __init__(self, url: str, *, inline: bool | None = None, application_name: str | None = None) -> None:
         self.url = url
-        self.engine = create_db_engine(url)
+        self.engine = create_db_engine(url, application_name=application_name)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.inline = self.is_sqlite if inline is None else inline
         self._writer = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 8, thread_name_prefix="db-write")

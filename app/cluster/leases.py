@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from storage.db import Database
@@ -51,8 +52,13 @@ class LeaseStore:
 
     async def acquire(self, name: str) -> Lease | None:
         """Take a missing (token 1) or expired (token + 1) lease, or renew our own live one (same token); None
-        while another owner holds it."""
-        token = await self.db.write(lambda s: rows.acquire(s, name, self.owner, self.ttl_ms))
+        while another owner holds it, or while a batch of its owner has the row locked (it is writing under it)."""
+        try:
+            token = await self.db.write(lambda s: rows.acquire(s, name, self.owner, self.ttl_ms))
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != rows.LOCK_NOT_AVAILABLE:
+                raise
+            return None
         return None if token is None else Lease(name, self.owner, token)
 
     async def renew(self, lease: Lease) -> bool:
@@ -70,6 +76,11 @@ class LeaseStore:
     async def leave(self) -> None:
         """Stop counting as alive at once (graceful shutdown), instead of after the ttl."""
         await self.db.write(lambda s: rows.forget_member(s, self.owner))
+
+    async def end_sessions_of_dead_members(self) -> int:
+        """End the open transactions of replicas that stopped heartbeating, so their locks cannot block a takeover
+        (storage/repositories/leases.py); returns how many."""
+        return await self.db.write(lambda s: rows.end_sessions_of_dead_members(s, self.ttl_ms))
 
     async def live_members(self) -> int:
         """Replicas seen within the ttl, this one included (at least 1)."""

@@ -1,9 +1,11 @@
 """The loop that keeps one replica's share of a set of leases (the partitions `exec:<p>`, or `["feed"]`).
 
 Each round (every ttl/3 by default): heartbeat; renew every owned lease (a failed renew drops it at once,
-`on_lost`); then take free or expired leases up to `ceil(len(names) / live replicas)`, starting at a per-replica
-offset so replicas do not all fight for the same names; and give back the surplus when more replicas are alive
-(`on_releasing` drains and drops the state first, then the lease is released so another replica takes it at once).
+`on_lost`); end the database sessions that replicas which stopped heartbeating left inside a transaction (their
+locks would block the takeover: `LeaseStore.end_sessions_of_dead_members`); then take free or expired leases up
+to `ceil(len(names) / live replicas)`, starting at a per-replica offset so replicas do not all fight for the same
+names; and give back the surplus when more replicas are alive (`on_releasing` drains and drops the state first,
+then the lease is released so another replica takes it at once).
 
 A callback that raises is logged and its lease released (or dropped): it never stops the loop. Database calls go
 through the project's one retry loop (app/retry.py); a round that still fails is logged and the next round tries
@@ -106,6 +108,8 @@ class Ownership:
                 del self.owned[name]
                 log.warning("lease %s (token %d) was lost: dropping it", name, lease.token)
                 await self._callback(self.on_lost, name, name)
+        if self.heartbeat and (ended := await self._db(self.store.end_sessions_of_dead_members)):
+            log.warning("ended %d database sessions that replicas which stopped heartbeating left open", ended)
         target = math.ceil(len(self.names) / await self._db(self.store.live_members))
         if len(self.owned) < target:
             await self._acquire_up_to(target)

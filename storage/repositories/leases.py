@@ -7,7 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, ColumnElement, Table, and_, case, delete, func, literal_column, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -15,6 +28,12 @@ from storage.models import ClusterMember, LeaseRow
 
 LEASES: Table = LeaseRow.__table__  # type: ignore[attr-defined]
 MEMBERS: Table = ClusterMember.__table__  # type: ignore[attr-defined]
+# How long `acquire` waits for a lease row that an owner's batch has locked `FOR SHARE` (its fence): that owner is
+# writing under the lease right now, so it is not free; waiting longer would stall the caller's renewals.
+ACQUIRE_LOCK_TIMEOUT_MS = 200
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ends a wait
+# A replica's database sessions carry this prefix and its owner id as `application_name` (PostgreSQL).
+SESSION_NAME_PREFIX = "tradewind:"
 # A member not seen for this many ttls is deleted (a replica gets a new owner id at every start).
 FORGET_MEMBERS_AFTER_TTLS = 100
 
@@ -39,7 +58,11 @@ def now_ms(session: Session) -> int:
 
 def acquire(session: Session, name: str, owner: str, ttl_ms: int) -> int | None:
     """Take the lease if it is missing (token 1), expired (token + 1) or already ours and live (same token, renewed);
-    return its token, or None while another owner holds it live. One INSERT … ON CONFLICT DO UPDATE … WHERE."""
+    return its token, or None while another owner holds it live. One INSERT … ON CONFLICT DO UPDATE … WHERE.
+    PostgreSQL: a row locked by a fenced batch raises OperationalError with SQLSTATE `LOCK_NOT_AVAILABLE` after
+    `ACQUIRE_LOCK_TIMEOUT_MS` (the holder is busy, not gone)."""
+    if not _is_sqlite(session):
+        session.execute(text(f"SET LOCAL lock_timeout = {ACQUIRE_LOCK_TIMEOUT_MS}"))
     now = db_now(session)
     dialect = sqlite if _is_sqlite(session) else postgresql
     insert = dialect.insert(LEASES).values(name=name, owner=owner, token=1, expires_at_ms=now + ttl_ms)
@@ -115,3 +138,26 @@ def live_members(session: Session, ttl_ms: int) -> int:
 def forget_member(session: Session, owner: str) -> None:
     """A replica leaving gracefully: the others stop counting it at once."""
     session.execute(delete(MEMBERS).where(MEMBERS.c.owner == owner))
+
+
+def session_name(owner: str) -> str:
+    """The `application_name` of a replica's database sessions."""
+    return f"{SESSION_NAME_PREFIX}{owner}"
+
+
+def end_sessions_of_dead_members(session: Session, ttl_ms: int) -> int:
+    """PostgreSQL: terminate the sessions that replicas no longer heartbeating (not seen for a ttl) left inside a
+    transaction; returns how many. A replica frozen mid-batch (SIGSTOP, a VM pause) holds its row locks, the lease
+    rows it fenced `FOR SHARE` among them, and the server never times such a session out on its own: a pipelined
+    statement waiting for the rest of its messages is "active", not "idle in transaction". Until it ends nobody can
+    take the partitions over. Its work is rolled back, which is safe: it had not committed, and its lease is gone.
+    SQLite: nothing to do (one process)."""
+    if _is_sqlite(session):
+        return 0
+    statement = text(
+        "SELECT count(pg_terminate_backend(activity.pid)) FROM pg_stat_activity AS activity"
+        " JOIN cluster_members AS member ON activity.application_name = :prefix || member.owner"
+        " WHERE member.seen_at_ms <= (extract(epoch from clock_timestamp()) * 1000)::bigint - :ttl_ms"
+        " AND activity.xact_start IS NOT NULL AND activity.pid <> pg_backend_pid()"
+    )
+    return int(session.execute(statement, {"prefix": SESSION_NAME_PREFIX, "ttl_ms": ttl_ms}).scalar_one())
