@@ -22,7 +22,7 @@ from typing import Any
 from app.cluster.command_streams import CommandStreams
 from app.cluster.leases import Lease, LeaseStore
 from app.cluster.ownership import Ownership
-from app.cluster.partitions import partition_lease_name
+from app.cluster.partitions import partition_lease_name, partition_of_lease
 from app.cluster.scope import PartitionScope
 from app.config import Settings
 from app.events import EventBus, UserEvent
@@ -122,4 +122,6 @@ class ClusterExecution:
 
 
 def _partition(name: str) -> int:
-    return int(name.rsplit(":", 1)[1])
+    partition = partition_of_lease(name)
+    assert partition is not None, f"{name} is not a partition's lease"
+    return partition

@@ -12,6 +12,16 @@ def partition_of(account_id: str, partitions: int) -> int:
     return zlib.crc32(account_id.encode()) % partitions
 
 
+PARTITION_LEASE_PREFIX = "exec:"
+
+
 def partition_lease_name(p: int) -> str:
     """The lease that makes a replica the owner of partition `p`."""
-    return f"exec:{p}"
+    return f"{PARTITION_LEASE_PREFIX}{p}"
+
+
+def partition_of_lease(name: str) -> int | None:
+    """The partition a lease name stands for (`partition_lease_name`'s inverse); None for another lease."""
+    if not name.startswith(PARTITION_LEASE_PREFIX):
+        return None
+    return int(name.removeprefix(PARTITION_LEASE_PREFIX))

@@ -23,11 +23,11 @@ from app.events import UserEvent
 from app.execution import changes as batch_writes
 from app.execution.changes import Changes
 from app.execution.commands import CancelOrder, SubmitOrder
-from app.execution.exchange_reports import as_report, imported, mirror_balances_in, positions_in
+from app.execution.exchange_reports import as_report, find_order, imported, mirror_balances_in, positions_in
 from app.execution.exchange_worker import AccountWorker, Job
 from app.execution.recorder import Recorder
 from app.execution.records import OrderRecord
-from app.ids import VENUE_CLIENT_ID_PREFIX, now_ms
+from app.ids import now_ms
 from app.retry import RetryPolicy, retry
 from app.venues.base import VenueBalance, VenueOrder
 from app.venues.directory import VenueDirectory
@@ -297,7 +297,7 @@ class ExchangeExecutor:
         self, session: Session, account: Account, report: VenueOrder, rules: Mapping[str, SymbolRules]
     ) -> tuple[list[UserEvent], list[OrderRecord]]:
         changes = Changes()
-        order = self._find(session, account, report)
+        order = find_order(session, account, report)
         if order is None:
             order = imported(account, report)
             self.recorder.new_order(order, changes)
@@ -312,15 +312,6 @@ class ExchangeExecutor:
             )
         batch_writes.write(session, changes)
         return changes.events, legs
-
-    def _find(self, session: Session, account: Account, report: VenueOrder) -> OrderRecord | None:
-        client_id = report.client_order_id
-        if client_id.startswith(VENUE_CLIENT_ID_PREFIX):
-            rows = orders.rows_by_ids(session, [client_id.removeprefix(VENUE_CLIENT_ID_PREFIX)])
-            if rows and rows[0]["account_id"] == account.id:
-                return OrderRecord.from_row(rows[0])
-        found = orders.by_client_order_id(session, account.id, client_id)
-        return OrderRecord.from_row(found.model_dump()) if found is not None else None
 
     async def mark_sent(self, account: Account, order_ids: list[str]) -> list[OrderRecord]:
         """Persist before send: the committed `sent_at` means "may be at the venue" to any later recovery. All of
@@ -384,17 +375,11 @@ class ExchangeExecutor:
             batch_writes.write(session, changes)
             return changes.events
 
-        async with self._recording(account.id):
-            events = await self._write(apply)
-        for event in events:
-            self.publish(event)
+        await self._write_events(account.id, apply)
 
     async def mirror_balances(self, account: Account, balances: list[VenueBalance]) -> None:
         """Testnet balances come from the exchange: copy its snapshot, then tell the user."""
-        async with self._recording(account.id):
-            events = await self._write(lambda session: mirror_balances_in(session, account, balances))
-        for event in events:
-            self.publish(event)
+        await self._write_events(account.id, lambda session: mirror_balances_in(session, account, balances))
 
     async def notice(self, account: Account, code: str, message: str, retry_after: float) -> None:
         data = {"account_id": account.id, "code": code, "message": message, "retry_after": retry_after}
@@ -405,5 +390,11 @@ class ExchangeExecutor:
             batch_writes.write(session, changes)
             return changes.events
 
-        for event in await self._write(store):
+        await self._write_events(account.id, store)
+
+    async def _write_events(self, account_id: str, work: Callable[[Session], list[UserEvent]]) -> None:
+        """One recording transaction for the account (after its others), then its events published."""
+        async with self._recording(account_id):
+            events = await self._write(work)
+        for event in events:
             self.publish(event)

@@ -1,6 +1,6 @@
-"""Venue reports in the recorder's terms: a Binance order view becomes a `Report`, an order placed outside
-Tradewind becomes an external `OrderRecord`, positions are read once per recording transaction, and the
-exchange's balance snapshot is mirrored."""
+"""Venue reports in the recorder's terms: a Binance order view becomes a `Report`, matched to our order by client
+order id; an order placed outside Tradewind becomes an external `OrderRecord`; positions are read once per
+recording transaction, and the exchange's balance snapshot is mirrored."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from app.execution import changes as batch_writes
 from app.execution.changes import Changes
 from app.execution.recorder import PositionSource
 from app.execution.records import Execution, OrderRecord, Report
-from app.ids import new_id, now_ms
+from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, now_ms
 from app.portfolio import PositionState
 from app.venues.base import VenueBalance, VenueOrder
 from storage.models import Account, Position
-from storage.repositories import accounts, writes
+from storage.repositories import accounts, orders, writes
 
 
 def as_report(order_id: str, report: VenueOrder) -> Report:
@@ -91,3 +91,15 @@ def mirror_balances_in(session: Session, account: Account, balances: list[VenueB
     changes.event(account.user_id, "BALANCE_UPDATE", data, now_ms())
     batch_writes.write(session, changes)
     return changes.events
+
+
+def find_order(session: Session, account: Account, report: VenueOrder) -> OrderRecord | None:
+    """Our order that a venue report is about: by the client order id we sent (our order id behind a prefix), or
+    by the user's own client order id; None if we did not place it (it is then imported)."""
+    client_id = report.client_order_id
+    if client_id.startswith(VENUE_CLIENT_ID_PREFIX):
+        rows = orders.rows_by_ids(session, [client_id.removeprefix(VENUE_CLIENT_ID_PREFIX)])
+        if rows and rows[0]["account_id"] == account.id:
+            return OrderRecord.from_row(rows[0])
+    found = orders.by_client_order_id(session, account.id, client_id)
+    return OrderRecord.from_row(found.model_dump()) if found is not None else None

@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session
 
 from app.cluster.leases import LeaseLost
+from app.cluster.partitions import partition_of_lease
 from app.cluster.scope import PartitionScope, ScopeView
 from app.domain import OrderStatus, Venue
 from app.events import UserEvent
@@ -352,19 +353,16 @@ class PaperExecutor:
             policy=DATABASE_RETRY,
             retry_on=is_transient,
             sleep=self.sleep,
-            on_retry=lambda n, _, delay: log.warning(
-                "database busy or unreachable (try %d); again in %.2f s", n, delay
-            ),
+            on_retry=lambda n, _, delay: log.warning("database busy or gone (try %d); again in %.2f s", n, delay),
         )
 
     async def _lease_lost(self, lost: LeaseLost, batch: list[PaperCommand]) -> None:
         """Another replica took a partition of this batch: nothing was committed. Give up the partitions named,
         rebuild memory for the rest and queue the batch again (its commands of lost partitions are dropped)."""
         log.warning("partition lease lost (%s): this replica no longer executes it", ", ".join(lost.names))
-        if self.scope is not None:
-            for name in lost.names:
-                if name.startswith("exec:"):
-                    self.scope.drop(int(name.removeprefix("exec:")))
+        for partition in (partition_of_lease(name) for name in lost.names):
+            if self.scope is not None and partition is not None:
+                self.scope.drop(partition)
         await self._rebuild()
         for command in batch:
             if not isinstance(command, ResetAccount):
@@ -376,18 +374,15 @@ class PaperExecutor:
         """Memory moved ahead of the database in a batch that did not commit: load it again (retried until the
         database answers; the commands of the batch and the queue wait meanwhile). With `requeue` (a change of
         the partitions held), PENDING orders and cancel requests become commands again."""
-        await retry(
-            lambda: self._reload(requeue=requeue),
-            policy=DATABASE_RETRY,
-            sleep=self.sleep,
-            on_retry=lambda n, _, delay: log.error(
-                "rebuilding the paper venue failed (try %d); again in %.2f s", n, delay
-            ),
-        )
 
-    async def _reload(self, *, requeue: bool = False) -> None:
-        await self.recover(requeue=requeue)
-        self.recorder.open_orders.load(await self.db.read(order_repo.open_counts))
+        async def reload() -> None:
+            await self.recover(requeue=requeue)
+            self.recorder.open_orders.load(await self.db.read(order_repo.open_counts))
+
+        def failed(attempt: int, _: BaseException, delay: float) -> None:
+            log.error("rebuilding the paper venue failed (try %d); again in %.2f s", attempt, delay)
+
+        await retry(reload, policy=DATABASE_RETRY, sleep=self.sleep, on_retry=failed)
 
     async def _fail(self, command: PaperCommand) -> None:
         """A single command that cannot be applied: reject its order rather than retrying forever."""

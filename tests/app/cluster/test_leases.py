@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from app.cluster.leases import Lease, LeaseLost, LeaseStore, fence
-from app.cluster.partitions import FEED_LEASE, partition_lease_name, partition_of
+from app.cluster.partitions import FEED_LEASE, partition_lease_name, partition_of, partition_of_lease
 from storage.db import Database
 from storage.repositories import leases as rows
 
@@ -48,6 +48,8 @@ def test_partitions_are_stable() -> None:
     assert partition_of("01JAB", 64) == zlib.crc32(b"01JAB") % 64
     assert {partition_of(f"acc-{i}", 8) for i in range(200)} == set(range(8))
     assert partition_lease_name(7) == "exec:7"
+    assert partition_of_lease(partition_lease_name(7)) == 7
+    assert partition_of_lease(FEED_LEASE) is None
     assert FEED_LEASE == "feed"
 
 
