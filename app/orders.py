@@ -29,15 +29,19 @@ from app.execution.commands import CancelOrder, SubmitOrder
 from app.execution.records import OrderRecord
 from app.ids import new_id, now_ms, venue_client_order_id
 from app.open_orders import OpenOrderCounts
+from app.retry import RetryPolicy, retry
 from app.trading_state import TradingStates
 from app.views import fill_data, order_data
-from storage.db import Database
+from storage.db import Database, is_transient
 from storage.models import Account, Order
 from storage.repositories import accounts as account_repo
 from storage.repositories import events, orders, writes
 
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MAX_LIST_LIMIT = 1000
+# Intake's transaction again after a lost connection: quick, few, within the client's patience. If the lost one
+# had in fact committed, the retry meets its order id and answers with the stored order (200, created=False).
+INTAKE_RETRY = RetryPolicy(initial=0.05, maximum=0.5, max_attempts=4)
 CLOSED_STATUSES = tuple(s.value for s in OrderStatus if s.is_terminal)
 OPEN_STATUSES = tuple(s.value for s in OrderStatus if not s.is_terminal)
 
@@ -158,8 +162,8 @@ class OrderService:
             events.append(session, user_id, event.type, event.payload, event.ts, on_seq=event.numbered)
             return event
 
-        try:
-            event = await self.db.grouped.write(store)
+        try:  # a lost connection (failover; a cluster peer ended a frozen session) is retried: `store` re-runs
+            event = await retry(lambda: self.db.grouped.write(store), policy=INTAKE_RETRY, retry_on=is_transient)
         except Exception as error:  # (not a cancelled request: its order may still commit)
             if rests:
                 self.open_orders.release(account.id, order.symbol)

@@ -30,8 +30,9 @@ def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def stage_order(session: Session, row: dict[str, Any]) -> None:
     """Queue an order row; every staged row of the transaction goes out in one executemany before it commits
-    (group commit: many intake requests share one transaction)."""
-    session.info.setdefault(_PENDING_ORDERS, []).append(row)
+    (group commit: many intake requests share one transaction). A copy is staged: the insert converts values in
+    place, and a unit runs again with the same row when its group failed or its connection was lost."""
+    session.info.setdefault(_PENDING_ORDERS, []).append(dict(row))
 
 
 def flush_staged_orders(session: Session) -> None:

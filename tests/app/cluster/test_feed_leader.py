@@ -28,7 +28,8 @@ from storage.db import Database
 from tests.factories import wait_for
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
-TTL_MS = 1000  # the simulator and snapshots share one loop with the lease renewals of both replicas
+TTL_MS = 3000  # the simulator and snapshots share one loop with the lease renewals of both replicas: a loaded
+# machine stalls that loop for a good part of a second (CI lost a 1 s lease in the middle of a test)
 FAST = RetryPolicy(initial=0.05, maximum=0.2)
 
 

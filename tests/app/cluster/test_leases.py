@@ -18,7 +18,7 @@ from app.cluster.partitions import FEED_LEASE, partition_lease_name, partition_o
 from storage.db import Database
 from storage.repositories import leases as rows
 
-TTL_MS = 300
+TTL_MS = 1000  # long enough that a loaded machine does not let a lease lapse between two steps of a test
 
 
 @pytest.fixture

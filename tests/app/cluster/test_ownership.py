@@ -14,7 +14,7 @@ from app.cluster.ownership import Ownership
 from app.cluster.partitions import partition_lease_name
 from storage.db import Database
 
-TTL_MS = 300
+TTL_MS = 1000  # long enough that a loaded machine does not let a lease lapse between two steps of a test
 NAMES = [partition_lease_name(p) for p in range(7)]
 
 
