@@ -75,6 +75,15 @@ async def replicas(
     await redis_admin.delete(f"{channel_prefix}market:snapshot", f"{channel_prefix}market:recent")
 
 
+async def explain(replica: Replica) -> str:
+    """The lease row and where the replica's ownership loop is, for a failure message."""
+    task = replica.leader.ownership._task  # diagnostics only
+    where = "no task" if task is None else ("done" if task.done() else repr(task.get_stack(limit=8)))
+    holder = await replica.leader.store.holder(FEED_LEASE)
+    owned = sorted(replica.leader.ownership.owned)
+    return f"feed lease {holder}, owned {owned}, synced {replica.leader.synced.is_set()}, ownership loop at {where}"
+
+
 def view(market: MarketState) -> object:
     """What pages, the API and the paper venue read of a MarketState."""
     return [
@@ -137,7 +146,10 @@ async def test_when_the_leader_goes_the_other_takes_over_from_the_last_price(
     replicas.remove(a)
     await a.leader.stop(release=graceful)  # not graceful: the lease stays until the ttl, as after a crash
     a_steps = a.sim.steps
-    await wait_for(lambda: b.leader.lease is not None, what="the follower takes the feed lease")
+    try:
+        await wait_for(lambda: b.leader.lease is not None, what="the follower takes the feed lease")
+    except AssertionError as failed:  # once seen in a loaded CI run, never here: say what the follower was doing
+        raise AssertionError(f"{failed}: {await explain(b)}") from None
     assert b.leader.lease is not None and b.leader.lease.token == 2
     await wait_for(lambda: b.sim.steps >= 5, what="the new leader's simulator")
     assert all(near(b.market.last_price(s), far[s]) for s in SYMBOLS)  # continued, not back to the seed
