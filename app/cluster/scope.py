@@ -9,12 +9,13 @@ cut off from the database) can no longer commit anything for the partition, even
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlmodel import Session
 
 from app.cluster.leases import Lease, LeaseLost, fence
-from app.cluster.partitions import partition_of
+from app.cluster.partitions import partition_lease_name, partition_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,14 @@ class ScopeView:
         """Raise LeaseLost unless every lease of this view is still ours (call first in a write transaction)."""
         if self.leases:
             fence(session, self.leases.values())
+
+    def require(self, account_ids: Iterable[str]) -> None:
+        """Raise LeaseLost (naming the partitions' leases) if any account is outside this view: a batch must not
+        write for a partition given up or lost since memory was loaded, even one whose lease the fence no longer
+        checks because the view does not hold it."""
+        outside = sorted({partition_of(a, self.partitions) for a in account_ids} - self.leases.keys())
+        if outside:
+            raise LeaseLost([partition_lease_name(p) for p in outside])
 
     def fence_account(self, session: Session, account_id: str) -> None:
         """Raise LeaseLost unless the lease of this account's partition is still ours."""

@@ -39,6 +39,15 @@ class Changes:
         self.events.append(event)
         return event
 
+    def accounts(self) -> set[str]:
+        """Every account whose orders, fills, positions or balances this batch changes."""
+        touched = {o.account_id for o in self.inserted.values()} | {o.account_id for o in self.updated.values()}
+        touched.update(fill["account_id"] for fill in self.fills)
+        touched.update(account for account, _ in self.positions)
+        touched.update(account for account, *_ in self.balances)
+        touched.update(account for account, _ in self.removed_balances)
+        return touched
+
     def __bool__(self) -> bool:
         return bool(
             self.inserted or self.updated or self.fills or self.positions or self.balances or self.removed_balances

@@ -76,14 +76,14 @@ class ExchangeExecutor:
     def owns(self, account_id: str) -> bool:
         return self.scope is None or self.scope.owns(account_id)
 
-    async def _write(self, work: Callable[[Session], T]) -> T:
-        """`db.write`, fenced in a cluster: the transaction first checks this replica still holds its leases."""
+    async def _write(self, account_id: str, work: Callable[[Session], T]) -> T:
+        """`db.write`, fenced in a cluster by the lease of the account's partition (LeaseLost: taken, or given up)."""
         view = self.scope.view() if self.scope is not None else None
         if view is None:
             return await self.db.write(work)
 
         def fenced(session: Session) -> T:
-            view.fence(session)
+            view.fence_account(session, account_id)
             return work(session)
 
         return await self.db.write(fenced)
@@ -202,7 +202,7 @@ class ExchangeExecutor:
             batch_writes.write(session, changes)
             return changes.events
 
-        for event in await self._write(mark):
+        for event in await self._write(account.id, mark):
             self.publish(event)
         log.warning("the API key of exchange account %s was refused; its worker stops", account.id)
         if self.workers.get(account.id) is worker:
@@ -287,7 +287,7 @@ class ExchangeExecutor:
 
     async def record(self, account: Account, report: VenueOrder, rules: Mapping[str, SymbolRules]) -> None:
         async with self._recording(account.id):
-            events, legs = await self._write(lambda s: self._record(s, account, report, rules))
+            events, legs = await self._write(account.id, lambda s: self._record(s, account, report, rules))
         for event in events:
             self.publish(event)
         if legs:  # one job sends the pair as one venue order list
@@ -346,12 +346,12 @@ class ExchangeExecutor:
             return records, []
 
         async with self._recording(account.id):
-            records, events = await self._write(mark)
+            records, events = await self._write(account.id, mark)
         for event in events:
             self.publish(event)
         return records
 
-    async def unmark_sent(self, order_ids: list[str]) -> None:
+    async def unmark_sent(self, account: Account, order_ids: list[str]) -> None:
         """The venue refused to take the request (429): the orders were never there."""
 
         def unmark(session: Session) -> None:
@@ -363,7 +363,7 @@ class ExchangeExecutor:
                     changes.update(record)
             batch_writes.write(session, changes)
 
-        await self._write(unmark)
+        await self._write(account.id, unmark)
 
     async def record_status(self, account: Account, order_id: str, status: OrderStatus, reason: str | None) -> None:
         """A status decided here (the venue refused the order), if the state machine allows it."""
@@ -395,6 +395,6 @@ class ExchangeExecutor:
     async def _write_events(self, account_id: str, work: Callable[[Session], list[UserEvent]]) -> None:
         """One recording transaction for the account (after its others), then its events published."""
         async with self._recording(account_id):
-            events = await self._write(work)
+            events = await self._write(account_id, work)
         for event in events:
             self.publish(event)

@@ -93,7 +93,7 @@ class Replacements:
                 raise
             return True
         except VenueThrottled as exc:
-            await host.unmark_sent([new.id])
+            await host.unmark_sent(account, [new.id])
             await worker.pause(exc)
             return False
         except VenueUnavailable:
@@ -130,7 +130,7 @@ class Replacements:
         if placed is not None or new.status != OrderStatus.PENDING:
             return
         if old_now is not None and old_now.status.is_open:
-            await host.unmark_sent([new.id])
+            await host.unmark_sent(account, [new.id])
             await self.submit(new.id)  # neither half happened: sending the same ids again is safe
         elif old_now is not None and old_now.status is OrderStatus.CANCELED:
             # Canceled by our replace whose new half failed (Binance's 409): the replacement was refused.

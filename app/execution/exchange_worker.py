@@ -145,7 +145,7 @@ class AccountWorker:
             if isinstance(exc, VenueKeyRejected):
                 raise
         except VenueThrottled as exc:
-            await self.host.unmark_sent([order_id])
+            await self.host.unmark_sent(self.account, [order_id])
             await self._pause(exc)
             return False
         except VenueUnavailable:
@@ -171,7 +171,7 @@ class AccountWorker:
             await self.host.record(self.account, report, self.rules)
             return
         if order.status == OrderStatus.PENDING:
-            await self.host.unmark_sent([order_id])
+            await self.host.unmark_sent(self.account, [order_id])
             await self._submit(order_id)  # the venue never saw it: sending the same client order id is safe
 
     async def _fetch_until_answered(self, symbol: str, client_order_id: str) -> VenueOrder | None:
@@ -221,7 +221,7 @@ class AccountWorker:
             if isinstance(exc, VenueKeyRejected):
                 raise
         except VenueThrottled as exc:
-            await self.host.unmark_sent([leg.id for leg in legs])
+            await self.host.unmark_sent(self.account, [leg.id for leg in legs])
             await self._pause(exc)
             return False
         except VenueUnavailable:
@@ -248,7 +248,7 @@ class AccountWorker:
                 found = True
                 await self.host.record(self.account, report, self.rules)
         if not found and legs and all(leg.status == OrderStatus.PENDING for leg in legs):
-            await self.host.unmark_sent([leg.id for leg in legs])
+            await self.host.unmark_sent(self.account, [leg.id for leg in legs])
             await self._submit_oco(group, order_id)
 
     # ---- cancel, reconcile --------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from app.execution.commands import (
     SubmitOrder,
     SubmitOrderList,
 )
-from app.execution.paper_failures import fresh, in_list, reject_failed
+from app.execution.paper_failures import fresh, in_list, refuse, reject_failed
 from app.execution.paper_memory import balance_changes, load_accounts
 from app.execution.recorder import Recorder
 from app.execution.records import OrderRecord, Report
@@ -176,7 +176,7 @@ class PaperExecutor:
         batch = [c for c in batch if not isinstance(c, MarketTrade) or self.venue.has_live_orders(c.trade.symbol)]
         view = self.scope.view() if self.scope is not None else None
         if view is not None:  # a partition given up or lost since the command was queued: its new owner runs it
-            batch = [c for c in batch if isinstance(c, MarketTrade) or view.owns(c.account_id) or _refuse(c)]
+            batch = [c for c in batch if isinstance(c, MarketTrade) or view.owns(c.account_id) or refuse(c)]
         if not batch:
             return
         changes = Changes()
@@ -343,6 +343,9 @@ class PaperExecutor:
         if not changes:
             return
 
+        if view is not None:  # a partition dropped since memory was loaded: none of its fills is written here
+            view.require(changes.accounts())
+
         def write(session: Session) -> None:
             if view is not None:
                 view.fence(session)
@@ -389,11 +392,3 @@ class PaperExecutor:
         view = self.scope.view() if self.scope is not None else None
         for event in await reject_failed(self.db, self.recorder, command, view):
             self.publish(event)
-
-
-def _refuse(command: PaperCommand) -> bool:
-    """A paper reset of an account this replica no longer holds fails (the caller may try again); other commands
-    are dropped: their orders are journaled and the partition's new owner re-reads them."""
-    if isinstance(command, ResetAccount) and not command.done.done():
-        command.done.set_exception(LeaseLost([f"account {command.account_id}"]))
-    return False

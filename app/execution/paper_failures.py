@@ -1,5 +1,6 @@
 """What the paper executor does with a command that failed on its own (after its batch was replayed command by
-command): its order is rejected rather than retried forever. And the small rules replays need."""
+command): its order is rejected rather than retried forever. And the small rules replays (and commands of
+partitions no longer held) need."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 
 from sqlmodel import Session
 
+from app.cluster.leases import LeaseLost
 from app.cluster.scope import ScopeView
 from app.domain import OrderStatus, Venue
 from app.events import UserEvent
@@ -63,3 +65,11 @@ def fresh(command: PaperCommand) -> PaperCommand:
 def in_list(order: OrderRecord) -> bool:
     """A leg of a stand-alone order list (a bracket's exits have a parent and are submitted by the recorder)."""
     return order.oco_group is not None and order.parent_id is None
+
+
+def refuse(command: PaperCommand) -> bool:
+    """A paper reset of an account this replica no longer holds fails (the caller may try again); other commands
+    are dropped: their orders are journaled and the partition's new owner re-reads them."""
+    if isinstance(command, ResetAccount) and not command.done.done():
+        command.done.set_exception(LeaseLost([f"account {command.account_id}"]))
+    return False

@@ -4,17 +4,23 @@ lifecycle as paper, plus the exchange failure modes (in flight, throttled, resta
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from typing import Any
 
 import ccxt.async_support as ccxt_async
 import pytest
 
+from app.cluster.leases import LeaseLost, LeaseStore
+from app.cluster.partitions import partition_lease_name, partition_of
+from app.cluster.scope import PartitionScope
 from app.errors import Conflict
 from app.events import UserEvent
 from app.orders import OrderRequest
 from app.services import Services
 from app.venues.binance_testnet import BinanceTestnetVenue
+from storage.repositories import accounts as account_repo
+from storage.repositories import events
 from tests.app.execution.conftest import API_KEY, SECRET
 from tests.factories import PASSWORD, unique_email
 from tests.fakes.binance import FakeBinance, ccxt_config
@@ -233,3 +239,34 @@ async def test_a_revoked_key_marks_the_account_stops_retries_and_tells_the_user(
     await asyncio.sleep(0.2)
     assert fake.requests == []  # retries stopped
     await services.accounts.delete_account(user, account)
+
+
+async def test_an_exchange_write_for_an_account_outside_the_held_partitions_commits_nothing(
+    testnet: tuple[Services, str, str],
+) -> None:
+    """CLUSTER mode: each exchange write is fenced by the lease of its own account's partition, not only by the
+    leases held: a worker that still runs for a partition given up or lost writes nothing."""
+    services, user, account_id = testnet
+    executor = services.engine.external_executor
+    assert executor is not None
+    account = await services.db.read(lambda s: account_repo.get(s, account_id))
+    assert account is not None
+    partitions = 4
+    mine = partition_of(account_id, partitions)
+    store = LeaseStore(services.db, "this-replica", 60_000)
+    scope = PartitionScope(partitions)
+    other = await store.acquire(partition_lease_name((mine + 1) % partitions))
+    assert other is not None
+    scope.add((mine + 1) % partitions, other)
+    executor.scope = scope
+    try:
+        with pytest.raises(LeaseLost):
+            await executor.notice(account, "TEST", "not this replica's account", 0)
+        held = await store.acquire(partition_lease_name(mine))
+        assert held is not None
+        scope.add(mine, held)
+        await executor.notice(account, "TEST", "this replica's account", 0)
+    finally:
+        executor.scope = None
+    logged = await services.db.read(lambda s: events.since(s, user, 0))
+    assert [json.loads(e.payload)["message"] for e in logged if e.type == "NOTICE"] == ["this replica's account"]

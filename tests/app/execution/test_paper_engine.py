@@ -11,6 +11,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
+from app.cluster.leases import LeaseStore
+from app.cluster.partitions import partition_lease_name, partition_of
+from app.cluster.scope import PartitionScope
 from app.errors import ValidationFailed
 from app.events import UserEvent
 from app.execution import changes as batch_writes
@@ -193,3 +196,28 @@ async def test_a_command_that_breaks_in_memory_rejects_only_its_own_order(
     assert statuses == ["FILLED", "REJECTED", "FILLED"]
     assert (await running.orders.get(user, ids[1]))["reject_reason"] == "internal error; nothing executed"
     await check_gap_free_log(running, user)
+
+
+async def test_a_partition_dropped_before_its_rescope_gets_no_fill_written(running: Services) -> None:
+    """CLUSTER mode: a lost partition leaves the scope at once, but memory keeps its resting orders until the
+    Rescope runs between batches. A public trade in that window must not fill them for this replica (the new owner
+    does): the fence no longer checks that partition's lease, so the batch itself refuses accounts outside it."""
+    paper = running.engine.paper_executor
+    user = await new_user(running)
+    bid, _ = book(running)
+    resting = await submit(running, user, type="LIMIT", price=str(bid - 10))
+    assert resting["status"] == "OPEN"
+    partitions = 4
+    partition = partition_of(resting["account_id"], partitions)
+    lease = await LeaseStore(running.db, "this-replica", 60_000).acquire(partition_lease_name(partition))
+    assert lease is not None
+    paper.scope = PartitionScope(partitions)
+    paper.scope.add(partition, lease)
+    await print_trade(running, bid + 1000)  # above the order: no fill, and memory still holds the order
+    assert resting["id"] in paper.orders
+
+    paper.scope.drop(partition)  # lost: what ClusterExecution._give_up does before the Rescope
+    await print_trade(running, bid - 20)  # crosses the resting order
+    order = await running.orders.get(user, resting["id"])
+    assert order["status"] == "OPEN" and order["filled_quantity"] == "0"  # nothing written for the lost partition
+    assert resting["id"] not in paper.orders  # memory rebuilt without the partition
