@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import math
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -68,6 +69,7 @@ class Ownership:
         self._preference = self.names[start:] + self.names[:start]
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_beat = 0.0
 
     def lease(self, name: str) -> Lease | None:
         """The lease of `name` if this replica owns it (to fence its writes), else None."""
@@ -100,16 +102,18 @@ class Ownership:
                 await self._db(self.store.leave)
 
     async def tick(self) -> None:
-        """One round: heartbeat, renew, then acquire up to the target or give back the surplus."""
+        """One round: heartbeat, end dead replicas' sessions, renew, then acquire up to the target or give back the
+        surplus. The sessions go first: this replica's own batch may wait on a lock of a frozen replica, and a
+        renewal waits for that batch (its fence holds the lease rows FOR SHARE)."""
         if self.heartbeat:
-            await self._db(self.store.heartbeat)
+            await self._beat()
+            if ended := await self._db(self.store.end_sessions_of_dead_members):
+                log.warning("ended %d database sessions that replicas which stopped heartbeating left open", ended)
         for name, lease in list(self.owned.items()):
             if not await self._db(functools.partial(self.store.renew, lease)):
                 del self.owned[name]
                 log.warning("lease %s (token %d) was lost: dropping it", name, lease.token)
                 await self._callback(self.on_lost, name, name)
-        if self.heartbeat and (ended := await self._db(self.store.end_sessions_of_dead_members)):
-            log.warning("ended %d database sessions that replicas which stopped heartbeating left open", ended)
         target = math.ceil(len(self.names) / await self._db(self.store.live_members))
         if len(self.owned) < target:
             await self._acquire_up_to(target)
@@ -123,6 +127,7 @@ class Ownership:
         for name in await self._db(functools.partial(self.store.takeable, wanted)):
             if len(self.owned) >= target or self._stopping.is_set():
                 return
+            await self._beat_if_due()  # taking many partitions (a rebuild each) can outlast a ttl
             lease = await self._db(functools.partial(self.store.acquire, name))
             if lease is None:  # another replica was faster
                 continue
@@ -134,12 +139,24 @@ class Ownership:
 
     async def _give_back(self, name: str) -> None:
         """Drain and drop the state (`on_releasing`), then release, so the next owner starts at once."""
+        await self._beat_if_due()  # a graceful stop drains its partitions one by one
         lease = self.owned[name]
         if self.on_releasing is not None:
             await self._callback(self.on_releasing, name, name)
         self.owned.pop(name, None)
         await self._release(lease)
         log.info("released lease %s (token %d)", name, lease.token)
+
+    async def _beat(self) -> None:
+        await self._db(self.store.heartbeat)
+        self._last_beat = time.monotonic()
+
+    async def _beat_if_due(self) -> None:
+        """Heartbeat inside a long round too: a replica is live while its loop runs, however long a round takes
+        (peers end the sessions of a replica that stopped heartbeating)."""
+        if self.heartbeat and time.monotonic() - self._last_beat >= self.interval:
+            with contextlib.suppress(Exception):  # the round's own calls report a database that is away
+                await self._beat()
 
     async def _release(self, lease: Lease) -> None:
         try:

@@ -82,7 +82,11 @@ def acquire(session: Session, name: str, owner: str, ttl_ms: int) -> int | None:
 
 
 def renew(session: Session, name: str, owner: str, token: int, ttl_ms: int) -> bool:
-    """Extend the lease iff `owner` still holds it with this `token` (expired or not: nobody took it)."""
+    """Extend the lease iff `owner` still holds it with this `token` (expired or not: nobody took it).
+    PostgreSQL: waits at most a quarter ttl for a batch that holds the row (lock_timeout: an OperationalError, the
+    caller tries again; not a lost lease)."""
+    if not _is_sqlite(session):
+        session.execute(text(f"SET LOCAL lock_timeout = {max(ACQUIRE_LOCK_TIMEOUT_MS, ttl_ms // 4)}"))
     c = LEASES.c
     statement = (
         update(LEASES)
@@ -126,7 +130,14 @@ def heartbeat(session: Session, owner: str, ttl_ms: int) -> None:
     dialect = sqlite if _is_sqlite(session) else postgresql
     insert = dialect.insert(MEMBERS).values(owner=owner, seen_at_ms=now)
     session.execute(insert.on_conflict_do_update(index_elements=[MEMBERS.c.owner], set_={"seen_at_ms": now}))
-    session.execute(delete(MEMBERS).where(MEMBERS.c.seen_at_ms < now - ttl_ms * FORGET_MEMBERS_AFTER_TTLS))
+    forget = delete(MEMBERS).where(MEMBERS.c.seen_at_ms < now - ttl_ms * FORGET_MEMBERS_AFTER_TTLS)
+    if not _is_sqlite(session):  # not while its sessions may still hold locks: `end_sessions_of_dead_members` first
+        sessions_gone = text(
+            "NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = :prefix || cluster_members.owner"
+            " AND xact_start IS NOT NULL)"
+        ).bindparams(prefix=SESSION_NAME_PREFIX)
+        forget = forget.where(sessions_gone)
+    session.execute(forget)
 
 
 def live_members(session: Session, ttl_ms: int) -> int:

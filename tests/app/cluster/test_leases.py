@@ -221,3 +221,36 @@ async def _wait_for_a_lock_wait(db: Database) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("nothing ever waited for the lock")
+
+
+@pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="sessions are PostgreSQL's")
+async def test_a_long_gone_member_is_not_forgotten_while_its_session_holds_a_transaction(
+    db: Database, database_url: str
+) -> None:
+    gone_id = f"gone-{os.urandom(4).hex()}"
+    gone_db = Database(database_url, application_name=rows.session_name(gone_id))
+    b = LeaseStore(db, "b", TTL_MS)
+
+    def members(session: Session) -> set[str]:
+        return set(session.execute(select(rows.MEMBERS.c.owner)).scalars())
+
+    try:
+        await LeaseStore(gone_db, gone_id, TTL_MS).heartbeat()
+        await db.write(
+            lambda s: s.execute(text("UPDATE cluster_members SET seen_at_ms = 0 WHERE owner = :o"), {"o": gone_id})
+        )
+        with Session(gone_db.engine) as stuck:
+            stuck.execute(text("SELECT 1"))  # frozen inside a transaction, for longer than members are kept
+            await b.heartbeat()  # forgets members gone for long: not this one, its session must be ended first
+            assert gone_id in await db.read(members)
+            assert await b.end_sessions_of_dead_members() == 1
+            for _ in range(100):  # the server ends the session a moment later; then it is forgotten
+                await b.heartbeat()
+                if gone_id not in await db.read(members):
+                    break
+                await asyncio.sleep(0.05)
+            assert gone_id not in await db.read(members)
+            with pytest.raises(OperationalError):  # its session was ended
+                stuck.commit()
+    finally:
+        gone_db.close()

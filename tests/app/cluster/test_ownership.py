@@ -191,3 +191,28 @@ async def test_transient_database_errors_are_retried_within_the_round(db: Databa
     await ownership.tick()  # the first renew fails once, then succeeds
     assert store.failures == {"heartbeat": 0, "renew": 0}
     assert set(ownership.owned) == set(NAMES) and len(acquired) == len(NAMES)
+
+
+class CountingStore(LeaseStore):
+    def __init__(self, db: Database, owner: str) -> None:
+        super().__init__(db, owner, TTL_MS)
+        self.heartbeats = 0
+
+    async def heartbeat(self) -> None:
+        self.heartbeats += 1
+        await super().heartbeat()
+
+
+async def test_a_long_round_keeps_heartbeating(db: Database) -> None:
+    """Taking many partitions (a rebuild each) can outlast a ttl: the replica must not look dead meanwhile (peers
+    would end its database sessions), so it heartbeats between them."""
+    store = CountingStore(db, "slow")
+    ownership = Ownership(store, NAMES, on_acquired=lambda _: asyncio.sleep(0.1), on_lost=_never, interval_ms=150)
+    await ownership.tick()  # one round: 7 partitions x 0.1 s = 0.7 s, several intervals
+    assert set(ownership.owned) == set(NAMES)
+    assert store.heartbeats >= 3
+    await ownership.stop(release=True)
+
+
+async def _never(name: str) -> None:
+    raise AssertionError(f"{name} must not be lost")
