@@ -40,7 +40,7 @@ from storage.repositories import events, orders, writes
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MAX_LIST_LIMIT = 1000
 # Intake's transaction again after a lost connection: quick, few, within the client's patience. If the lost one
-# had in fact committed, the retry meets its order id and answers with the stored order (200, created=False).
+# had in fact committed, the retry meets its own order id: accepted, once.
 INTAKE_RETRY = RetryPolicy(initial=0.05, maximum=0.5, max_attempts=4)
 CLOSED_STATUSES = tuple(s.value for s in OrderStatus if s.is_terminal)
 OPEN_STATUSES = tuple(s.value for s in OrderStatus if not s.is_terminal)
@@ -165,14 +165,19 @@ class OrderService:
         try:  # a lost connection (failover; a cluster peer ended a frozen session) is retried: `store` re-runs
             event = await retry(lambda: self.db.grouped.write(store), policy=INTAKE_RETRY, retry_on=is_transient)
         except Exception as error:  # (not a cancelled request: its order may still commit)
+            existing = None
+            if isinstance(error, IntegrityError):
+                existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
+            if existing is not None and existing.id == order.id:
+                # Our own commit, whose answer the lost connection took: stored once, so it runs. Its event is
+                # in the log but not published (the failed retry renumbered it): sockets fill the gap from the log.
+                self.queue.submit(SubmitOrder(order.id, account.id, Venue(account.venue), order))
+                return Submitted(event.data, created=True, json=event.payload)
             if rests:
                 self.open_orders.release(account.id, order.symbol)
-            if not isinstance(error, IntegrityError):
-                raise
-            # A concurrent request with the same client_order_id won the race: answer with its order.
-            existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
             if existing is None:
                 raise
+            # A concurrent request with the same client_order_id won the race: answer with its order.
             return Submitted(order_data(existing), created=False)
         self.publish(event)
         self.queue.submit(SubmitOrder(order.id, account.id, Venue(account.venue), order))

@@ -56,15 +56,18 @@ async def test_a_connection_lost_before_the_commit_is_retried_and_the_order_acce
     assert stored(services, user) == (1, 1)  # one order, one event: the failed try left nothing
 
 
-async def test_a_connection_lost_after_the_commit_answers_with_the_stored_order_once(
+async def test_a_connection_lost_after_the_commit_accepts_the_stored_order_once(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = (await services.auth.register(unique_email(), PASSWORD)).id
     lose_connection(monkeypatch, services, after_commit=True)
+    queued: list[object] = []
+    monkeypatch.setattr(services.orders.queue, "submit", queued.append)
     submitted = await services.orders.submit(user, MARKET)
-    assert not submitted.created  # the retry met its own committed order: nothing doubled
-    assert submitted.order["status"] == "PENDING"
+    assert submitted.created  # the retry met its own committed order: accepted, and nothing doubled
+    assert submitted.order["status"] == "PENDING" and submitted.json is not None
     assert stored(services, user) == (1, 1)
+    assert [command.order_id for command in queued] == [submitted.order["id"]]  # type: ignore[attr-defined]
 
 
 async def test_a_group_that_fails_on_one_duplicate_commits_every_other_order_of_it(services: Services) -> None:
