@@ -1,9 +1,10 @@
 """The loop that keeps one replica's share of a set of leases (the partitions `exec:<p>`, or `["feed"]`).
 
-Each round (every ttl/3 by default): heartbeat; renew every owned lease (a failed renew drops it at once,
-`on_lost`); end the database sessions that replicas which stopped heartbeating left inside a transaction (their
-locks would block the takeover: `LeaseStore.end_sessions_of_dead_members`); then take free or expired leases up
-to `ceil(len(names) / live replicas)`, starting at a per-replica offset so replicas do not all fight for the same
+Each round (every ttl/3 by default): heartbeat (also between the partitions a long round takes or gives back);
+end the database sessions that replicas which stopped heartbeating left inside a transaction (their locks would
+block a takeover, even this replica's own renewals: `LeaseStore.end_sessions_of_dead_members`); renew every
+owned lease (a failed renew drops it at once, `on_lost`); then take free or expired leases up to
+`ceil(len(names) / live replicas)`, starting at a per-replica offset so replicas do not all fight for the same
 names; and give back the surplus when more replicas are alive (`on_releasing` drains and drops the state first,
 then the lease is released so another replica takes it at once).
 
