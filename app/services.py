@@ -115,6 +115,9 @@ class Services:
     fanout: RedisFanout | None = None  # REDIS_URL: the other replicas (app/fanout.py)
     cluster: ClusterExecution | None = None  # CLUSTER: this replica's share of the partitions (app/cluster/)
     feed_leader: FeedLeader | None = None  # CLUSTER: runs the feed on one replica, mirrors it on the others
+    # CLUSTER: the leases' own connections and threads, so heartbeats and renewals never queue behind batches
+    # that wait on a frozen replica's locks (ending that replica's sessions is the ownership loop's job).
+    lease_db: Database | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def start(self) -> None:
@@ -160,6 +163,8 @@ class Services:
         await self.api_keys.close()
         await self.activity.drain()
         self.db.close()
+        if self.lease_db is not None:
+            self.lease_db.close()
 
     def market_data_status(self) -> str:
         """/health's `market_data`: "stale" when no tick arrived for STALE_AFTER_MS (on MarketState's clock)."""
@@ -279,9 +284,10 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
     if settings.redis_url:
         fanout = RedisFanout(settings.redis_url, channel_prefix=settings.redis_channel_prefix, origin=replica_id)
         fanout.attach(bus, auth.versions, api_keys.cache, webhooks)
-    cluster = None
+    cluster = lease_db = None
     if replica_id is not None:
-        cluster = ClusterExecution(settings, db, engine, bus, replica_id)
+        lease_db = Database(settings.database_url, application_name=session_name(replica_id))
+        cluster = ClusterExecution(settings, db, engine, bus, replica_id, lease_db=lease_db)
 
     return Services(
         settings=settings,
@@ -311,8 +317,9 @@ def build_services(settings: Settings, *, migrate: bool = True, market_clock: Ca
         fanout=fanout,
         cluster=cluster,
         feed_leader=build_feed_leader(
-            settings, market, simulator, feed, db, owner=cluster.replica_id if cluster else None
+            settings, market, simulator, feed, lease_db or db, owner=cluster.replica_id if cluster else None
         ),
+        lease_db=lease_db,
     )
 
 

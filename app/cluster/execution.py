@@ -38,7 +38,17 @@ OPEN_COUNTS_EVERY_SECONDS = 5.0
 
 
 class ClusterExecution:
-    def __init__(self, settings: Settings, db: Database, core: ExecutionCore, bus: EventBus, replica_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        core: ExecutionCore,
+        bus: EventBus,
+        replica_id: str,
+        *,
+        lease_db: Database | None = None,
+    ) -> None:
+        """`lease_db`: where the leases are kept and renewed (a Database of their own in a replica: see Services)."""
         self.db = db
         self.core = core
         self.replica_id = replica_id
@@ -46,7 +56,7 @@ class ClusterExecution:
         self.streams = CommandStreams(
             settings.redis_url, self.scope, core.deliver, prefix=settings.redis_channel_prefix, consumer=replica_id
         )
-        self.store = LeaseStore(db, replica_id, ttl_ms=int(settings.lease_ttl_seconds * 1000))
+        self.store = LeaseStore(lease_db or db, replica_id, ttl_ms=int(settings.lease_ttl_seconds * 1000))
         names = [partition_lease_name(p) for p in range(settings.cluster_partitions)]
         self.ownership = Ownership(
             self.store, names, on_acquired=self._acquired, on_lost=self._lost, on_releasing=self._releasing

@@ -5,6 +5,7 @@ over at once; a replica whose lease was taken commits nothing for that partition
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
@@ -163,3 +164,43 @@ async def test_a_replica_whose_lease_was_taken_commits_nothing_for_it(
     )
     order = await wait_for_status(client, headers, order_id, "FILLED", timeout=30)
     assert order["filled_quantity"] == "0.01"
+
+
+async def test_ownership_rounds_go_on_while_every_writer_thread_waits_on_a_lock(
+    cluster: list[Services], clients: list[httpx.AsyncClient]
+) -> None:
+    """A frozen replica's locks can hold every thread of the batches' pool; the leases have their own, so this
+    replica still heartbeats, renews and ends the frozen replica's sessions."""
+    a = cluster[0]
+    assert a.cluster is not None
+    user_id, _ = await register(clients[0])
+    blocker = a.db.engine.connect()
+    try:
+        blocker.execute(text("SELECT 1 FROM users WHERE id = :u FOR UPDATE"), {"u": user_id})
+        stuck = [  # more writes than the pool has threads, all waiting on the row lock
+            asyncio.create_task(
+                a.db.write(
+                    lambda s: s.execute(text("UPDATE users SET last_seq = last_seq WHERE id = :u"), {"u": user_id})
+                )
+            )
+            for _ in range(12)
+        ]
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        for _ in range(200):  # until the writer pool's 8 threads all wait (the reader pool answers this)
+            if await a.db.read(lambda s: s.execute(waiting).scalar_one()) >= 8:
+                break
+            await asyncio.sleep(0.05)
+        assert await a.db.read(lambda s: s.execute(waiting).scalar_one()) >= 8
+        seen = text("SELECT seen_at_ms FROM cluster_members WHERE owner = :o")
+        before = await a.db.read(lambda s: s.execute(seen, {"o": a.cluster.replica_id}).scalar_one())
+        partitions = held(a)
+        await asyncio.sleep(1.5)  # several rounds (ttl 1 s, a round every 1/3 s): each would queue behind the writes
+        after = await a.db.read(lambda s: s.execute(seen, {"o": a.cluster.replica_id}).scalar_one())
+        assert after > before and held(a) == partitions  # still heartbeating and renewing
+        assert not any(task.done() for task in stuck)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    await asyncio.gather(*stuck)
