@@ -128,7 +128,8 @@ class FeedLeader:
             asyncio.create_task(self._run(self._drain, "publishing"), name="feed-publish"),
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.subscribed.wait(), STARTUP_WAIT_SECONDS)
+            async with asyncio.timeout(STARTUP_WAIT_SECONDS):
+                await self.subscribed.wait()
         await self.ownership.start()
 
     async def stop(self, *, release: bool = True) -> None:
@@ -182,7 +183,8 @@ class FeedLeader:
         await self._stop_feed()
         await self._write_snapshot()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox.join(), CONNECT_TIMEOUT_SECONDS)
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                await self._outbox.join()
         self.lease = None
         log.info("market feed: replica %s hands the feed over", self.origin)
 

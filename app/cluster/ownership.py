@@ -90,7 +90,8 @@ class Ownership:
         if self._task is not None:
             task, self._task = self._task, None
             try:
-                await asyncio.wait_for(task, timeout=max(self.store.ttl_ms / 1000, 1.0))
+                async with asyncio.timeout(max(self.store.ttl_ms / 1000, 1.0)):
+                    await task
             except TimeoutError:
                 log.warning("ownership round of %s did not finish in time; cancelled", self.store.owner)
         if not release:
@@ -190,7 +191,8 @@ class Ownership:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._stopping.wait()
             if self._stopping.is_set():
                 return
             await self._round()

@@ -115,12 +115,10 @@ class WebhookDispatcher:
         ]
 
     async def stop(self) -> None:
-        for task in self._workers:
+        workers, self._workers = self._workers, []
+        for task in workers:
             task.cancel()
-        for task in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers.clear()
+        await asyncio.gather(*workers, return_exceptions=True)  # a cancellation of stop() itself still propagates
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -207,7 +205,10 @@ class WebhookDispatcher:
         error: str | None = None
         try:
             destination = await self.guard.check(webhook.url)
-            status = await asyncio.wait_for(self._post(destination, job, secret, body), self.options.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the
+            # POST finishes (gh-86296), and stop() then waited for this worker for ever.
+            async with asyncio.timeout(self.options.timeout):
+                status = await self._post(destination, job, secret, body)
         except HostUnresolved as exc:
             error = exc.message
         except WebhookRefused as exc:

@@ -265,3 +265,31 @@ async def test_https_connects_to_the_checked_address_and_checks_the_certificate_
         assert request.headers["Host"] == f"hooks.test:{receiver.port}" and request.path == "/tls"
     else:
         assert receiver.received == [] and records[-1].error == "TLS certificate not valid for the host"
+
+
+async def test_stop_ends_a_worker_whose_post_finishes_as_it_is_cancelled(services: Services) -> None:
+    """The cancellation lands in the same loop turn as the answer: on Python 3.11 `asyncio.wait_for` lost it
+    (gh-86296) and stop() waited for that worker for ever (seen as a 120 s CI timeout)."""
+    stopping: list[asyncio.Task[None]] = []
+
+    class StopAsItAnswers(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            stopping.append(asyncio.create_task(dispatcher.stop()))
+            return httpx.Response(200)
+
+    user_id = await _user(services)
+    webhook, _ = await services.webhooks.create(user_id, "http://127.0.0.1:9/hook", ["fill"])
+    dispatcher = WebhookDispatcher(
+        services.db,
+        services.keybox,
+        HostGuard(["127.0.0.1"]),
+        DeliveryOptions(timeout=ROOMY, policy=FAST),
+        transport=StopAsItAnswers(),
+    )
+    dispatcher.start()
+    dispatcher.offer(Job(webhook.id, user_id, "fill", "EVENT", 1, "{}"))
+    deadline = asyncio.get_running_loop().time() + 30  # bounds only a failing test
+    while not stopping and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    finished, _ = await asyncio.wait(stopping, timeout=10)
+    assert finished == {stopping[0]} and dispatcher.queued == 0
