@@ -27,7 +27,6 @@ delivered (by user id and seq), so each event reaches a replica's subscribers ex
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from app.events import EventBus, UserEvent
 from app.ids import new_id
 from app.redis_link import next_batch, redis_client
 from app.retry import RECONNECT, RetryPolicy, reconnect_forever
+from app.tasks import cancel_and_wait
 from app.token_versions import TokenVersions
 from app.webhooks.service import WebhookService
 
@@ -110,11 +110,7 @@ class RedisFanout:
         if self._resync is not None:
             self._tasks.append(self._resync)
             self._resync = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         self.subscribed.clear()
         if self._client is not None:

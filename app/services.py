@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ from app.position_closer import PositionCloser
 from app.retry import RetryPolicy
 from app.sealed_keys import reseal_accounts
 from app.statements import StatementService
+from app.tasks import cancel_and_wait
 from app.trading_state import TradingStates
 from app.trading_state_service import TradingStateService
 from app.venues.base import ExternalVenue
@@ -145,10 +145,7 @@ class Services:
     async def stop(self) -> None:
         await self.webhooks.stop()
         await self.alerts.stop()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         self.jobs.stop()
         if self.feed_leader is not None:

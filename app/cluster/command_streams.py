@@ -30,6 +30,7 @@ from app.domain import Venue
 from app.execution.commands import CancelOrder, ForwardedReset, SubmitOrder
 from app.redis_link import next_batch, redis_client
 from app.retry import RECONNECT, RetryPolicy, reconnect_forever
+from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,7 @@ class CommandStreams:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         if self._client is not None:
             with contextlib.suppress(Exception):

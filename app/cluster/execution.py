@@ -28,6 +28,7 @@ from app.config import Settings
 from app.events import EventBus, UserEvent
 from app.execution.commands import PaperCommand
 from app.execution.core import ExecutionCore
+from app.tasks import cancel_and_wait
 from storage.db import Database
 from storage.repositories import orders as order_repo
 
@@ -72,10 +73,7 @@ class ClusterExecution:
         self._spawn(self._recount_forever())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         await self.ownership.stop(release=True)  # hands the partitions over now, not after the lease expires
         await self.streams.stop()
 

@@ -44,6 +44,7 @@ from app.market.simulated import SimulatedMarket
 from app.market.state import MarketState
 from app.redis_link import next_batch, redis_client
 from app.retry import RECONNECT, RetryPolicy, reconnect_forever, retry
+from app.tasks import cancel_and_wait
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,7 @@ class FeedLeader:
         await self.ownership.stop(release=release)
         await self._stop_feed()
         self.lease = None
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         if self._client is not None:
             await self._client.aclose()
@@ -190,11 +187,7 @@ class FeedLeader:
 
     async def _stop_feed(self) -> None:
         tasks, self._leading = self._leading, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
 
     # ---- leading: record what the feed applies, publish it once per loop turn ------------------------------
 

@@ -18,6 +18,7 @@ from app.execution.paper_engine import PaperExecutor
 from app.ids import now_ms
 from app.market.models import Trade
 from app.open_orders import OpenOrderCounts
+from app.tasks import cancel_and_wait
 from app.venues.paper import PaperVenue
 from storage.repositories import orders as order_repo
 
@@ -156,11 +157,8 @@ class ExecutionCore:
         stop = getattr(self.external, "stop", None)
         if stop is not None:
             await stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _supervise(self) -> None:
         """Run the paper executor; if it ever crashes, log it, rebuild its memory and start it again."""

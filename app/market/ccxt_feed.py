@@ -15,7 +15,6 @@ ccxt's exception text (URLs) is never logged: failures are translated to VenueEr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -28,6 +27,7 @@ from app.ids import now_ms
 from app.market.models import Candle, Depth, Interval, Trade
 from app.market.state import MarketState
 from app.retry import RetryPolicy, Sleep, reconnect_forever, retry
+from app.tasks import cancel_and_wait
 from app.venues.binance.client import (
     DEFAULT_KEEPALIVE_MS,
     DEFAULT_TIMEOUT_MS,
@@ -164,11 +164,8 @@ class CcxtMarketFeed:
 
     async def close(self) -> None:
         """Stop the streams and close the ccxt client (idempotent; safe if never started)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._exchange is not None:
             exchange, self._exchange = self._exchange, None
             await exchange.close()

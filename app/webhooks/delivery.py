@@ -26,6 +26,7 @@ import orjson
 from app.crypto import DecryptionError, KeyBox
 from app.ids import new_id, now_ms
 from app.retry import RetryPolicy, Sleep, retry
+from app.tasks import cancel_and_wait
 from app.webhooks.guard import Destination, HostGuard, HostUnresolved, WebhookRefused
 from app.webhooks.signing import SIGNATURE_HEADER, secret_binding, signature_header
 from storage.db import Database
@@ -116,9 +117,7 @@ class WebhookDispatcher:
 
     async def stop(self) -> None:
         workers, self._workers = self._workers, []
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)  # a cancellation of stop() itself still propagates
+        await cancel_and_wait(*workers)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
