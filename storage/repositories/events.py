@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy import event as sa_event
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from storage import bulk
@@ -43,12 +43,6 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on
 
 
 _USERS = User.__table__  # type: ignore[attr-defined]
-_BUMP = (
-    update(_USERS)
-    .where(_USERS.c.id == bindparam("user_id"))
-    .values(last_seq=_USERS.c.last_seq + bindparam("n"))
-    .returning(_USERS.c.last_seq)
-)
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -61,8 +55,9 @@ def _number_pending_events(session: Session) -> None:
     connection = session.connection()
     for user_id in sorted(by_user):
         items = by_user[user_id]
-        # Core on the connection: through Session.execute an UPDATE takes the ORM's bulk path (~10x the cost).
-        last = connection.execute(_BUMP, {"user_id": user_id, "n": len(items)}).scalar_one()
+        # At the driver: through Session.execute this UPDATE took the ORM's bulk path (~10x the cost), through Core
+        # it still cost ~50 µs, as much as the rest of a one-order transaction's statements together.
+        last = bulk.add_returning(connection, _USERS, "id", user_id, "last_seq", len(items))
         for seq, item in enumerate(items, start=last - len(items) + 1):
             rows.append({"user_id": user_id, "seq": seq, "type": item.type, "payload": item.payload, "ts": item.ts})
             if item.on_seq is not None:

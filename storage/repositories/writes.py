@@ -1,16 +1,14 @@
 """Bulk writes of the execution core: `executemany` statements, no ORM objects (each costs more than the row's
-SQL). The hottest go to the driver directly (storage/bulk.py); upserts use the dialect's ON CONFLICT (SQLite and
-PostgreSQL both have it) through Core."""
+SQL). The hottest go to the driver directly (storage/bulk.py); upserts use ON CONFLICT … DO UPDATE, which SQLite and
+PostgreSQL both have."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, delete
+from sqlalchemy import Table, bindparam, delete
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from storage import bulk
@@ -30,9 +28,9 @@ def insert_orders(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def stage_order(session: Session, row: dict[str, Any]) -> None:
     """Queue an order row; every staged row of the transaction goes out in one executemany before it commits
-    (group commit: many intake requests share one transaction). A copy is staged: the insert converts values in
-    place, and a unit runs again with the same row when its group failed or its connection was lost."""
-    session.info.setdefault(_PENDING_ORDERS, []).append(dict(row))
+    (group commit: many intake requests share one transaction). The row is not changed, so a unit can run again
+    with the same row when its group failed or its connection was lost."""
+    session.info.setdefault(_PENDING_ORDERS, []).append(row)
 
 
 def flush_staged_orders(session: Session) -> None:
@@ -51,7 +49,8 @@ def insert_fills(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def upsert_balances(session: Session, rows: list[dict[str, Any]]) -> None:
-    _upsert(session, BALANCES, ("account_id", "asset"), ("free", "locked"), rows)
+    """`rows` carry account_id, asset, free and locked."""
+    bulk.upsert_rows(session.connection(), BALANCES, ("account_id", "asset"), rows)
 
 
 def delete_balances(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -63,26 +62,8 @@ def delete_balances(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def upsert_positions(session: Session, rows: list[dict[str, Any]]) -> None:
-    _upsert(session, POSITIONS, ("account_id", "symbol"), ("quantity", "cost", "realized_pnl"), rows)
-
-
-def _upsert(
-    session: Session, table: Table, keys: tuple[str, ...], values: tuple[str, ...], rows: list[dict[str, Any]]
-) -> None:
-    statement = _upsert_statement(session.get_bind().dialect.name, table, keys, values)
-    session.connection().execute(statement, rows)
-
-
-@functools.cache
-def _upsert_statement(dialect_name: str, table: Table, keys: tuple[str, ...], values: tuple[str, ...]) -> Insert:
-    """Built once per table: `excluded` builds a column collection each time it is used (a few % of the whole
-    order path's CPU when built per batch)."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    upsert: Insert = statement.on_conflict_do_update(
-        index_elements=list(keys), set_={column: statement.excluded[column] for column in values}
-    )
-    return upsert
+    """`rows` carry account_id, symbol, quantity, cost and realized_pnl."""
+    bulk.upsert_rows(session.connection(), POSITIONS, ("account_id", "symbol"), rows)
 
 
 @sa_event.listens_for(Session, "before_commit")

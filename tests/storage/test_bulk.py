@@ -1,0 +1,119 @@
+"""Driver-level statements (storage/bulk.py) on SQLite and PostgreSQL: positional binding, exact money, upserts,
+event-number increments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from sqlmodel import Session, select
+
+from app.ids import new_id, now_ms
+from storage import bulk
+from storage.db import Database
+from storage.models import Account, Balance, Order, User
+
+BALANCES = Balance.__table__  # type: ignore[attr-defined]
+USERS = User.__table__  # type: ignore[attr-defined]
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.close()
+
+
+def _user_and_account(db: Database) -> tuple[str, str]:
+    user_id, account_id = new_id(), new_id()
+
+    def store(session: Session) -> None:
+        session.add(User(id=user_id, email=f"{user_id}@x.io", password_hash="h", created_at=now_ms()))
+        session.flush()
+        session.add(Account(id=account_id, user_id=user_id, venue="paper", label="P", created_at=now_ms()))
+
+    db.run_sync(store)
+    return user_id, account_id
+
+
+def _balances(db: Database, account_id: str) -> dict[str, tuple[Decimal, Decimal]]:
+    rows = db.run_sync(lambda s: list(s.exec(select(Balance).where(Balance.account_id == account_id))))
+    return {row.asset: (row.free, row.locked) for row in rows}
+
+
+def test_upsert_inserts_new_rows_and_updates_existing_ones_exactly(db: Database) -> None:
+    _, account_id = _user_and_account(db)
+    first = [
+        {"account_id": account_id, "asset": "BTC", "free": Decimal("0.00000001"), "locked": Decimal(0)},
+        {"account_id": account_id, "asset": "USDT", "free": Decimal("100.5"), "locked": Decimal("2")},
+    ]
+    db.run_sync(lambda s: bulk.upsert_rows(s.connection(), BALANCES, ("account_id", "asset"), first))
+    assert _balances(db, account_id) == {
+        "BTC": (Decimal("0.00000001"), Decimal(0)),
+        "USDT": (Decimal("100.5"), Decimal(2)),
+    }
+
+    second = [
+        {"account_id": account_id, "asset": "USDT", "free": Decimal("99999999999.123456789"), "locked": Decimal(0)}
+    ]
+    db.run_sync(lambda s: bulk.upsert_rows(s.connection(), BALANCES, ("account_id", "asset"), second))
+    assert _balances(db, account_id) == {
+        "BTC": (Decimal("0.00000001"), Decimal(0)),
+        "USDT": (Decimal("99999999999.123456789"), Decimal(0)),
+    }
+
+
+def test_money_columns_refuse_floats_and_write_nothing(db: Database) -> None:
+    _, account_id = _user_and_account(db)
+    rows = [{"account_id": account_id, "asset": "BTC", "free": 0.1, "locked": Decimal(0)}]
+    with pytest.raises(Exception, match="Decimal"):
+        db.run_sync(lambda s: bulk.upsert_rows(s.connection(), BALANCES, ("account_id", "asset"), rows))
+    assert _balances(db, account_id) == {}
+
+
+def test_insert_and_update_bind_every_column_to_its_own_name(db: Database) -> None:
+    """Positional binding: a value must land in its own column whatever the order of the row's keys."""
+    user_id, account_id = _user_and_account(db)
+    order_id, now = new_id(), now_ms()
+    row = {
+        "symbol": "ETHUSDT",
+        "id": order_id,
+        "quantity": Decimal("1.5"),
+        "price": Decimal("2000.25"),
+        "account_id": account_id,
+        "user_id": user_id,
+        "client_order_id": "mine-1",
+        "side": "SELL",
+        "type": "LIMIT",
+        "status": "PENDING",
+        "filled_quantity": Decimal(0),
+        "filled_quote": Decimal(0),
+        "fee": Decimal(0),
+        "external": False,
+        "created_at": now,
+        "updated_at": now + 1,
+    }
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), ORDERS, [row]))
+    update = {"fee": Decimal("0.001"), "_key": order_id, "status": "FILLED"}
+    db.run_sync(lambda s: bulk.update_rows(s.connection(), ORDERS, "id", ("status", "fee"), [update]))
+
+    stored = db.run_sync(lambda s: s.get(Order, order_id))
+    assert stored is not None
+    assert (stored.symbol, stored.side, stored.type, stored.client_order_id) == ("ETHUSDT", "SELL", "LIMIT", "mine-1")
+    assert (stored.quantity, stored.price, stored.fee) == (Decimal("1.5"), Decimal("2000.25"), Decimal("0.001"))
+    assert (stored.status, stored.created_at, stored.updated_at) == ("FILLED", now, now + 1)
+    assert row["quantity"] == Decimal("1.5"), "the caller's row is not changed"
+
+
+def test_add_returning_increments_and_returns_the_new_value(db: Database) -> None:
+    user_id, _ = _user_and_account(db)
+    other_id, _ = _user_and_account(db)
+
+    def bump(session: Session) -> tuple[int, int]:
+        first = bulk.add_returning(session.connection(), USERS, "id", user_id, "last_seq", 3)
+        return first, bulk.add_returning(session.connection(), USERS, "id", user_id, "last_seq", 2)
+
+    assert db.run_sync(bump) == (3, 5)
+    assert db.run_sync(lambda s: s.get(User, other_id)).last_seq == 0  # type: ignore[union-attr]
