@@ -6,10 +6,12 @@ beside the baseline it is defined on, measured in the same run.
 
 Parts (`--only` may be repeated; default: all three, about 3 minutes on SQLite on a busy 2-core VM):
 
-inprocess  No HTTP. Baseline: raw single-row INSERT + COMMIT on the same database (what "one transaction per
-           order" costs). Then the real services (OrderService.submit -> execution engine) for N paper market
-           orders from 4 users: intake orders/s (stored PENDING + event, enqueued), sustained submit -> FILLED
-           orders/s (until the engine has drained), and CPU µs per order (all threads of this process).
+inprocess  No HTTP. Baselines: raw single-row INSERT + COMMIT on the same database (what "one transaction per
+           order" costs), and the storage floor (bench/storage_floor.py): the rows one paper market order writes,
+           alone, through the app's write path -- 500 orders per transaction pair, and one. Then the real
+           services (OrderService.submit -> execution engine) for N paper market orders from 4 users:
+           intake orders/s (stored PENDING + event, enqueued), sustained submit -> FILLED orders/s (until the
+           engine has drained), and CPU µs per order (all threads of this process).
 http       The real app (main.py) as a child process. Baseline: GET /api/accounts (authenticated read, same stack)
            at a paced 200/s; then POST /api/trading/orders at a paced 200/s (open loop) -> submit -> 202 p50/p99;
            then (once those are filled) 300 orders one at a time, each timed until its FILLED ORDER_UPDATE arrives
@@ -523,7 +525,16 @@ def main() -> None:
     t0 = time.perf_counter()
 
     if "inprocess" in args.only:
+        from storage_floor import storage_floor_us  # beside this script
+
         figures["raw"] = raw_commit_rate(args.db, folder)
+        for batch in (500, 1):
+            url = database_url(args.db, folder, f"floor{batch}")
+            try:
+                orders = min(args.orders, 10_000 if batch > 1 else 1_000)
+                figures[f"floor{batch}"] = storage_floor_us(url, orders, batch)
+            finally:
+                drop_database(url)
         url = database_url(args.db, folder, "inprocess")
         try:
             figures["intake"], figures["sustained"], figures["cpu_us"] = asyncio.run(
@@ -547,6 +558,10 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
         raw, intake, sustained, cpu_us = f["raw"], f["intake"], f["sustained"], f["cpu_us"]
         print("in process (no HTTP)")
         print(f"  baseline  raw single-row INSERT+COMMIT          {raw:10,.0f} rows/s")
+        print(
+            f"  baseline  storage floor (an order's rows alone)  {f['floor500']:10,.0f} µs/order, 500 per transaction;"
+            f" {f['floor1']:,.0f} µs/order, one per transaction"
+        )
         print(f"  pipeline  intake (store PENDING+event, enqueue) {intake:10,.0f} orders/s  ({intake / raw:.3f}x raw)")
         print(
             f"  pipeline  submit -> FILLED, sustained           {sustained:10,.0f} orders/s"
@@ -556,7 +571,8 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
         targets.append(
             (
                 f"in-process sustained submit -> FILLED >= 10,000 orders/s (< 100 µs/order){scope}",
-                f"{sustained:,.0f} orders/s ({1e6 / sustained:,.0f} µs/order; raw commit {raw:,.0f}/s)",
+                f"{sustained:,.0f} orders/s ({1e6 / sustained:,.0f} µs/order; raw commit {raw:,.0f}/s;"
+                f" storage floor {f['floor500']:,.0f} µs/order)",
                 sustained >= 10_000 if args.db == "sqlite" else None,
             )
         )

@@ -1,0 +1,145 @@
+"""The storage floor of one paper market order, for bench/order_pipeline.py's in-process part.
+
+What the durability contract makes every market order write (docs/orders.md): at intake the order row (PENDING)
+and its ORDER_UPDATE event, at execution the order's new status, its fill, two more events (ORDER_UPDATE FILLED,
+FILL), the users' event numbers and the account's balances and position. Here exactly those rows go through the
+app's own write path (storage/bulk.py) into the app's migrated schema, in transactions of `batch` orders as the
+in-process part's groups and batches are, with every row built before the clock starts: no validation, matching,
+payload building or asyncio. Whatever the pipeline costs per order above this figure is Python around the writes;
+the figure itself is what the database (and the driver's binding) costs for the rows.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlmodel import Session
+
+from app.execution.records import EXECUTION_COLUMNS, OrderRecord
+from app.ids import new_id, now_ms
+from storage import bulk
+from storage.db import create_db_engine
+from storage.migrate import upgrade_to_head
+from storage.models import Account, Balance, Event, Fill, Order, Position, User
+
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+FILLS = Fill.__table__  # type: ignore[attr-defined]
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+USERS = User.__table__  # type: ignore[attr-defined]
+BALANCES = Balance.__table__  # type: ignore[attr-defined]
+POSITIONS = Position.__table__  # type: ignore[attr-defined]
+PAYLOAD_BYTES = {"ORDER_UPDATE": 566, "FILL": 263}  # the sizes the app's events have (measured)
+
+
+def storage_floor_us(url: str, count: int = 5000, batch: int = 500) -> float:
+    """µs per order for the rows one paper market order writes, `batch` orders per transaction pair."""
+    engine = create_db_engine(url)
+    upgrade_to_head(engine)
+    now = now_ms()
+    user_id, account_id = new_id(), new_id()
+    with Session(engine) as session:  # set-up, not measured: the ORM fills every default
+        session.add(User(id=user_id, email="floor@example.com", password_hash="h", created_at=now))
+        session.flush()
+        session.add(Account(id=account_id, user_id=user_id, venue="paper", label="P", created_at=now))
+        session.commit()
+    batches = [_rows(user_id, account_id, batch) for _ in range(max(1, count // batch))]
+    start = time.perf_counter()
+    for intake, execution in batches:
+        with engine.begin() as connection:
+            _journal(connection, user_id, intake)
+        with engine.begin() as connection:
+            _execute(connection, user_id, execution)
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed / (len(batches) * batch) * 1e6
+
+
+def _journal(connection: Connection, user_id: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    bulk.insert_rows(connection, ORDERS, rows["orders"])
+    _events(connection, user_id, rows["events"])
+
+
+def _execute(connection: Connection, user_id: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    bulk.update_rows(connection, ORDERS, "id", EXECUTION_COLUMNS, rows["updates"])
+    bulk.insert_rows(connection, FILLS, rows["fills"])
+    bulk.upsert_rows(connection, BALANCES, ("account_id", "asset"), rows["balances"])
+    bulk.upsert_rows(connection, POSITIONS, ("account_id", "symbol"), rows["positions"])
+    _events(connection, user_id, rows["events"])
+
+
+def _events(connection: Connection, user_id: str, rows: list[dict[str, Any]]) -> None:
+    last = bulk.add_returning(connection, USERS, "id", user_id, "last_seq", len(rows))
+    for seq, row in enumerate(rows, start=last - len(rows) + 1):
+        row["seq"] = seq
+    bulk.insert_rows(connection, EVENTS, rows)
+
+
+def _rows(user_id: str, account_id: str, count: int) -> tuple[dict[str, list[dict[str, Any]]], ...]:
+    now = now_ms()
+    orders = [
+        OrderRecord(
+            id=(order_id := new_id()),
+            user_id=user_id,
+            account_id=account_id,
+            client_order_id=f"tw{order_id}",
+            symbol="BTCUSDT",
+            side="BUY",
+            type="MARKET",
+            status="PENDING",
+            created_at=now,
+            updated_at=now,
+            quantity=Decimal("0.0001"),
+        )
+        for _ in range(count)
+    ]
+    price, fee = Decimal("60000.01"), Decimal("0.0000001")
+
+    def event(kind: str) -> dict[str, Any]:
+        return {"user_id": user_id, "seq": 0, "type": kind, "payload": "x" * PAYLOAD_BYTES[kind], "ts": now}
+
+    intake = {"orders": [order.as_row() for order in orders], "events": [event("ORDER_UPDATE") for _ in orders]}
+    updates = []
+    for order in orders:
+        order.status, order.filled_quantity, order.filled_quote = "FILLED", order.quantity or Decimal(0), price
+        order.fee, order.fee_asset, order.updated_at = fee, "BTC", now
+        updates.append({**{c: getattr(order, c) for c in EXECUTION_COLUMNS}, "_key": order.id})
+    fills = [
+        {
+            "id": new_id(),
+            "order_id": order.id,
+            "user_id": user_id,
+            "account_id": account_id,
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "price": price,
+            "quantity": order.quantity,
+            "fee": fee,
+            "fee_asset": "BTC",
+            "liquidity": "TAKER",
+            "venue_trade_id": None,
+            "ts": now,
+        }
+        for order in orders
+    ]
+    execution = {
+        "updates": updates,
+        "fills": fills,
+        "balances": [
+            {"account_id": account_id, "asset": "BTC", "free": Decimal("1"), "locked": Decimal(0)},
+            {"account_id": account_id, "asset": "USDT", "free": Decimal("1000"), "locked": Decimal(0)},
+        ],
+        "positions": [
+            {
+                "account_id": account_id,
+                "symbol": "BTCUSDT",
+                "quantity": Decimal(1),
+                "cost": Decimal(60000),
+                "realized_pnl": Decimal(0),
+            }
+        ],
+        "events": [event(kind) for _ in orders for kind in ("ORDER_UPDATE", "FILL")],
+    }
+    return intake, execution
