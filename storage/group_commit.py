@@ -2,9 +2,9 @@
 
 Order intake stores one order and one event per request. One transaction each costs a commit (and on SQLite a
 turn on the single writer thread) per order; under load that, not the work, limits throughput. Units that arrive
-while a transaction is being written wait and go together in the next one. A unit that raises rolls its whole
-group back; the group is then retried unit by unit, so only the failing unit sees the error and the others commit.
-Units must therefore be re-runnable: they may only touch the session they are given.
+within two loop turns of the first, or while a transaction is being written, go together in the next one. A unit
+that raises rolls its whole group back; the group is then retried unit by unit, so only the failing unit sees the
+error and the others commit. Units must therefore be re-runnable: they may only touch the session they are given.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ T = TypeVar("T")
 Unit = Callable[[Session], Any]
 
 MAX_GROUP = 500
+MAX_GATHER_TURNS = 4
 
 
 class GroupCommit:
@@ -41,6 +42,11 @@ class GroupCommit:
         return await future
 
     async def _write_groups(self) -> None:
+        # Let the group gather for two loop turns first. Requests read in one turn reach `write` a turn or two
+        # later (each request's task starts on the next turn and awaits its body); committing the first alone cut
+        # groups under load to ~10 units, with many of one (docs/orders.md, "Speed"). Idle, a turn is microseconds.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         while self._waiting:
             group, self._waiting = self._waiting[: self.max_group], self._waiting[self.max_group :]
             try:

@@ -50,6 +50,30 @@ async def test_concurrent_units_commit_together_and_each_gets_its_result(db: Dat
     assert stored == set(results)
 
 
+async def test_units_arriving_a_loop_turn_or_two_apart_share_one_transaction(db: Database) -> None:
+    # Requests read from the same socket batch reach the journal a turn or two apart (their tasks start on the
+    # next turn, the body is awaited): the group waits two turns for them instead of committing the first alone.
+    transactions = 0
+    write = db.write
+
+    async def counting_write(work):  # type: ignore[no-untyped-def]
+        nonlocal transactions
+        transactions += 1
+        return await write(work)
+
+    db.write = counting_write  # type: ignore[method-assign]
+
+    async def after_turns(turns: int, unit: object) -> str:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await db.grouped.write(unit)  # type: ignore[arg-type]
+
+    units = [add_user(f"t{n}@example.com") for n in range(3)]
+    results = await asyncio.gather(*(after_turns(turns, unit) for turns, (_, unit) in enumerate(units)))
+    assert results == [user_id for user_id, _ in units]
+    assert transactions == 1
+
+
 async def test_a_failing_unit_fails_alone_and_the_others_commit(db: Database) -> None:
     db.run_sync(lambda s: s.add(User(id=new_id(), email="taken@example.com", password_hash="h", created_at=0)))
     good = [add_user(f"g{n}@example.com") for n in range(10)]
