@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import RowMapping, func
+from sqlalchemy import ColumnElement, RowMapping, and_, func, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.models import Account, Fill, Order, Position
+from storage.models import OPEN_ORDER, OPEN_ORDER_STATUSES, Account, Fill, Order, Position
 
-OPEN_STATUSES = ("PENDING", "OPEN", "PARTIALLY_FILLED")
+OPEN_STATUSES = OPEN_ORDER_STATUSES
+
+
+def status_in(statuses: Sequence[str]) -> ColumnElement[bool]:
+    """`orders.status IN statuses`. Open statuses carry the open-order indexes' own predicate, as literal SQL: only
+    then can SQLite and PostgreSQL prove those partial indexes apply (storage/models.py)."""
+    wanted = set(statuses)
+    if not wanted or not wanted <= set(OPEN_ORDER_STATUSES):
+        return col(Order.status).in_(statuses)
+    is_open = text(OPEN_ORDER)
+    return is_open if wanted == set(OPEN_ORDER_STATUSES) else and_(is_open, col(Order.status).in_(statuses))
 
 
 def add(session: Session, order: Order, *, flush: bool = True) -> Order:
@@ -58,7 +68,7 @@ def list_for_user(
     if account_id is not None:
         query = query.where(Order.account_id == account_id)
     if statuses is not None:
-        query = query.where(col(Order.status).in_(statuses))
+        query = query.where(status_in(statuses))
     if exclude_statuses is not None:
         query = query.where(col(Order.status).not_in(exclude_statuses))
     if symbol is not None:
@@ -69,7 +79,7 @@ def list_for_user(
 
 
 def open_for_account(session: Session, account_id: str, symbol: str | None = None) -> list[Order]:
-    query = select(Order).where(Order.account_id == account_id, col(Order.status).in_(OPEN_STATUSES))
+    query = select(Order).where(Order.account_id == account_id, status_in(OPEN_STATUSES))
     if symbol is not None:
         query = query.where(Order.symbol == symbol)
     return list(session.exec(query.order_by(col(Order.id))))
@@ -84,7 +94,7 @@ def in_statuses_for_venue(session: Session, venue: str, statuses: Sequence[str])
     query = (
         select(Order)
         .join(Account, col(Account.id) == col(Order.account_id))
-        .where(Account.venue == venue, col(Order.status).in_(statuses))
+        .where(Account.venue == venue, status_in(statuses))
         .order_by(col(Order.id))
     )
     return list(session.exec(query))
@@ -174,7 +184,7 @@ def rows_in_statuses_for_venue(session: Session, venue: str, statuses: Sequence[
     query = (
         sa_select(_ORDERS)
         .join(_ACCOUNTS, _ACCOUNTS.c.id == _ORDERS.c.account_id)
-        .where(_ACCOUNTS.c.venue == venue, _ORDERS.c.status.in_(statuses))
+        .where(_ACCOUNTS.c.venue == venue, status_in(statuses))
         .order_by(_ORDERS.c.id)
     )
     return list(session.execute(query).mappings())
@@ -185,7 +195,7 @@ def pending_ids_before(session: Session, venue: str, created_before: int) -> lis
     query = (
         sa_select(_ORDERS.c.id, _ORDERS.c.account_id)
         .join(_ACCOUNTS, _ACCOUNTS.c.id == _ORDERS.c.account_id)
-        .where(_ACCOUNTS.c.venue == venue, _ORDERS.c.status == "PENDING", _ORDERS.c.created_at < created_before)
+        .where(_ACCOUNTS.c.venue == venue, status_in(("PENDING",)), _ORDERS.c.created_at < created_before)
         .order_by(_ORDERS.c.id)
     )
     return [(row.id, row.account_id) for row in session.execute(query)]
@@ -210,7 +220,7 @@ def open_counts(session: Session) -> list[tuple[str, str, int]]:
     """(account id, symbol, number of open orders that can rest: not MARKET) for every account with some."""
     query = (
         sa_select(_ORDERS.c.account_id, _ORDERS.c.symbol, func.count())
-        .where(_ORDERS.c.status.in_(OPEN_STATUSES), _ORDERS.c.type != "MARKET")
+        .where(status_in(OPEN_STATUSES), _ORDERS.c.type != "MARKET")
         .group_by(_ORDERS.c.account_id, _ORDERS.c.symbol)
     )
     return [(r[0], r[1], int(r[2])) for r in session.execute(query)]
