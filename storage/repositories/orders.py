@@ -19,7 +19,7 @@ def status_in(statuses: Sequence[str]) -> ColumnElement[bool]:
     wanted = set(statuses)
     if not wanted or not wanted <= set(OPEN_ORDER_STATUSES):
         return col(Order.status).in_(statuses)
-    is_open = text(OPEN_ORDER)
+    is_open = and_(text(OPEN_ORDER))
     return is_open if wanted == set(OPEN_ORDER_STATUSES) else and_(is_open, col(Order.status).in_(statuses))
 
 
