@@ -32,20 +32,25 @@ def add_user(email: str) -> tuple[str, object]:
     return user_id, unit
 
 
-async def test_concurrent_units_commit_together_and_each_gets_its_result(db: Database) -> None:
-    transactions = 0
+def count_transactions(db: Database) -> list[int]:
+    """Count `db.write` calls (one transaction each) into the returned one-item list."""
+    transactions = [0]
     write = db.write
 
     async def counting_write(work):  # type: ignore[no-untyped-def]
-        nonlocal transactions
-        transactions += 1
+        transactions[0] += 1
         return await write(work)
 
     db.write = counting_write  # type: ignore[method-assign]
+    return transactions
+
+
+async def test_concurrent_units_commit_together_and_each_gets_its_result(db: Database) -> None:
+    transactions = count_transactions(db)
     units = [add_user(f"u{n}@example.com") for n in range(200)]
     results = await asyncio.gather(*(db.grouped.write(unit) for _, unit in units))  # type: ignore[arg-type]
     assert results == [user_id for user_id, _ in units]
-    assert transactions < 20  # grouped, not one transaction per unit
+    assert transactions[0] < 20  # grouped, not one transaction per unit
     stored = db.run_sync(lambda s: set(s.exec(select(User.id)).all()))
     assert stored == set(results)
 
@@ -53,15 +58,7 @@ async def test_concurrent_units_commit_together_and_each_gets_its_result(db: Dat
 async def test_units_arriving_a_loop_turn_or_two_apart_share_one_transaction(db: Database) -> None:
     # Requests read from the same socket batch reach the journal a turn or two apart (their tasks start on the
     # next turn, the body is awaited): the group waits two turns for them instead of committing the first alone.
-    transactions = 0
-    write = db.write
-
-    async def counting_write(work):  # type: ignore[no-untyped-def]
-        nonlocal transactions
-        transactions += 1
-        return await write(work)
-
-    db.write = counting_write  # type: ignore[method-assign]
+    transactions = count_transactions(db)
 
     async def after_turns(turns: int, unit: object) -> str:
         for _ in range(turns):
@@ -71,7 +68,7 @@ async def test_units_arriving_a_loop_turn_or_two_apart_share_one_transaction(db:
     units = [add_user(f"t{n}@example.com") for n in range(3)]
     results = await asyncio.gather(*(after_turns(turns, unit) for turns, (_, unit) in enumerate(units)))
     assert results == [user_id for user_id, _ in units]
-    assert transactions == 1
+    assert transactions[0] == 1
 
 
 async def test_a_failing_unit_fails_alone_and_the_others_commit(db: Database) -> None:

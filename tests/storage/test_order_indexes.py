@@ -21,8 +21,9 @@ def plan(database_url: str, query: Select) -> str:  # type: ignore[type-arg]
         with engine.connect() as connection:
             compiled = query.compile(engine, compile_kwargs={"render_postcompile": True})
             if engine.dialect.name == "sqlite":
-                sql, params = f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params[k] for k in compiled.positiontup or ())
-                return "\n".join(str(row[-1]) for row in connection.exec_driver_sql(sql, params))
+                params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+                rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
+                return "\n".join(str(row[-1]) for row in rows)
             connection.exec_driver_sql("SET enable_seqscan = off")
             rows = connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
             return "\n".join(str(row[0]) for row in rows)
