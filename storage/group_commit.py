@@ -23,7 +23,6 @@ T = TypeVar("T")
 Unit = Callable[[Session], Any]
 
 MAX_GROUP = 500
-MAX_GATHER_TURNS = 4
 
 
 class GroupCommit:

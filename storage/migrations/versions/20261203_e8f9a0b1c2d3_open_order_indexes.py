@@ -29,10 +29,10 @@ def upgrade() -> None:
     op.drop_index("ix_orders_user_status", table_name="orders")
     op.drop_index("ix_orders_account_status", table_name="orders")
     op.create_index("ix_orders_user_id", "orders", ["user_id", "id"])
+    is_open = sa.text(OPEN_ORDER)
     for column in ("user_id", "account_id"):
-        where = sa.text(OPEN_ORDER)
-        op.create_index(
-            f"ix_orders_open_{column}", "orders", [column, "id"], sqlite_where=where, postgresql_where=where)
+        name = f"ix_orders_open_{column}"
+        op.create_index(name, "orders", [column, "id"], sqlite_where=is_open, postgresql_where=is_open)
     with op.batch_alter_table("fills") as batch:  # SQLite: a table copy (a table constraint cannot be dropped)
         batch.drop_constraint("uq_fills_account_venue_trade", type_="unique")
     where = sa.text(HAS_TRADE_ID)
