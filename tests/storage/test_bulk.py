@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.ids import new_id, now_ms
 from storage import bulk
-from storage.db import Database
+from storage.db import Database, is_transient
 from storage.models import Account, Balance, Order, User
 
 BALANCES = Balance.__table__  # type: ignore[attr-defined]
@@ -117,3 +118,53 @@ def test_add_returning_increments_and_returns_the_new_value(db: Database) -> Non
 
     assert db.run_sync(bump) == (3, 5)
     assert db.run_sync(lambda s: s.get(User, other_id)).last_seq == 0  # type: ignore[union-attr]
+
+
+def test_add_returning_many_returns_each_rows_new_value_in_the_order_given(db: Database) -> None:
+    first_id, _ = _user_and_account(db)
+    second_id, _ = _user_and_account(db)
+    amounts = sorted([(first_id, 3), (second_id, 1)])
+
+    def bump(session: Session) -> tuple[list[int], list[int]]:
+        connection = session.connection()
+        once = bulk.add_returning_many(connection, USERS, "id", "last_seq", amounts)
+        return once, bulk.add_returning_many(connection, USERS, "id", "last_seq", [(first_id, 2), (second_id, 5)])
+
+    once, twice = db.run_sync(bump)
+    assert once == [amount for _, amount in amounts]
+    assert twice == [5, 6]
+    assert db.run_sync(lambda s: bulk.add_returning_many(s.connection(), USERS, "id", "last_seq", [])) == []
+
+
+def test_driver_errors_arrive_as_sqlalchemys_and_the_transaction_writes_nothing(db: Database) -> None:
+    """Statements bypass Connection.exec_driver_sql; callers still catch SQLAlchemy's IntegrityError (a duplicate
+    client order id is a 409, storage.db.is_transient decides retries)."""
+    user_id, account_id = _user_and_account(db)
+    now = now_ms()
+    order = {
+        "id": new_id(), "user_id": user_id, "account_id": account_id, "client_order_id": "dup", "symbol": "BTCUSDT",
+        "side": "BUY", "type": "MARKET", "quantity": Decimal(1), "price": None, "status": "PENDING",
+        "filled_quantity": Decimal(0), "filled_quote": Decimal(0), "fee": Decimal(0), "external": False,
+        "created_at": now, "updated_at": now,
+    }  # fmt: skip
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), ORDERS, [order]))
+
+    def again(session: Session) -> None:
+        bulk.add_returning(session.connection(), USERS, "id", user_id, "last_seq", 1)
+        bulk.insert_rows(session.connection(), ORDERS, [{**order, "id": new_id()}])
+
+    with pytest.raises(IntegrityError) as raised:
+        db.run_sync(again)
+    assert not is_transient(raised.value)
+    assert db.run_sync(lambda s: s.get(User, user_id)).last_seq == 0  # type: ignore[union-attr]
+
+
+def test_upsert_rows_sharing_a_key_leave_the_last_ones_values(db: Database) -> None:
+    _, account_id = _user_and_account(db)
+    rows = [
+        {"account_id": account_id, "asset": "USDT", "free": Decimal("10"), "locked": Decimal("1")},
+        {"account_id": account_id, "asset": "BTC", "free": Decimal("0.5"), "locked": Decimal(0)},
+        {"account_id": account_id, "asset": "USDT", "free": Decimal("7.25"), "locked": Decimal("0.75")},
+    ]
+    db.run_sync(lambda s: bulk.upsert_rows(s.connection(), BALANCES, ("account_id", "asset"), rows))
+    assert _balances(db, account_id) == {"USDT": (Decimal("7.25"), Decimal("0.75")), "BTC": (Decimal("0.5"), 0)}
