@@ -3,11 +3,13 @@ event-number increments."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
 from app.ids import new_id, now_ms
@@ -168,3 +170,26 @@ def test_upsert_rows_sharing_a_key_leave_the_last_ones_values(db: Database) -> N
     ]
     db.run_sync(lambda s: bulk.upsert_rows(s.connection(), BALANCES, ("account_id", "asset"), rows))
     assert _balances(db, account_id) == {"USDT": (Decimal("7.25"), Decimal("0.75")), "BTC": (Decimal("0.5"), 0)}
+
+
+@pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="a server session to end is PostgreSQL's")
+def test_a_connection_lost_mid_statement_is_invalidated_and_reported_transient(db: Database) -> None:
+    """The group commit and the engine retry what storage.db.is_transient calls transient: a lost connection must
+    still be recognised when the statement went to the driver directly."""
+    _, account_id = _user_and_account(db)
+    row = {"account_id": account_id, "asset": "USDT", "free": Decimal(1), "locked": Decimal(0)}
+
+    def lose_connection_then_write(session: Session) -> None:
+        connection = session.connection()
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        admin = create_engine(db.url)
+        with admin.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+        admin.dispose()
+        bulk.insert_rows(connection, BALANCES, [row])
+
+    with pytest.raises(DBAPIError) as raised:
+        db.run_sync(lose_connection_then_write)
+    assert raised.value.connection_invalidated
+    assert is_transient(raised.value)
+    assert _balances(db, account_id) == {}, "nothing was written; the next session works on a new connection"
