@@ -37,8 +37,8 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on
     users in id order (on PostgreSQL pipelined: one round trip for all). So the only lock on a user row is taken
     last, for the shortest time, in a global order: transactions touching the same user queue on it without
     deadlocking (on PostgreSQL the UPDATE's row lock does not conflict with the key-share locks that foreign-key
-    checks take). A rolled-back transaction takes no numbers,
-    so the sequence stays gap-free. `on_seq` learns the number once it is known.
+    checks take). A rolled-back transaction takes no numbers, so the sequence stays gap-free. `on_seq` learns the
+    number once it is known.
     """
     session.info.setdefault(_PENDING, []).append(_Pending(user_id, type_, payload, ts, on_seq))
 
