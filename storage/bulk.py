@@ -21,6 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from storage.types import ExactDecimal
@@ -101,13 +102,18 @@ def _copy_sql(table: Table, columns: tuple[str, ...]) -> str:
 def update_rows(
     connection: Connection, table: Table, key: str, columns: Sequence[str], rows: list[dict[str, Any]]
 ) -> None:
-    """UPDATE `columns` of each row found by `key`; rows carry `_key` and every column."""
+    """UPDATE `columns` of each row found by `key`; rows carry `_key` and every column. Rows with the same `_key`
+    leave the last one's values, as one update after the other would: only that one is sent."""
     if not rows:
         return
     columns = tuple(columns)
     paramstyle = _paramstyle(connection)
     values = _to_values(table, (*columns, "_key"), paramstyle == "qmark")
-    _execute_many(connection, _update_sql(table, key, columns, paramstyle), [values(row) for row in rows])
+    params = [values(row) for row in {row["_key"]: row for row in rows}.values()]
+    if paramstyle == "qmark":
+        _execute_many(connection, _update_sql(table, key, columns, paramstyle), params)
+    else:
+        _execute_arrays(connection, _update_unnest_sql(table, key, columns), params)
 
 
 def upsert_rows(connection: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -120,15 +126,54 @@ def upsert_rows(connection: Connection, table: Table, keys: tuple[str, ...], row
     paramstyle = _paramstyle(connection)
     values = _to_values(table, columns, paramstyle == "qmark")
     key_of = itemgetter(*keys)
-    last = {key_of(row): row for row in rows}
-    params = [values(row) for row in last.values()]
-    _execute_many(connection, _upsert_sql(table, keys, columns, paramstyle), params)
+    params = [values(row) for row in {key_of(row): row for row in rows}.values()]
+    if paramstyle == "qmark":
+        _execute_many(connection, _upsert_sql(table, keys, columns, paramstyle), params)
+    else:
+        _execute_arrays(connection, _upsert_unnest_sql(table, keys, columns), params)
 
 
 @cache
 def _upsert_sql(table: Table, keys: tuple[str, ...], columns: tuple[str, ...], paramstyle: str) -> str:
+    return f"{_insert_sql(table, columns, paramstyle)} {_on_conflict(keys, columns)}"
+
+
+def _on_conflict(keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
     assignments = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-    return f"{_insert_sql(table, columns, paramstyle)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments}"
+    return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments}"
+
+
+# PostgreSQL: updates and upserts as ONE statement over arrays, one array per column (`unnest(%s::type[], …)`):
+# psycopg's executemany sends and reads back each row as its own query, in Python (~25 µs of CPU per row here).
+# The text depends only on the table and columns, so psycopg prepares it once it has been used a few times.
+
+
+@cache
+def _unnest(table: Table, columns: tuple[str, ...], key: str | None = None) -> str:
+    """`unnest(%s::type[], …)` for `columns` (`_key` has the type of `key`)."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    types = [table.c[key if c == "_key" and key else c].type.compile(dialect=dialect) for c in columns]
+    return f"unnest({', '.join(f'%s::{type_}[]' for type_ in types)})"
+
+
+@cache
+def _update_unnest_sql(table: Table, key: str, columns: tuple[str, ...]) -> str:
+    names = (*columns, "_key")
+    assignments = ", ".join(f"{c} = v.{c}" for c in columns)
+    source = f"{_unnest(table, names, key)} AS v({', '.join(names)})"
+    return f'UPDATE "{table.name}" AS t SET {assignments} FROM {source} WHERE t.{key} = v._key'  # noqa: S608
+
+
+@cache
+def _upsert_unnest_sql(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    select = f"SELECT * FROM {_unnest(table, columns)}"  # noqa: S608 - names and types from metadata
+    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) {select} {_on_conflict(keys, columns)}'
+
+
+def _execute_arrays(connection: Connection, sql: str, params: list[Values]) -> None:
+    arrays = [list(column) for column in zip(*params, strict=True)]
+    with _driver_cursor(connection, sql, params) as cursor:
+        cursor.execute(sql, arrays)
 
 
 def add_returning(connection: Connection, table: Table, key: str, key_value: str, column: str, amount: int) -> int:

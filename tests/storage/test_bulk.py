@@ -200,3 +200,33 @@ def test_a_connection_lost_mid_statement_is_invalidated_and_reported_transient(d
     assert seen[0].connection_invalidated
     assert is_transient(seen[0])
     assert _balances(db, account_id) == {}, "nothing was written; the next session works on a new connection"
+
+
+def test_update_rows_sharing_a_key_leave_the_last_ones_values_and_touch_no_other_row(db: Database) -> None:
+    user_id, account_id = _user_and_account(db)
+    now = now_ms()
+    ids = [new_id(), new_id()]
+    orders = [
+        {
+            "id": order_id, "user_id": user_id, "account_id": account_id, "client_order_id": f"c{i}",
+            "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": Decimal(2), "price": Decimal("100.5"),
+            "status": "PENDING", "filled_quantity": Decimal(0), "filled_quote": Decimal(0), "fee": Decimal(0),
+            "fee_asset": None, "sent_at": None, "external": False, "created_at": now, "updated_at": now,
+        }
+        for i, order_id in enumerate(ids)
+    ]  # fmt: skip
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), ORDERS, orders))
+    columns = ("status", "filled_quantity", "fee", "fee_asset", "sent_at")
+    updates = [
+        {"_key": ids[0], "status": "PARTIALLY_FILLED", "filled_quantity": Decimal(1), "fee": Decimal("0.1"),
+         "fee_asset": "BNB", "sent_at": now + 1},
+        {"_key": ids[0], "status": "FILLED", "filled_quantity": Decimal(2), "fee": Decimal("0.000000000000000001"),
+         "fee_asset": None, "sent_at": None},
+    ]  # fmt: skip
+    db.run_sync(lambda s: bulk.update_rows(s.connection(), ORDERS, "id", columns, updates))
+
+    first, second = (db.run_sync(lambda s, i=i: s.get(Order, i)) for i in ids)  # type: ignore[misc]
+    assert (first.status, first.filled_quantity, first.fee, first.fee_asset, first.sent_at) == (
+        "FILLED", Decimal(2), Decimal("0.000000000000000001"), None, None
+    )  # fmt: skip
+    assert (second.status, second.filled_quantity, second.price) == ("PENDING", Decimal(0), Decimal("100.5"))
