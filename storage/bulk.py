@@ -86,8 +86,13 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
     if paramstyle == "qmark":
         _execute_many(connection, _insert_sql(table, columns, paramstyle), params)
         return
+    if len(params) == 1:  # PostgreSQL, one row: one round trip (a COPY takes two: start, then data and end)
+        sql = _insert_sql(table, columns, paramstyle)
+        with _driver_cursor(connection, sql, params) as cursor:
+            cursor.execute(sql, params[0])
+        return
     # PostgreSQL: COPY, not executemany. psycopg's executemany sends and reads back each row as its own query, in
-    # Python: 23-27 µs of CPU per row here, against 6-8 µs per row by COPY at 32-64 rows (and fewer even for one).
+    # Python: 23-27 µs of CPU per row here, against 6-8 µs per row by COPY at 32-64 rows.
     sql = _copy_sql(table, columns)
     with _driver_cursor(connection, sql, params) as cursor, cursor.copy(sql) as copy:
         for row in params:
@@ -189,10 +194,13 @@ def add_returning_many(
     round trip: one statement per row, each its own round trip, was a quarter of the app's CPU under load there)."""
     if not amounts:
         return []
-    sql = _add_sql(table, key, column, _paramstyle(connection))
+    paramstyle = _paramstyle(connection)
+    sql = _add_sql(table, key, column, paramstyle)
     params: list[Values] = [(amount, key_value) for key_value, amount in amounts]
     with _driver_cursor(connection, sql, params) as cursor:
-        if _paramstyle(connection) == "qmark":  # sqlite3's executemany returns no rows; a local call is cheap
+        # sqlite3's executemany returns no rows, and a local call is cheap. On PostgreSQL one row is one round trip
+        # alone; the pipeline below adds a second (its closing sync) and pays off from two rows.
+        if paramstyle == "qmark" or len(params) == 1:
             values = []
             for one in params:
                 cursor.execute(sql, one)

@@ -138,9 +138,11 @@ def test_add_returning_many_returns_each_rows_new_value_in_the_order_given(db: D
     assert db.run_sync(lambda s: bulk.add_returning_many(s.connection(), USERS, "id", "last_seq", [])) == []
 
 
-def test_driver_errors_arrive_as_sqlalchemys_and_the_transaction_writes_nothing(db: Database) -> None:
+@pytest.mark.parametrize("rows", [1, 3], ids=["one row", "several rows"])
+def test_driver_errors_arrive_as_sqlalchemys_and_the_transaction_writes_nothing(db: Database, rows: int) -> None:
     """Statements bypass Connection.exec_driver_sql; callers still catch SQLAlchemy's IntegrityError (a duplicate
-    client order id is a 409, storage.db.is_transient decides retries)."""
+    client order id is a 409, storage.db.is_transient decides retries). On PostgreSQL one row is an INSERT and
+    several a COPY: both report the same way."""
     user_id, account_id = _user_and_account(db)
     now = now_ms()
     order = {
@@ -153,12 +155,33 @@ def test_driver_errors_arrive_as_sqlalchemys_and_the_transaction_writes_nothing(
 
     def again(session: Session) -> None:
         bulk.add_returning(session.connection(), USERS, "id", user_id, "last_seq", 1)
-        bulk.insert_rows(session.connection(), ORDERS, [{**order, "id": new_id()}])
+        fresh = [{**order, "id": new_id(), "client_order_id": f"new-{n}"} for n in range(rows - 1)]
+        bulk.insert_rows(session.connection(), ORDERS, [*fresh, {**order, "id": new_id()}])
 
     with pytest.raises(IntegrityError) as raised:
         db.run_sync(again)
     assert not is_transient(raised.value)
     assert db.run_sync(lambda s: s.get(User, user_id)).last_seq == 0  # type: ignore[union-attr]
+    stored = db.run_sync(lambda s: list(s.exec(select(Order.client_order_id).where(Order.account_id == account_id))))
+    assert stored == ["dup"]
+
+
+def test_one_row_and_several_rows_are_stored_exactly(db: Database) -> None:
+    """PostgreSQL sends one row as an INSERT (one round trip) and several by COPY: the same rows either way."""
+    _, account_id = _user_and_account(db)
+    one = [{"account_id": account_id, "asset": "BTC", "free": Decimal("0.00000001"), "locked": Decimal(0)}]
+    several = [
+        {"account_id": account_id, "asset": asset, "free": Decimal(f"{n}.25"), "locked": Decimal("0.5")}
+        for n, asset in enumerate(("ETH", "USDT", "BNB"), start=1)
+    ]
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), BALANCES, one))
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), BALANCES, several))
+    assert _balances(db, account_id) == {
+        "BTC": (Decimal("0.00000001"), Decimal(0)),
+        "ETH": (Decimal("1.25"), Decimal("0.5")),
+        "USDT": (Decimal("2.25"), Decimal("0.5")),
+        "BNB": (Decimal("3.25"), Decimal("0.5")),
+    }
 
 
 def test_upsert_rows_sharing_a_key_leave_the_last_ones_values(db: Database) -> None:
