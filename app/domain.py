@@ -39,17 +39,17 @@ class OrderType(StrEnum):
 
     @property
     def has_limit_price(self) -> bool:
-        return self in {OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
+        return self in _WITH_LIMIT_PRICE
 
     @property
     def takes_time_in_force(self) -> bool:
         """GTC/IOC/FOK apply (a post-only order is GTC by nature and takes none, as on Binance)."""
-        return self in {OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
+        return self in _WITH_TIME_IN_FORCE
 
     @property
     def is_triggered(self) -> bool:
         """Waits off the book for a trigger (stop price or trailing retrace)."""
-        return self not in {OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT_MAKER}
+        return self not in _ON_BOOK_AT_ONCE
 
     @property
     def has_stop_price(self) -> bool:
@@ -61,8 +61,17 @@ class OrderType(StrEnum):
 
     @property
     def is_stop(self) -> bool:
-        return self in {OrderType.STOP_MARKET, OrderType.STOP_LIMIT}
+        return self in _STOPS
 
+
+# The order types' properties above, as sets built once (a set literal in a property is rebuilt on every call, and
+# these are asked several times per order on the hot path).
+_WITH_LIMIT_PRICE = frozenset(
+    {OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT}
+)
+_WITH_TIME_IN_FORCE = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+_ON_BOOK_AT_ONCE = frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.LIMIT_MAKER})
+_STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
 
 TRAILING_DELTA_BPS = (10, 2000)  # Binance spot's TRAILING_DELTA filter range (basis points), used for paper too
 

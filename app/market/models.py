@@ -30,12 +30,20 @@ class Trade:
 
 @dataclass(frozen=True, slots=True)
 class Depth:
-    """An order-book snapshot: bids best (highest) first, asks best (lowest) first."""
+    """An order-book snapshot: bids best (highest) first, asks best (lowest) first; every level has a positive
+    quantity (an empty level a source sends is dropped here, once per snapshot, so that readers such as the paper
+    exchange's matcher, which walks the book on every order, need not check)."""
 
     symbol: str
     bids: tuple[PriceLevel, ...]
     asks: tuple[PriceLevel, ...]
     ts: int
+
+    def __post_init__(self) -> None:
+        for name in ("bids", "asks"):
+            levels = getattr(self, name)
+            if not all(quantity > 0 for _, quantity in levels):
+                object.__setattr__(self, name, tuple(level for level in levels if level[1] > 0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ class PaperVenue:
     def submit(self, order: OrderRecord, ts: int) -> list[Report]:
         """Accept a PENDING order: check or lock its funds, match what is marketable now."""
         rules = self.rules[order.symbol]
-        need, atomic = self._initial_requirement(order, rules)
+        matching, depth = match_order(order), self._depth(order.symbol)
+        need, atomic = self._initial_requirement(order, matching, depth, rules)
         if need is not None:
             enough = self.ledger.free(order.account_id, need.asset) >= need.amount if atomic else None
             if enough is None:
@@ -87,7 +88,7 @@ class PaperVenue:
                 reason = f"Insufficient balance: needs {need.amount.normalize():f} {need.asset}."
                 return [Report(order.id, OrderStatus.REJECTED, reason=reason)]
         self._track(order)
-        result = self.matcher.submit(match_order(order), self._depth(order.symbol), self._last(order.symbol), ts)
+        result = self.matcher.submit(matching, depth, self._last(order.symbol), ts)
         return self._settle_all([*result.related, result])
 
     def replace(self, order: OrderRecord, ts: int) -> list[Report]:
@@ -203,11 +204,13 @@ class PaperVenue:
         needed = sum(((f.price * f.quantity) if side is Side.BUY else f.quantity for f in result.fills), Decimal(0))
         return self.ledger.free(order.account_id, asset) >= needed
 
-    def _initial_requirement(self, order: OrderRecord, rules: SymbolRules) -> tuple[Requirement | None, bool]:
+    def _initial_requirement(
+        self, order: OrderRecord, matching: MatchOrder, depth: Depth | None, rules: SymbolRules
+    ) -> tuple[Requirement | None, bool]:
         """(funds to check, atomic?) — market orders are checked against what they would take now, others lock."""
-        side = Side(order.side)
-        if OrderType(order.type) is OrderType.MARKET:
-            takes = self.matcher.preview(match_order(order), self._depth(order.symbol))
+        side = matching.side
+        if matching.type is OrderType.MARKET:
+            takes = self.matcher.preview(matching, depth)
             if not takes:
                 return None, True  # the matcher rejects it: no liquidity
             if side is Side.BUY:

@@ -1,16 +1,17 @@
 """Order-book walking for the paper exchange: what a taker would get from a depth snapshot.
 
-Pure and deterministic. A `TakerBook` is a private, mutable copy of one snapshot, so several takers handled in
+Pure and deterministic. A `TakerBook` is a private, consumable view of one snapshot, so several takers handled in
 the same matcher call (stops fired by one trade) share the liquidity instead of each taking the same levels.
 The public market is never changed: paper orders are too small to move it, and the next snapshot replaces it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from app.domain import Side, floor_to_step
-from app.market.models import Depth
+from app.market.models import Depth, PriceLevel
 
 Take = tuple[Decimal, Decimal]  # (price, base quantity) taken at one level
 
@@ -18,34 +19,45 @@ ZERO = Decimal(0)
 
 
 class TakerBook:
-    """A consumable copy of a depth snapshot for one symbol (levels best first)."""
+    """A consumable view of a depth snapshot for one symbol (levels best first).
 
-    __slots__ = ("_copies", "_depth")
+    Nothing is copied until a taker consumes: most calls only look (a market order's funds check walks the book
+    once, then its execution walks it again), and copying every level for each look cost more than the walk.
+    """
+
+    __slots__ = ("_depth", "_views")
 
     def __init__(self, depth: Depth | None, symbol: str) -> None:
         # A snapshot of another symbol is no liquidity at all, never a wrong price.
         self._depth = depth if depth is not None and depth.symbol == symbol else Depth(symbol, (), (), ts=0)
-        self._copies: dict[Side, list[list[Decimal]]] = {}
+        self._views: dict[Side, Sequence[PriceLevel]] = {}
 
-    def levels(self, taker: Side) -> list[list[Decimal]]:
-        """The side a taker consumes: asks for a BUY, bids for a SELL (copied on first use: most calls take from
-        one side only)."""
-        copy = self._copies.get(taker)
-        if copy is None:
-            side = self._depth.asks if taker is Side.BUY else self._depth.bids
-            copy = self._copies[taker] = [[p, q] for p, q in side if q > 0]
-        return copy
+    def levels(self, taker: Side) -> Sequence[PriceLevel]:
+        """The side a taker consumes: asks for a BUY, bids for a SELL, less what earlier takers of this book got
+        (a level taken whole stays, at zero)."""
+        view = self._views.get(taker)
+        if view is None:  # a Depth holds no empty levels (app/market/models.py)
+            view = self._depth.asks if taker is Side.BUY else self._depth.bids
+        return view
 
     def has_liquidity(self, taker: Side) -> bool:
         """True when the side a taker of `taker` would consume has at least one level."""
         return any(q > 0 for _, q in self.levels(taker))
 
     def consume(self, taker: Side, takes: list[Take]) -> None:
-        """Remove what a taker got, so the next taker in the same call sees what is left."""
+        """Remove what a taker got, so the next taker in the same call sees what is left. Takes come from the
+        front of the book, so only the levels up to the last one taken are rebuilt."""
+        if not takes:
+            return
+        levels = self.levels(taker)
         remaining = dict(takes)
-        for level in self.levels(taker):
-            got = remaining.pop(level[0], ZERO)
-            level[1] -= got
+        after: list[PriceLevel] = []
+        for index, (price, quantity) in enumerate(levels):
+            if not remaining:
+                after.extend(levels[index:])
+                break
+            after.append((price, quantity - remaining.pop(price, ZERO)))
+        self._views[taker] = after
 
 
 def crosses(book: TakerBook, taker: Side, price: Decimal) -> bool:
