@@ -1,10 +1,13 @@
-"""The order state machine: one table, and nothing outside it."""
+"""The pure domain: the order state machine (one table, nothing outside it), order types, amounts on the wire."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from app.domain import ALLOWED_TRANSITIONS, IllegalTransition, OrderStatus, check_transition
+from app.domain import ALLOWED_TRANSITIONS, IllegalTransition, OrderStatus, check_transition, fmt
+from app.domain import OrderType as T
 
 S = OrderStatus
 EXPECTED = {
@@ -36,3 +39,37 @@ def test_check_transition_allows_the_table_and_refuses_everything_else(current: 
 def test_terminal_states_are_final_and_only_pending_can_be_rejected() -> None:
     assert {s for s in S if s.is_terminal} == {S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED, S.REPLACED}
     assert [s for s in S if S.REJECTED in ALLOWED_TRANSITIONS[s]] == [S.PENDING]
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        ("0.0100", "0.01"),
+        ("1E+4", "10000"),
+        ("10000.000", "10000"),
+        ("0E-8", "0"),
+        ("-0.5", "-0.5"),
+        ("0.00000001", "0.00000001"),
+        ("123456789012345.123456789", "123456789012345.123456789"),
+    ],
+)
+def test_fmt_writes_plain_notation_without_trailing_zeros(value: str, wire: str) -> None:
+    assert fmt(Decimal(value)) == wire
+    assert fmt(Decimal(value)) == wire  # a second time, from the cache
+    assert fmt(None) is None
+
+
+def test_fmt_gives_equal_amounts_one_form_whatever_their_exponent() -> None:
+    assert {fmt(Decimal(v)) for v in ("1", "1.0", "1.000", "0.1E+1")} == {"1"}
+
+
+def test_order_type_properties() -> None:
+    limit_priced = {T.LIMIT, T.LIMIT_MAKER, T.STOP_LIMIT, T.TAKE_PROFIT_LIMIT}
+    with_tif = {T.LIMIT, T.STOP_LIMIT, T.TAKE_PROFIT_LIMIT}
+    waiting = {T.STOP_MARKET, T.STOP_LIMIT, T.TAKE_PROFIT_MARKET, T.TAKE_PROFIT_LIMIT, T.TRAILING_STOP_MARKET}
+    for kind in T:
+        assert kind.has_limit_price == (kind in limit_priced)
+        assert kind.takes_time_in_force == (kind in with_tif)
+        assert kind.is_triggered == (kind in waiting)
+        assert kind.has_stop_price == (kind in waiting - {T.TRAILING_STOP_MARKET})
+        assert kind.is_stop == (kind in {T.STOP_MARKET, T.STOP_LIMIT})
