@@ -190,8 +190,9 @@ def add_returning_many(
     connection: Connection, table: Table, key: str, column: str, amounts: Sequence[tuple[str, int]]
 ) -> list[int]:
     """`column += amount` for each `(key_value, amount)`, one row after the other in the order given (so row locks
-    are taken in that order); the new values, in the same order. PostgreSQL gets all of them in one pipeline (one
-    round trip: one statement per row, each its own round trip, was a quarter of the app's CPU under load there)."""
+    are taken in that order); the new values, in the same order. On PostgreSQL two rows or more go in one pipeline
+    (one round trip: one statement per row, each its own round trip, was a quarter of the app's CPU under load
+    there); a single row is one plain statement, since the pipeline's closing sync would be a second round trip."""
     if not amounts:
         return []
     paramstyle = _paramstyle(connection)
