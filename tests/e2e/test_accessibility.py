@@ -87,12 +87,16 @@ async def _book_and_ticket_work_from_the_keyboard(page: Page) -> None:
     await page.keyboard.press("Shift")  # keyboard modality: Chromium then shows :focus-visible for focus() too
     bids = page.get_by_role("button", name="Bids: Enter uses the best bid price")
     await expect(bids.locator(".tw-row[data-price]").first).to_be_attached(timeout=WAIT)
+    price = page.get_by_label("Price (USDT)", exact=True)
+    # The ticket opens with the last price in it: empty it first, or the wait below would pass before the book's
+    # price arrived, and that late answer would then overwrite the "1000" typed next (the order fills at the bid).
+    await price.fill("")
     await bids.focus()
     assert await _has_focus_ring(page)
     await page.keyboard.press("Enter")
-    price = page.get_by_label("Price (USDT)", exact=True)
     await expect(price).not_to_have_value("", timeout=WAIT)
     await price.fill("1000")  # far below the market: the order stays open
+    await expect(price).to_have_value("1000")
     await page.get_by_label("Amount (BTC)").focus()
     await page.keyboard.type("0.01")
     await page.get_by_test_id("submit-order").focus()
