@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 from storage import bulk
 from storage.models import Event, User
 
-_PENDING = "tradewind_pending_events"
+PENDING_KEY = "tradewind_pending_events"  # session.info: the events waiting for their seq
 
 SeqSink = Callable[[int], None]
 
@@ -40,7 +40,7 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on
     checks take). A rolled-back transaction takes no numbers, so the sequence stays gap-free. `on_seq` learns the
     number once it is known.
     """
-    session.info.setdefault(_PENDING, []).append(_Pending(user_id, type_, payload, ts, on_seq))
+    session.info.setdefault(PENDING_KEY, []).append(_Pending(user_id, type_, payload, ts, on_seq))
 
 
 _USERS = User.__table__  # type: ignore[attr-defined]
@@ -48,7 +48,7 @@ _USERS = User.__table__  # type: ignore[attr-defined]
 
 @sa_event.listens_for(Session, "before_commit")
 def _number_pending_events(session: Session) -> None:
-    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    pending: list[_Pending] = session.info.pop(PENDING_KEY, [])
     if not pending:
         return
     by_user: dict[str, list[_Pending]] = defaultdict(list)
@@ -72,7 +72,7 @@ def _number_pending_events(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_pending_events(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    session.info.pop(PENDING_KEY, None)
 
 
 def since(session: Session, user_id: str, since_seq: int, limit: int = 10_000) -> list[Event]:

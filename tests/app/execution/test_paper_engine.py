@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -20,6 +21,7 @@ from app.execution import changes as batch_writes
 from app.orders import OrderRequest
 from app.services import Services
 from storage.models import Event
+from storage.repositories import events as event_log
 from tests.factories import PASSWORD, trade, unique_email
 
 
@@ -130,6 +132,32 @@ async def test_a_batch_that_fails_to_commit_is_replayed_one_by_one_and_loses_not
     orders = [await running.orders.get(user, order_id) for order_id in ids]
     assert [o["status"] for o in orders] == ["FILLED"] * 5
     assert all(len(o["fills"]) == 1 for o in orders)  # executed exactly once each
+    await check_gap_free_log(running, user)
+
+
+async def test_on_sqlite_a_batch_commits_together_with_the_intake_it_meets(running: Services) -> None:
+    """SQLite has one writer, the loop: an engine batch joins the intake group being gathered, so the pages both
+    touch (the orders' leaves, the users' event numbers) are written by one commit instead of two."""
+    if not running.db.inline:
+        pytest.skip("PostgreSQL writes engine batches on its writer pool, beside the intake groups")
+    user = await new_user(running)
+    statuses_by_commit: list[set[str]] = []
+
+    def committing(session: Session) -> None:  # runs before the event log numbers (and takes) the pending events
+        pending = session.info.get(event_log.PENDING_KEY, [])
+        statuses_by_commit.append({json.loads(p.payload).get("status") for p in pending if p.type == "ORDER_UPDATE"})
+
+    event.listen(Session, "before_commit", committing, insert=True)
+    try:
+        request = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.001")
+        first = (await running.orders.submit(user, request)).order  # stored and queued: the engine takes it next
+        second = (await running.orders.submit(user, request)).order  # gathered while the engine's batch waits
+        await running.engine.drain()
+    finally:
+        event.remove(Session, "before_commit", committing)
+    assert {"PENDING", "FILLED"} in statuses_by_commit  # the second order accepted, the first filled: one commit
+    for order in (first, second):
+        assert (await running.orders.get(user, order["id"]))["status"] == "FILLED"
     await check_gap_free_log(running, user)
 
 
