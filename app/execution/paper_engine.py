@@ -351,8 +351,9 @@ class PaperExecutor:
                 view.fence(session)
             batch_writes.write(session, changes)
 
-        # On SQLite (one writer, the loop) the batch joins the intake group being written: the pages both touch
-        # (the orders' leaves, the users' event numbers) are then written by one commit instead of two.
+        # On SQLite (one writer, the loop) the batch joins the next intake group: the pages both touch (the orders'
+        # leaves, the users' event numbers) are then written by one commit instead of two. Not on PostgreSQL: its
+        # groups are written one at a time, so intake would wait for the batch (docs/orders.md, "Speed").
         write_batch = self.db.grouped.write if self.db.inline else self.db.write
         await retry(
             lambda: write_batch(write),
