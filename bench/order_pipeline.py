@@ -8,7 +8,8 @@ Parts (`--only` may be repeated; default: all three, about 3 minutes on SQLite o
 
 inprocess  No HTTP. Baselines: raw single-row INSERT + COMMIT on the same database (what "one transaction per
            order" costs), and the storage floor (bench/storage_floor.py): the rows one paper market order writes,
-           alone, through the app's write path -- 500 orders per transaction pair, and one. Then the real
+           alone, through the app's write path -- 500 orders per transaction pair, one, and one order from each
+           of `--users` users (what a commit holds under the load part's closed loop). Then the real
            services (OrderService.submit -> execution engine) for N paper market orders from 4 users:
            intake orders/s (stored PENDING + event, enqueued), sustained submit -> FILLED orders/s (until the
            engine has drained), and CPU µs per order (all threads of this process).
@@ -68,6 +69,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import psycopg
+import uvloop
 import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -528,16 +530,19 @@ def main() -> None:
         from storage_floor import storage_floor_us  # beside this script
 
         figures["raw"] = raw_commit_rate(args.db, folder)
-        for batch in (500, 1):
-            url = database_url(args.db, folder, f"floor{batch}")
+        # 500 orders of one user per transaction pair, one, and one from each of `--users` users (the load part's
+        # commits hold about that: docs/orders.md, "Speed").
+        for name, batch, users in (("floor500", 500, 1), ("floor1", 1, 1), ("floor_users", args.users, args.users)):
+            url = database_url(args.db, folder, name)
             try:
                 orders = min(args.orders, 10_000 if batch > 1 else 1_000)
-                figures[f"floor{batch}"] = storage_floor_us(url, orders, batch)
+                figures[name] = storage_floor_us(url, orders, batch, users)
             finally:
                 drop_database(url)
         url = database_url(args.db, folder, "inprocess")
         try:
-            figures["intake"], figures["sustained"], figures["cpu_us"] = asyncio.run(
+            # uvloop: the loop the server runs on (uvicorn's loop="auto"), so the figures are the server's.
+            figures["intake"], figures["sustained"], figures["cpu_us"] = uvloop.run(
                 in_process(url, folder, args.orders)
             )
         finally:
@@ -561,6 +566,10 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
         print(
             f"  baseline  storage floor (an order's rows alone)  {f['floor500']:10,.0f} µs/order, 500 per transaction;"
             f" {f['floor1']:,.0f} µs/order, one per transaction"
+        )
+        print(
+            f"  baseline  storage floor, load part's shape   {f['floor_users']:10,.0f} µs/order,"
+            f" one order from each of {args.users} users per transaction"
         )
         print(f"  pipeline  intake (store PENDING+event, enqueue) {intake:10,.0f} orders/s  ({intake / raw:.3f}x raw)")
         print(

@@ -34,50 +34,71 @@ POSITIONS = Position.__table__  # type: ignore[attr-defined]
 PAYLOAD_BYTES = {"ORDER_UPDATE": 566, "FILL": 263}  # the sizes the app's events have (measured)
 
 
-def storage_floor_us(url: str, count: int = 5000, batch: int = 500) -> float:
-    """µs per order for the rows one paper market order writes, `batch` orders per transaction pair."""
+def storage_floor_us(url: str, count: int = 5000, batch: int = 500, users: int = 1) -> float:
+    """µs per order for the rows one paper market order writes, `batch` orders per transaction pair, spread round
+    robin over `users` users (each with one account). Under the load part's closed loop a transaction holds about
+    one order from each of 16 users; every user adds a leaf to each user- or account-keyed index, a row to the
+    numbering UPDATE and balance and position rows, so the same orders cost more spread over many users."""
     engine = create_db_engine(url)
     upgrade_to_head(engine)
     now = now_ms()
-    user_id, account_id = new_id(), new_id()
+    owners = [(new_id(), new_id()) for _ in range(users)]
     with Session(engine) as session:  # set-up, not measured: the ORM fills every default
-        session.add(User(id=user_id, email="floor@example.com", password_hash="h", created_at=now))
+        for n, (user_id, _) in enumerate(owners):
+            session.add(User(id=user_id, email=f"floor{n}@example.com", password_hash="h", created_at=now))
         session.flush()
-        session.add(Account(id=account_id, user_id=user_id, venue="paper", label="P", created_at=now))
+        for user_id, account_id in owners:
+            session.add(Account(id=account_id, user_id=user_id, venue="paper", label="P", created_at=now))
         session.commit()
-    batches = [_rows(user_id, account_id, batch) for _ in range(max(1, count // batch))]
+    per_user = max(1, batch // users)
+    batches = [
+        [_rows(user_id, account_id, per_user) for user_id, account_id in owners] for _ in range(max(1, count // batch))
+    ]
     start = time.perf_counter()
-    for intake, execution in batches:
+    for batch_rows in batches:  # one statement per table for all users, as a group commit and an engine batch write
         with engine.begin() as connection:
-            _journal(connection, user_id, intake)
+            _journal(connection, batch_rows)
         with engine.begin() as connection:
-            _execute(connection, user_id, execution)
+            _execute(connection, batch_rows)
     elapsed = time.perf_counter() - start
     engine.dispose()
-    return elapsed / (len(batches) * batch) * 1e6
+    return elapsed / (len(batches) * per_user * users) * 1e6
 
 
-def _journal(connection: Connection, user_id: str, rows: dict[str, list[dict[str, Any]]]) -> None:
-    bulk.insert_rows(connection, ORDERS, rows["orders"])
-    _events(connection, user_id, rows["events"])
+Rows = dict[str, list[dict[str, Any]]]
 
 
-def _execute(connection: Connection, user_id: str, rows: dict[str, list[dict[str, Any]]]) -> None:
-    bulk.update_rows(connection, ORDERS, "id", EXECUTION_COLUMNS, rows["updates"])
-    bulk.insert_rows(connection, FILLS, rows["fills"])
-    bulk.upsert_rows(connection, BALANCES, ("account_id", "asset"), rows["balances"])
-    bulk.upsert_rows(connection, POSITIONS, ("account_id", "symbol"), rows["positions"])
-    _events(connection, user_id, rows["events"])
+def _journal(connection: Connection, batch: list[tuple[Rows, Rows]]) -> None:
+    bulk.insert_rows(connection, ORDERS, _all(batch, 0, "orders"))
+    _events(connection, [intake for intake, _ in batch])
 
 
-def _events(connection: Connection, user_id: str, rows: list[dict[str, Any]]) -> None:
-    last = bulk.add_returning(connection, USERS, "id", user_id, "last_seq", len(rows))
-    for seq, row in enumerate(rows, start=last - len(rows) + 1):
-        row["seq"] = seq
-    bulk.insert_rows(connection, EVENTS, rows)
+def _execute(connection: Connection, batch: list[tuple[Rows, Rows]]) -> None:
+    bulk.update_rows(connection, ORDERS, "id", EXECUTION_COLUMNS, _all(batch, 1, "updates"))
+    bulk.insert_rows(connection, FILLS, _all(batch, 1, "fills"))
+    bulk.upsert_rows(connection, BALANCES, ("account_id", "asset"), _all(batch, 1, "balances"))
+    bulk.upsert_rows(connection, POSITIONS, ("account_id", "symbol"), _all(batch, 1, "positions"))
+    _events(connection, [execution for _, execution in batch])
 
 
-def _rows(user_id: str, account_id: str, count: int) -> tuple[dict[str, list[dict[str, Any]]], ...]:
+def _all(batch: list[tuple[Rows, Rows]], part: int, name: str) -> list[dict[str, Any]]:
+    return [row for rows in batch for row in rows[part][name]]
+
+
+def _events(connection: Connection, by_user: list[Rows]) -> None:
+    """Every user's events numbered in one call (the app's `UPDATE users … RETURNING`, users in id order)."""
+    by_user = sorted(by_user, key=lambda rows: rows["events"][0]["user_id"])
+    amounts = [(rows["events"][0]["user_id"], len(rows["events"])) for rows in by_user]
+    lasts = bulk.add_returning_many(connection, USERS, "id", "last_seq", amounts)
+    events = []
+    for rows, last in zip(by_user, lasts, strict=True):
+        for seq, row in enumerate(rows["events"], start=last - len(rows["events"]) + 1):
+            row["seq"] = seq
+            events.append(row)
+    bulk.insert_rows(connection, EVENTS, events)
+
+
+def _rows(user_id: str, account_id: str, count: int) -> tuple[Rows, Rows]:
     now = now_ms()
     orders = [
         OrderRecord(
