@@ -63,16 +63,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
 import psycopg
-import uvloop
 import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 sys.path.insert(0, str(ROOT))
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -161,6 +163,15 @@ async def in_process(url: str, folder: Path, count: int) -> tuple[float, float, 
     assert filled > 0
     await services.stop()
     return count / intake, count / total, cpu / count * 1e6
+
+
+def run_on_servers_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on the loop the server runs on: uvloop when installed (uvicorn's loop="auto", as under ui.run)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 # --- child servers ------------------------------------------------------------------------------------------------
@@ -541,8 +552,7 @@ def main() -> None:
                 drop_database(url)
         url = database_url(args.db, folder, "inprocess")
         try:
-            # uvloop: the loop the server runs on (uvicorn's loop="auto"), so the figures are the server's.
-            figures["intake"], figures["sustained"], figures["cpu_us"] = uvloop.run(
+            figures["intake"], figures["sustained"], figures["cpu_us"] = run_on_servers_loop(
                 in_process(url, folder, args.orders)
             )
         finally:
