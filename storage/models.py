@@ -99,7 +99,8 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
         Index("ix_orders_user_id", "user_id", "id"),  # a user's orders newest first, a page at a time
-        _index_of_open_orders("user_id"),
+        # Open orders by account only: a user's open orders are read through their accounts (one or a few), so an
+        # order costs one open-index entry, not two (docs/orders.md, "Speed").
         _index_of_open_orders("account_id"),
         Index("ix_orders_account_created", "account_id", "created_at"),  # statements
         *(_index_of_set_values("orders", column) for column in ("parent_id", "oco_group", "replaces")),
@@ -155,8 +156,9 @@ class Fill(SQLModel, table=True):
             sqlite_where=text("venue_trade_id IS NOT NULL"),
             postgresql_where=text("venue_trade_id IS NOT NULL"),
         ),
+        # A user's fills, and one account's (statements, fees): every read of an account's fills also names its
+        # user, so this one index serves both; a second by (account_id, ts) cost a page per account per commit.
         Index("ix_fills_user_ts", "user_id", "ts"),
-        Index("ix_fills_account_ts", "account_id", "ts"),  # statements
     )
 
     id: str = Field(primary_key=True, max_length=26)

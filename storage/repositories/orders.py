@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, RowMapping, and_, func, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.models import OPEN_ORDER, OPEN_ORDER_STATUSES, Account, Fill, Order, Position
 
@@ -52,8 +54,20 @@ def by_client_order_id(session: Session, account_id: str, client_order_id: str) 
     return session.exec(query).first()
 
 
-def list_for_user(
-    session: Session,
+def list_for_user(session: Session, user_id: str, **filters: Any) -> list[Order]:
+    """Newest first. Ids are ULIDs, so `id < before` pages backwards in time. `filters`: `user_orders_query`'s."""
+    statuses = filters.get("statuses")
+    if filters.get("account_id") is None and statuses is not None and set(statuses) <= set(OPEN_STATUSES):
+        # Open orders are indexed by account only: read each of the user's accounts (one or a few) and merge. (One
+        # query over all of them let SQLite pick a full index of the accounts' orders instead of the open one.)
+        rows: list[Order] = []
+        for account_id in session.exec(select(Account.id).where(Account.user_id == user_id)):
+            rows += session.exec(user_orders_query(user_id, **{**filters, "account_id": account_id}))
+        return sorted(rows, key=lambda order: order.id, reverse=True)[: filters.get("limit", 100)]
+    return list(session.exec(user_orders_query(user_id, **filters)))
+
+
+def user_orders_query(
     user_id: str,
     *,
     account_id: str | None = None,
@@ -62,8 +76,8 @@ def list_for_user(
     symbol: str | None = None,
     before: str | None = None,
     limit: int = 100,
-) -> list[Order]:
-    """Newest first. Ids are ULIDs, so `id < before` pages backwards in time."""
+) -> SelectOfScalar[Order]:
+    """`list_for_user`'s query (tests/storage/test_order_indexes.py checks which index each shape uses)."""
     query = select(Order).where(Order.user_id == user_id)
     if account_id is not None:
         query = query.where(Order.account_id == account_id)
@@ -75,7 +89,7 @@ def list_for_user(
         query = query.where(Order.symbol == symbol)
     if before is not None:
         query = query.where(col(Order.id) < before)
-    return list(session.exec(query.order_by(col(Order.id).desc()).limit(limit)))
+    return query.order_by(col(Order.id).desc()).limit(limit)
 
 
 def open_for_account(session: Session, account_id: str, symbol: str | None = None) -> list[Order]:

@@ -1,4 +1,5 @@
-"""The open-order partial indexes are usable: open-order queries carry their exact predicate (status_in)."""
+"""Each order and fill read finds its index: open-order queries carry the partial index's exact predicate
+(status_in), a user's open orders are read through their accounts, and an account's fills through its user."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from sqlalchemy import select as sa_select
 
 from storage.db import create_db_engine
 from storage.models import Order
-from storage.repositories.orders import OPEN_STATUSES, status_in
+from storage.repositories import statements
+from storage.repositories.orders import OPEN_STATUSES, status_in, user_orders_query
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 
@@ -38,7 +40,6 @@ def where(*terms: ColumnElement[bool]) -> Select:  # type: ignore[type-arg]
 @pytest.mark.parametrize(
     ("terms", "index"),
     [
-        ((ORDERS.c.user_id == "u", status_in(OPEN_STATUSES)), "ix_orders_open_user_id"),
         ((ORDERS.c.account_id == "a", status_in(OPEN_STATUSES)), "ix_orders_open_account_id"),
         ((ORDERS.c.account_id == "a", status_in(("OPEN", "PARTIALLY_FILLED"))), "ix_orders_open_account_id"),
         ((ORDERS.c.user_id == "u",), "ix_orders_user_id"),
@@ -56,3 +57,22 @@ def test_status_in_binds_statuses_that_are_not_all_open() -> None:
     # Closed statuses are a plain IN over bound values; a subset of the open ones also carries the literal predicate.
     assert "IN ('PENDING'" not in str(status_in(("FILLED", "CANCELED")))
     assert "status IN ('PENDING', 'OPEN', 'PARTIALLY_FILLED')" in str(status_in(("OPEN",)))
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        # A user's open orders are read one account at a time (storage/repositories/orders.py, list_for_user).
+        ({"statuses": OPEN_STATUSES, "account_id": "a"}, "ix_orders_open_account_id"),
+        ({"statuses": ("OPEN",), "symbol": "BTCUSDT", "account_id": "a"}, "ix_orders_open_account_id"),
+        ({}, "ix_orders_user_id"),
+        ({"statuses": ("FILLED", "CANCELED"), "before": "01K"}, "ix_orders_user_id"),
+    ],
+)
+def test_a_users_order_listing_finds_its_index(database_url: str, filters: dict[str, object], index: str) -> None:
+    assert index in plan(database_url, user_orders_query("u", **filters))  # type: ignore[arg-type]
+
+
+def test_a_statement_reads_an_accounts_fills_by_the_users_index(database_url: str) -> None:
+    query = sa_select(statements.Fill).where(*statements._fill_range("u", "a", 0, 10))
+    assert "ix_fills_user_ts" in plan(database_url, query.order_by(statements.Fill.ts).limit(100))

@@ -222,6 +222,28 @@ async def test_order_list_filters_and_pages_newest_first(
     assert (await client.get("/api/trading/orders?symbol=ETHUSDT", headers=trader)).json() == []
 
 
+async def test_open_orders_of_every_account_are_listed_newest_first(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    # Open orders are indexed by account; without account_id the list merges every account of the user.
+    second = await client.post("/api/accounts", headers=trader, json={"venue": "paper", "label": "Second"})
+    assert second.status_code == 201, second.text
+    price = str((best_ask(running) * Decimal("0.8")).quantize(Decimal("0.01")))
+    ids = []
+    for account in (None, second.json()["id"], None, second.json()["id"]):
+        extra = {"account_id": account} if account else {}
+        ids.append((await place(client, trader, type="LIMIT", price=price, **extra)).json()["id"])
+    _, stranger = await register(client)
+    await place(client, stranger, type="LIMIT", price=price)
+    newest_first = list(reversed(ids))
+    listed = (await client.get("/api/trading/orders?status=open", headers=trader)).json()
+    assert [o["id"] for o in listed] == newest_first
+    page = (await client.get(f"/api/trading/orders?status=open&limit=2&before={ids[2]}", headers=trader)).json()
+    assert [o["id"] for o in page] == newest_first[2:4]
+    every = (await client.get("/api/trading/orders?limit=3", headers=trader)).json()
+    assert [o["id"] for o in every] == newest_first[:3]
+
+
 async def test_paper_reset(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
     price = (best_ask(running) * Decimal("0.8")).quantize(Decimal("0.01"))
     resting = (await place(client, trader, type="LIMIT", price=str(price))).json()
