@@ -8,19 +8,19 @@ from decimal import Decimal
 
 from app.domain import OrderStatus, OrderType, Side
 from app.execution.records import OrderRecord
-from app.ids import new_id, now_ms, venue_client_order_id
+from app.ids import new_id, new_timed_id, venue_client_order_id
 
 
 def exit_legs(entry: OrderRecord, quantity: Decimal) -> list[OrderRecord]:
     """The two PENDING exit orders of a filled bracket entry (not yet stored), take-profit first."""
-    group, now = new_id(), now_ms()
+    group = new_id()
     legs = [
         (OrderType.LIMIT, entry.take_profit_price, None, "GTC"),
         (OrderType.STOP_MARKET, None, entry.stop_loss_price, None),
     ]
     made = []
     for kind, price, stop, tif in legs:
-        leg_id = new_id()
+        leg_id, now = new_timed_id()  # created_at is the id's millisecond (app/ids.py)
         made.append(
             OrderRecord(
                 id=leg_id,

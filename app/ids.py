@@ -24,6 +24,12 @@ _last: tuple[int, int] = (0, 0)
 def new_id() -> str:
     """A 26-character ULID, strictly increasing within the process (ULID's monotonic rule: same millisecond ->
     previous randomness + 1), so ids sort by creation time and newest-first paging by id is exact."""
+    return new_timed_id()[0]
+
+
+def new_timed_id() -> tuple[str, int]:
+    """A new id (`new_id`) and the millisecond it carries. An order's created_at is that millisecond, so ordering
+    orders by id is ordering them by (created_at, id): their indexes key on id alone (storage/models.py)."""
     global _last
     with _lock:
         millis = time.time_ns() // 1_000_000
@@ -33,7 +39,7 @@ def new_id() -> str:
         else:
             randomness = _rng.getrandbits(80)
         _last = (millis, randomness)
-    return str(ULID.from_bytes(millis.to_bytes(6, "big") + randomness.to_bytes(10, "big")))
+    return str(ULID.from_bytes(millis.to_bytes(6, "big") + randomness.to_bytes(10, "big"))), millis
 
 
 def venue_client_order_id(order_id: str) -> str:

@@ -27,7 +27,7 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import UserEvent
 from app.execution.commands import CancelOrder, SubmitOrder
 from app.execution.records import OrderRecord
-from app.ids import new_id, now_ms, venue_client_order_id
+from app.ids import new_timed_id, now_ms, venue_client_order_id
 from app.open_orders import OpenOrderCounts
 from app.retry import RetryPolicy, retry
 from app.trading_state import TradingStates
@@ -206,8 +206,7 @@ class OrderService:
         if quote_quantity is not None:
             rules.check_notional(quote_quantity, field="quote_quantity")
         take_profit, stop_loss = self._bracket(side, request, rules, reference)
-        now = now_ms()
-        order_id = new_id()
+        order_id, now = new_timed_id()  # created_at is the id's millisecond (app/ids.py)
         return OrderRecord(
             id=order_id,
             user_id=user_id,

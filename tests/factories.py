@@ -8,9 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from ulid import ULID
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
+
+
+def id_at(millis: int) -> str:
+    """A fresh order id made at `millis`, as the app makes them (app/ids.py: an order's created_at is its id's
+    millisecond), for rows a test stores at a chosen time."""
+    return str(ULID.from_bytes(millis.to_bytes(6, "big") + next(_counter).to_bytes(10, "big")))
 
 
 async def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:

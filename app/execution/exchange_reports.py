@@ -12,7 +12,7 @@ from app.execution import changes as batch_writes
 from app.execution.changes import Changes
 from app.execution.recorder import PositionSource
 from app.execution.records import Execution, OrderRecord, Report
-from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, now_ms
+from app.ids import VENUE_CLIENT_ID_PREFIX, new_timed_id, now_ms
 from app.portfolio import PositionState
 from app.venues.base import VenueBalance, VenueOrder
 from storage.models import Account, Position
@@ -48,9 +48,9 @@ def positions_in(session: Session) -> PositionSource:
 def imported(account: Account, report: VenueOrder) -> OrderRecord:
     """An order placed at the venue outside Tradewind: tracked as external, not ignored. Its fills are recorded by
     the report that found it."""
-    now = now_ms()
+    order_id, now = new_timed_id()  # created_at is the id's millisecond (app/ids.py)
     return OrderRecord(
-        id=new_id(),
+        id=order_id,
         user_id=account.user_id,
         account_id=account.id,
         client_order_id=report.client_order_id[:36],

@@ -55,32 +55,31 @@ def by_client_order_id(session: Session, account_id: str, client_order_id: str) 
 
 
 def list_for_user(session: Session, user_id: str, **filters: Any) -> list[Order]:
-    """Newest first. Ids are ULIDs, so `id < before` pages backwards in time. `filters`: `user_orders_query`'s."""
-    statuses = filters.get("statuses")
-    if filters.get("account_id") is None and statuses is not None and set(statuses) <= set(OPEN_STATUSES):
-        # Open orders are indexed by account only: read each of the user's accounts (one or a few) and merge. (One
-        # query over all of them let SQLite pick a full index of the accounts' orders instead of the open one.)
-        rows: list[Order] = []
-        for account_id in session.exec(select(Account.id).where(Account.user_id == user_id)):
-            rows += session.exec(user_orders_query(user_id, **{**filters, "account_id": account_id}))
-        return sorted(rows, key=lambda order: order.id, reverse=True)[: filters.get("limit", 100)]
-    return list(session.exec(user_orders_query(user_id, **filters)))
+    """Newest first. Ids are ULIDs, so `id < before` pages backwards in time. `filters`: `user_orders_query`'s.
+    Orders are indexed by account only (storage/models.py): without an account_id, each of the user's accounts (one
+    or a few) is read and the pages merged. (One query over all of them, `account_id IN (…)`, cannot walk an index
+    in id order, so it would sort every order of the user.)"""
+    if filters.get("account_id") is not None:
+        return list(session.exec(user_orders_query(user_id, **filters)))
+    rows: list[Order] = []
+    for account_id in session.exec(select(Account.id).where(Account.user_id == user_id)):
+        rows += session.exec(user_orders_query(user_id, **{**filters, "account_id": account_id}))
+    return sorted(rows, key=lambda order: order.id, reverse=True)[: filters.get("limit", 100)]
 
 
 def user_orders_query(
     user_id: str,
     *,
-    account_id: str | None = None,
+    account_id: str,
     statuses: Sequence[str] | None = None,
     exclude_statuses: Sequence[str] | None = None,
     symbol: str | None = None,
     before: str | None = None,
     limit: int = 100,
 ) -> SelectOfScalar[Order]:
-    """`list_for_user`'s query (tests/storage/test_order_indexes.py checks which index each shape uses)."""
-    query = select(Order).where(Order.user_id == user_id)
-    if account_id is not None:
-        query = query.where(Order.account_id == account_id)
+    """`list_for_user`'s query for one account (tests/storage/test_order_indexes.py checks which index each shape
+    uses); the user_id term keeps a mismatched account from showing anything."""
+    query = select(Order).where(Order.user_id == user_id, Order.account_id == account_id)
     if statuses is not None:
         query = query.where(status_in(statuses))
     if exclude_statuses is not None:

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
+from ulid import ULID
 
 from storage.models import Fill, Order
 
 Cursor = tuple[int, str]
-"""(time, id) of the last row of the previous page."""
+"""(time, id) of the last row of the previous page (orders page by id alone)."""
+
+ID_TIME_SLACK_MS = 60_000
+
+
+def lowest_id_at(millis: int) -> str:
+    """The smallest ULID of a row created at `millis` (clamped to ULID's 48-bit time): `id >= lowest_id_at(t)`
+    selects the rows whose ids were made at or after t."""
+    millis = min(max(millis, 0), (1 << 48) - 1)
+    return str(ULID.from_bytes(millis.to_bytes(6, "big") + bytes(10)))
 
 
 def count_fills(session: Session, user_id: str, account_id: str, start: int, end: int) -> int:
@@ -34,15 +44,11 @@ def count_orders(session: Session, user_id: str, account_id: str, start: int, en
 def orders_page(
     session: Session, user_id: str, account_id: str, start: int, end: int, after: Cursor | None, limit: int
 ) -> list[Order]:
+    """Oldest first by id, which is (created_at, id) order: an order's created_at is its id's millisecond."""
     query = select(Order).where(*_order_range(user_id, account_id, start, end))
     if after is not None:
-        query = query.where(
-            or_(
-                col(Order.created_at) > after[0],
-                and_(col(Order.created_at) == after[0], col(Order.id) > after[1]),
-            )
-        )
-    return list(session.exec(query.order_by(col(Order.created_at), col(Order.id)).limit(limit)))
+        query = query.where(col(Order.id) > after[1])
+    return list(session.exec(query.order_by(col(Order.id)).limit(limit)))
 
 
 def _fill_range(user_id: str, account_id: str, start: int, end: int) -> tuple[ColumnElement[bool], ...]:
@@ -55,9 +61,14 @@ def _fill_range(user_id: str, account_id: str, start: int, end: int) -> tuple[Co
 
 
 def _order_range(user_id: str, account_id: str, start: int, end: int) -> tuple[ColumnElement[bool], ...]:
+    """Read as an id range of the account's index (ix_orders_account_id). Orders stored before created_at was the
+    id's millisecond may differ from it by a few; the id range is widened by ID_TIME_SLACK_MS and created_at keeps
+    the range exact."""
     return (
-        col(Order.user_id) == user_id,
         col(Order.account_id) == account_id,
+        col(Order.id) >= lowest_id_at(start - ID_TIME_SLACK_MS),
+        col(Order.id) < lowest_id_at(end + ID_TIME_SLACK_MS),
+        col(Order.user_id) == user_id,
         col(Order.created_at) >= start,
         col(Order.created_at) < end,
     )

@@ -7,7 +7,7 @@ import time
 
 from ulid import ULID
 
-from app.ids import is_replace_cancel_id, new_id, replace_cancel_id, venue_client_order_id
+from app.ids import is_replace_cancel_id, new_id, new_timed_id, replace_cancel_id, venue_client_order_id
 
 
 def test_a_new_id_is_a_ulid_of_now() -> None:
@@ -17,6 +17,13 @@ def test_a_new_id_is_a_ulid_of_now() -> None:
     parsed = ULID.from_str(value)
     assert str(parsed) == value and len(value) == 26
     assert before <= parsed.milliseconds <= after
+
+
+def test_a_timed_id_carries_its_millisecond_and_follows_the_ids_before_it() -> None:
+    earlier = new_id()
+    value, millis = new_timed_id()
+    assert ULID.from_str(value).milliseconds == millis
+    assert earlier < value < new_id()
 
 
 def test_ids_increase_strictly_within_a_millisecond_and_across_threads() -> None:

@@ -42,7 +42,7 @@ def where(*terms: ColumnElement[bool]) -> Select:  # type: ignore[type-arg]
     [
         ((ORDERS.c.account_id == "a", status_in(OPEN_STATUSES)), "ix_orders_open_account_id"),
         ((ORDERS.c.account_id == "a", status_in(("OPEN", "PARTIALLY_FILLED"))), "ix_orders_open_account_id"),
-        ((ORDERS.c.user_id == "u",), "ix_orders_user_id"),
+        ((ORDERS.c.account_id == "a",), "ix_orders_account_id"),
     ],
 )
 def test_each_order_query_finds_its_index(
@@ -62,15 +62,29 @@ def test_status_in_binds_statuses_that_are_not_all_open() -> None:
 @pytest.mark.parametrize(
     ("filters", "index"),
     [
-        # A user's open orders are read one account at a time (storage/repositories/orders.py, list_for_user).
-        ({"statuses": OPEN_STATUSES, "account_id": "a"}, "ix_orders_open_account_id"),
-        ({"statuses": ("OPEN",), "symbol": "BTCUSDT", "account_id": "a"}, "ix_orders_open_account_id"),
-        ({}, "ix_orders_user_id"),
-        ({"statuses": ("FILLED", "CANCELED"), "before": "01K"}, "ix_orders_user_id"),
+        # A user's orders are read one account at a time (storage/repositories/orders.py, list_for_user).
+        ({"statuses": OPEN_STATUSES}, "ix_orders_open_account_id"),
+        ({"statuses": ("OPEN",), "symbol": "BTCUSDT"}, "ix_orders_open_account_id"),
+        ({}, "ix_orders_account_id"),
+        ({"statuses": ("FILLED", "CANCELED"), "before": "01K"}, "ix_orders_account_id"),
+        ({"exclude_statuses": ("CANCELED",), "symbol": "ETHUSDT"}, "ix_orders_account_id"),
     ],
 )
 def test_a_users_order_listing_finds_its_index(database_url: str, filters: dict[str, object], index: str) -> None:
-    assert index in plan(database_url, user_orders_query("u", **filters))  # type: ignore[arg-type]
+    shown = plan(database_url, user_orders_query("u", account_id="a", **filters))  # type: ignore[arg-type]
+    assert index in shown
+    assert not sorts(shown)  # the index walks the account's orders newest first: nothing to sort
+
+
+def sorts(shown: str) -> bool:
+    return "TEMP B-TREE" in shown or "Sort" in shown
+
+
+def test_a_statement_reads_an_accounts_orders_as_an_id_range_without_sorting(database_url: str) -> None:
+    query = sa_select(statements.Order).where(*statements._order_range("u", "a", 0, 10))
+    shown = plan(database_url, query.order_by(statements.Order.id).limit(100))
+    assert "ix_orders_account_id" in shown
+    assert not sorts(shown)
 
 
 def test_a_statement_reads_an_accounts_fills_by_the_users_index(database_url: str) -> None:

@@ -15,7 +15,7 @@ from app import statements
 from app.ids import new_id
 from app.services import Services
 from storage.models import Fill, Order
-from tests.factories import place, register, wait_for_status
+from tests.factories import id_at, place, register, wait_for_status
 
 DAY = 86_400_000
 T0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z
@@ -38,7 +38,7 @@ def store_fills(services: Services, user_id: str, account_id: str, times: list[i
 
     def insert(session: Any) -> None:
         for ts in times:
-            order_id = new_id()
+            order_id = id_at(ts)
             session.add(
                 Order(
                     id=order_id, user_id=user_id, account_id=account_id, client_order_id=f"c{order_id}",

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
+from ulid import ULID
 
 from app.services import Services
 from storage.models import Event, Order
@@ -222,10 +223,10 @@ async def test_order_list_filters_and_pages_newest_first(
     assert (await client.get("/api/trading/orders?symbol=ETHUSDT", headers=trader)).json() == []
 
 
-async def test_open_orders_of_every_account_are_listed_newest_first(
+async def test_orders_of_every_account_are_listed_newest_first(
     client: httpx.AsyncClient, running: Services, trader: dict[str, str]
 ) -> None:
-    # Open orders are indexed by account; without account_id the list merges every account of the user.
+    # Orders are indexed by account; without account_id the list merges every account of the user.
     second = await client.post("/api/accounts", headers=trader, json={"venue": "paper", "label": "Second"})
     assert second.status_code == 201, second.text
     price = str((best_ask(running) * Decimal("0.8")).quantize(Decimal("0.01")))
@@ -242,6 +243,18 @@ async def test_open_orders_of_every_account_are_listed_newest_first(
     assert [o["id"] for o in page] == newest_first[2:4]
     every = (await client.get("/api/trading/orders?limit=3", headers=trader)).json()
     assert [o["id"] for o in every] == newest_first[:3]
+    filled = []
+    for account in (second.json()["id"], None, second.json()["id"]):
+        extra = {"account_id": account} if account else {}
+        filled.append((await place(client, trader, **extra)).json())
+        await wait_for_status(client, trader, filled[-1]["id"], "FILLED")
+    await wait_for_status(client, stranger, (await place(client, stranger)).json()["id"], "FILLED")
+    closed = (await client.get("/api/trading/orders?status=closed&limit=2", headers=trader)).json()
+    assert [o["id"] for o in closed] == [filled[2]["id"], filled[1]["id"]]
+    older = (await client.get(f"/api/trading/orders?status=closed&before={filled[1]['id']}", headers=trader)).json()
+    assert [o["id"] for o in older] == [filled[0]["id"]]
+    # An order's created_at is its id's millisecond: ordering by id is ordering by time (statements rely on it).
+    assert all(o["created_at"] == ULID.from_str(o["id"]).milliseconds for o in every + closed)
 
 
 async def test_paper_reset(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
