@@ -10,7 +10,7 @@ from sqlalchemy import select as sa_select
 from storage.db import create_db_engine
 from storage.models import Order
 from storage.repositories import statements
-from storage.repositories.orders import OPEN_STATUSES, status_in, user_orders_query
+from storage.repositories.orders import OPEN_STATUSES, _accounts_with_orders, status_in, user_orders_query
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 
@@ -74,6 +74,13 @@ def test_a_users_order_listing_finds_its_index(database_url: str, filters: dict[
     shown = plan(database_url, user_orders_query("u", account_id="a", **filters))  # type: ignore[arg-type]
     assert index in shown
     assert not sorts(shown)  # the index walks the account's orders newest first: nothing to sort
+
+
+@pytest.mark.parametrize("statuses", [None, OPEN_STATUSES])
+def test_the_accounts_a_listing_reads_are_found_by_index_probes(database_url: str, statuses: object) -> None:
+    shown = plan(database_url, _accounts_with_orders("u", statuses))  # type: ignore[arg-type]
+    assert "ix_accounts_user_id" in shown
+    assert "SCAN orders" not in shown and "Seq Scan on orders" not in shown
 
 
 def sorts(shown: str) -> bool:

@@ -257,6 +257,19 @@ async def test_orders_of_every_account_are_listed_newest_first(
     assert all(o["created_at"] == ULID.from_str(o["id"]).milliseconds for o in every + closed)
 
 
+async def test_a_deleted_accounts_orders_stay_in_the_users_history(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    second = (await client.post("/api/accounts", headers=trader, json={"venue": "paper", "label": "Gone"})).json()
+    await client.post("/api/accounts", headers=trader, json={"venue": "paper", "label": "Never traded"})
+    order = (await place(client, trader, account_id=second["id"])).json()
+    await wait_for_status(client, trader, order["id"], "FILLED")
+    assert (await client.delete(f"/api/accounts/{second['id']}", headers=trader)).status_code == 204
+    listed = (await client.get("/api/trading/orders", headers=trader)).json()
+    assert [o["id"] for o in listed] == [order["id"]]
+    assert (await client.get("/api/trading/orders?status=open", headers=trader)).json() == []
+
+
 async def test_paper_reset(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
     price = (best_ask(running) * Decimal("0.8")).quantize(Decimal("0.01"))
     resting = (await place(client, trader, type="LIMIT", price=str(price))).json()
