@@ -143,12 +143,18 @@ def fills_for_order(session: Session, order_id: str) -> list[Fill]:
 def fills_for_user(
     session: Session, user_id: str, *, account_id: str | None, symbol: str | None, limit: int
 ) -> list[Fill]:
+    return list(session.exec(user_fills_query(user_id, account_id=account_id, symbol=symbol, limit=limit)))
+
+
+def user_fills_query(user_id: str, *, account_id: str | None, symbol: str | None, limit: int) -> SelectOfScalar[Fill]:
+    """Newest first by the fill's time: a walk of ix_fills_user_ts, not a sort of every fill of the user (only fills
+    of the same millisecond are put in id order)."""
     query = select(Fill).where(Fill.user_id == user_id)
     if account_id is not None:
         query = query.where(Fill.account_id == account_id)
     if symbol is not None:
         query = query.where(Fill.symbol == symbol)
-    return list(session.exec(query.order_by(col(Fill.id).desc()).limit(limit)))
+    return query.order_by(col(Fill.ts).desc(), col(Fill.id).desc()).limit(limit)
 
 
 def fill_exists(session: Session, account_id: str, venue_trade_id: str) -> bool:

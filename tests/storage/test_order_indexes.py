@@ -10,7 +10,13 @@ from sqlalchemy import select as sa_select
 from storage.db import create_db_engine
 from storage.models import Order
 from storage.repositories import statements
-from storage.repositories.orders import OPEN_STATUSES, _accounts_with_orders, status_in, user_orders_query
+from storage.repositories.orders import (
+    OPEN_STATUSES,
+    _accounts_with_orders,
+    status_in,
+    user_fills_query,
+    user_orders_query,
+)
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 
@@ -97,3 +103,11 @@ def test_a_statement_reads_an_accounts_orders_as_an_id_range_without_sorting(dat
 def test_a_statement_reads_an_accounts_fills_by_the_users_index(database_url: str) -> None:
     query = sa_select(statements.Fill).where(*statements._fill_range("u", "a", 0, 10))
     assert "ix_fills_user_ts" in plan(database_url, query.order_by(statements.Fill.ts).limit(100))
+
+
+@pytest.mark.parametrize(("account_id", "symbol"), [(None, None), ("a", "BTCUSDT")])
+def test_a_users_fills_are_listed_by_walking_their_index(database_url: str, account_id: str, symbol: str) -> None:
+    shown = plan(database_url, user_fills_query("u", account_id=account_id, symbol=symbol, limit=100))
+    assert "ix_fills_user_ts" in shown
+    # SQLite orders only fills of the same millisecond by id ("RIGHT PART"), never all of the user's fills.
+    assert "TEMP B-TREE FOR ORDER BY" not in shown

@@ -11,8 +11,9 @@ from sqlalchemy import func
 from sqlmodel import select
 from ulid import ULID
 
+from app.ids import new_id
 from app.services import Services
-from storage.models import Event, Order
+from storage.models import Event, Fill, Order
 from tests.factories import place, register, trade, wait_for_status
 
 
@@ -268,6 +269,25 @@ async def test_a_deleted_accounts_orders_stay_in_the_users_history(
     listed = (await client.get("/api/trading/orders", headers=trader)).json()
     assert [o["id"] for o in listed] == [order["id"]]
     assert (await client.get("/api/trading/orders?status=open", headers=trader)).json() == []
+
+
+async def test_fills_are_listed_newest_first_by_their_time(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    order = (await place(client, trader)).json()
+    await wait_for_status(client, trader, order["id"], "FILLED")
+    [fill] = (await client.get("/api/trading/fills", headers=trader)).json()
+    # A fill recorded after it (a newer id) but that happened before it at the venue (an exchange fill found late).
+    stored = running.db.run_sync(lambda s: s.get(Order, order["id"]))
+    assert stored is not None
+    late = Fill(
+        id=new_id(), order_id=order["id"], user_id=stored.user_id, account_id=fill["account_id"], symbol="BTCUSDT",
+        side="BUY", price=Decimal("1"), quantity=Decimal("0.001"), fee=Decimal(0), fee_asset="BTC",
+        liquidity="TAKER", venue_trade_id="t-late", ts=fill["ts"] - 60_000,
+    )  # fmt: skip
+    running.db.run_sync(lambda s: s.add(late))
+    listed = (await client.get("/api/trading/fills", headers=trader)).json()
+    assert [f["id"] for f in listed] == [fill["id"], late.id]
 
 
 async def test_paper_reset(client: httpx.AsyncClient, running: Services, trader: dict[str, str]) -> None:
