@@ -33,7 +33,7 @@ from app.retry import RetryPolicy, retry
 from app.trading_state import TradingStates
 from app.views import fill_data, order_data
 from storage.db import Database, is_transient
-from storage.models import Account, Order
+from storage.models import MADE_CLIENT_ORDER_ID, Account, Order
 from storage.repositories import accounts as account_repo
 from storage.repositories import events, orders, writes
 
@@ -92,6 +92,19 @@ def check_client_order_id(value: Any) -> str | None:
     return value
 
 
+def refuse_made_client_order_id(client_order_id: str) -> None:
+    """422 for a new order whose client order id has the shape of one Tradewind makes ("tw" + an order id): those
+    are unique by construction and kept out of the unique index (storage/models.py), so a caller's copy could give
+    two orders of an account one client order id. Sending back one Tradewind made finds that order instead."""
+    if MADE_CLIENT_ORDER_ID.fullmatch(client_order_id):
+        raise ValidationFailed(
+            "client_order_id: 'tw' followed by 26 capital letters and digits is the form of the ids Tradewind makes "
+            "for orders sent without one; choose another",
+            code="CLIENT_ORDER_ID_RESERVED",
+            field="client_order_id",
+        )
+
+
 def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:
     """Append to the durable event log (same transaction as the change it describes). The returned event's `seq`
     is filled in when the transaction commits; publish it only after that."""
@@ -142,6 +155,7 @@ class OrderService:
             existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
+            refuse_made_client_order_id(client_order_id)
         order = self._build(user_id, account, request, await self.rules_for(account))
         return await self.journal(account, order)
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from app.domain import OrderStatus, OrderType, fmt
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.orders import OrderRequest, OrderService, Submitted, check_client_order_id
+from app.orders import OrderRequest, OrderService, Submitted, check_client_order_id, refuse_made_client_order_id
 from app.views import order_data
 from storage.models import Order
 from storage.repositories import orders
@@ -46,6 +46,7 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
         existing = await service.db.read(lambda s: orders.by_client_order_id(s, old.account_id, client_order_id))
         if existing is not None and existing.replaces == old.id:
             return Submitted(order_data(existing), created=False)
+        refuse_made_client_order_id(client_order_id)
     _check_replaceable(old)
     if all(v is None for v in (change.price, change.quantity, change.stop_price, change.trailing_delta_bps)):
         raise ValidationFailed("send at least one of price, quantity, stop_price and trailing_delta_bps", field="price")

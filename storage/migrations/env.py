@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from storage.db import create_db_engine
+from storage.migrate import foreign_keys_checked_at_the_end
 
 config = context.config
 
@@ -26,7 +27,7 @@ def run_migrations() -> None:
         _run(connection)
         return
     engine = create_db_engine(_url())
-    with engine.connect() as conn:
+    with engine.connect() as conn, foreign_keys_checked_at_the_end(conn):
         _run(conn)
     engine.dispose()
 

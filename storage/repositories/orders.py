@@ -10,7 +10,17 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage.models import OPEN_ORDER, OPEN_ORDER_STATUSES, Account, Fill, Order, Position
+from storage.models import (
+    CALLERS_CLIENT_ORDER_ID,
+    MADE_CLIENT_ORDER_ID,
+    MADE_CLIENT_ORDER_ID_PREFIX,
+    OPEN_ORDER,
+    OPEN_ORDER_STATUSES,
+    Account,
+    Fill,
+    Order,
+    Position,
+)
 
 OPEN_STATUSES = OPEN_ORDER_STATUSES
 
@@ -50,7 +60,15 @@ def get_owned(session: Session, user_id: str, order_id: str) -> Order | None:
 
 
 def by_client_order_id(session: Session, account_id: str, client_order_id: str) -> Order | None:
-    query = select(Order).where(Order.account_id == account_id, Order.client_order_id == client_order_id)
+    """The account's order with this client order id. One Tradewind made ("tw" + the order's id) is found by primary
+    key; one a caller chose through the partial unique index, whose predicate the query carries (storage/models.py)."""
+    if MADE_CLIENT_ORDER_ID.fullmatch(client_order_id):
+        order = session.get(Order, client_order_id[len(MADE_CLIENT_ORDER_ID_PREFIX) :])
+        if order is not None and order.account_id == account_id and order.client_order_id == client_order_id:
+            return order
+    query = select(Order).where(
+        Order.account_id == account_id, Order.client_order_id == client_order_id, text(CALLERS_CLIENT_ORDER_ID)
+    )
     return session.exec(query).first()
 
 

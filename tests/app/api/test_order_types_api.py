@@ -7,6 +7,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from app.ids import new_id
 from app.open_orders import OpenOrderCounts
 from app.services import Services
 from tests.factories import place, register, wait_for_status
@@ -75,6 +76,7 @@ async def test_patch_replaces_a_working_order(
         ({"price": "abc"}, "price"),
         ({"client_order_id": "has spaces", "price": "50000"}, "client_order_id"),
         ({"side": "SELL"}, "side"),  # only price, quantity and stop price can change
+        ({"client_order_id": "tw" + new_id(), "price": "50000"}, "client_order_id"),  # the form of the ids made
     ],
 )
 async def test_patch_refuses_bad_changes_with_422_and_changes_nothing(
@@ -84,6 +86,19 @@ async def test_patch_refuses_bad_changes_with_422_and_changes_nothing(
     response = await client.patch(f"/api/trading/orders/{old['id']}", json=body, headers=trader)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
+    orders = (await client.get("/api/trading/orders", headers=trader)).json()
+    assert [(o["id"], o["status"]) for o in orders] == [(old["id"], "OPEN")]
+
+
+async def test_patch_cannot_give_the_replacement_a_client_order_id_tradewind_made(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    # The order's own id ("tw" + its id) names an order that is not a replacement: taken, two orders of the account
+    # would share it (made ids take no entry in the unique index).
+    old = await resting_limit(client, running, trader)
+    body = {"price": "50000", "client_order_id": old["client_order_id"]}
+    response = await client.patch(f"/api/trading/orders/{old['id']}", json=body, headers=trader)
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "CLIENT_ORDER_ID_RESERVED")
     orders = (await client.get("/api/trading/orders", headers=trader)).json()
     assert [(o["id"], o["status"]) for o in orders] == [(old["id"], "OPEN")]
 

@@ -121,6 +121,39 @@ async def test_duplicate_client_order_id_returns_the_original(
     assert len((await client.get("/api/trading/orders", headers=trader)).json()) == 1
 
 
+async def test_a_client_order_id_tradewind_made_finds_its_order(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    # An order sent without a client order id gets "tw" + its id: sent back, it is found (by primary key: that id
+    # takes no entry in the unique index, storage/models.py) and nothing new is stored.
+    first = (await place(client, trader)).json()
+    again = await place(client, trader, client_order_id=first["client_order_id"], quantity="0.02")
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    assert again.json()["quantity"] == "0.01"
+    _, stranger = await register(client)  # in another user's account it finds nothing, and cannot be chosen
+    refused = await place(client, stranger, client_order_id=first["client_order_id"])
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "CLIENT_ORDER_ID_RESERVED"
+    assert len((await client.get("/api/trading/orders", headers=trader)).json()) == 1
+
+
+async def test_a_client_order_id_of_the_made_shape_is_refused_and_stores_nothing(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str]
+) -> None:
+    # Allowed, it could give two orders of an account one client order id: "tw" + a later order's id (ids of one
+    # millisecond are consecutive) would not collide in the partial unique index with the id made for that order.
+    orders_before, events_before = count(running, Order), count(running, Event)
+    response = await place(client, trader, client_order_id="tw" + new_id())
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] | {"message": ""} == {
+        "code": "CLIENT_ORDER_ID_RESERVED",
+        "field": "client_order_id",
+        "message": "",
+    }
+    assert (count(running, Order), count(running, Event)) == (orders_before, events_before)
+    for near_miss in ("tw" + new_id().lower(), "tw" + new_id()[:-1], "TW" + new_id(), "tw-" + new_id()[:25]):
+        assert (await place(client, trader, client_order_id=near_miss)).status_code == 202
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
