@@ -45,7 +45,10 @@ class Cluster:
 
     def kill(self) -> None:
         for replica in self.replicas:
+            exited = replica.process.poll() if replica.process is not None else None
             replica.kill()
+            # pytest shows this only for a failed test: what each replica said last, and how it ended.
+            print(f"--- replica {replica.url}: exit code before the kill {exited}\n{replica.log.read_text()[-3000:]}")
 
     def pause(self, replica: AppProcess) -> None:
         assert replica.process is not None
