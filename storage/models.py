@@ -88,7 +88,7 @@ OPEN_ORDER = "status IN ('PENDING', 'OPEN', 'PARTIALLY_FILLED')"
 # never imports app, so the prefix is spelled here too and tests/storage/test_client_order_ids.py holds them
 # together). Callers cannot choose ids of this shape (app/orders.py).
 MADE_CLIENT_ORDER_ID_PREFIX = "tw"
-MADE_CLIENT_ORDER_ID = re.compile(r"tw[0-9A-Z]{26}")
+MADE_CLIENT_ORDER_ID = re.compile(MADE_CLIENT_ORDER_ID_PREFIX + "[0-9A-Z]{26}")  # an order id is a ULID: 26 of these
 # The orders whose client order id a caller chose, as literal SQL: the partial unique index is built on it, and its
 # lookups carry the same text so both databases can prove the index applies.
 CALLERS_CLIENT_ORDER_ID = f"client_order_id <> ('{MADE_CLIENT_ORDER_ID_PREFIX}' || id)"
