@@ -3,7 +3,6 @@ its PENDING event in one transaction, then hand the id to the execution engine. 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,6 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from app.client_order_ids import check_client_order_id, refuse_made_client_order_id
 from app.domain import (
     OrderStatus,
     OrderType,
@@ -33,11 +33,10 @@ from app.retry import RetryPolicy, retry
 from app.trading_state import TradingStates
 from app.views import fill_data, order_data
 from storage.db import Database, is_transient
-from storage.models import MADE_CLIENT_ORDER_ID, Account, Order
+from storage.models import Account, Order
 from storage.repositories import accounts as account_repo
 from storage.repositories import events, orders, writes
 
-CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 MAX_LIST_LIMIT = 1000
 # Intake's transaction again after a lost connection: quick, few, within the client's patience. If the lost one
 # had in fact committed, the retry meets its own order id: accepted, once.
@@ -81,28 +80,6 @@ class Submitted:
     order: dict[str, Any]
     created: bool  # False: an order with this client_order_id already existed and is returned as it is
     json: str | None = None  # `order` serialised already (the stored event's payload), when there is one
-
-
-def check_client_order_id(value: Any) -> str | None:
-    """A caller's client order id as given, or 422 when it is not 1-32 characters of the allowed alphabet."""
-    if value is not None and (not isinstance(value, str) or not CLIENT_ORDER_ID.match(value)):
-        raise ValidationFailed(
-            "client_order_id must be 1-32 characters of A-Z, a-z, 0-9, _ or -", field="client_order_id"
-        )
-    return value
-
-
-def refuse_made_client_order_id(client_order_id: str) -> None:
-    """422 for a new order whose client order id has the shape of one Tradewind makes ("tw" + an order id): those
-    are unique by construction and kept out of the unique index (storage/models.py), so a caller's copy could give
-    two orders of an account one client order id. Sending back one Tradewind made finds that order instead."""
-    if MADE_CLIENT_ORDER_ID.fullmatch(client_order_id):
-        raise ValidationFailed(
-            "client_order_id: 'tw' followed by 26 capital letters and digits is the form of the ids Tradewind makes "
-            "for orders sent without one; choose another",
-            code="CLIENT_ORDER_ID_RESERVED",
-            field="client_order_id",
-        )
 
 
 def store_event(session: Session, user_id: str, type_: str, data: dict[str, Any], ts: int) -> UserEvent:

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from app.client_order_ids import check_client_order_id, refuse_made_client_order_id
 from app.domain import OrderStatus, OrderType, fmt
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.orders import OrderRequest, OrderService, Submitted, check_client_order_id, refuse_made_client_order_id
+from app.orders import OrderRequest, OrderService, Submitted
 from app.views import order_data
 from storage.models import Order
 from storage.repositories import orders
