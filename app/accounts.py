@@ -22,6 +22,7 @@ from app.venues.base import ExternalVenue
 from storage.db import Database
 from storage.models import Account
 from storage.repositories import accounts, orders
+from storage.repositories.accounts import AccountRow
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class AccountView:
     needs_new_key: bool = False
 
     @classmethod
-    def of(cls, account: Account, keybox: KeyBox | None = None) -> AccountView:
+    def of(cls, account: Account | AccountRow, keybox: KeyBox | None = None) -> AccountView:
         unreadable = keybox is not None and sealed_keys.needs_new_key(keybox, account)
         needs_new_key = account.key_rejected_at is not None or unreadable
         return cls(account.id, account.venue, account.label, account.created_at, account.api_key_hint, needs_new_key)
@@ -136,7 +137,7 @@ class AccountService:
         self._paper_lookups: dict[str, asyncio.Future[Account | None]] = {}
 
     async def list_for_user(self, user_id: str) -> list[AccountView]:
-        rows = await self.db.read(lambda s: accounts.list_for_user(s, user_id))
+        rows = await self.db.read(lambda s: accounts.listing_for_user(s, user_id))
         return [AccountView.of(row, self.keybox) for row in rows]
 
     async def resolve(self, user_id: str, account_id: str | None) -> Account:

@@ -19,6 +19,7 @@ from app.crypto import DecryptionError, KeyBox
 from storage.db import Database
 from storage.models import Account
 from storage.repositories import account_keys
+from storage.repositories.accounts import AccountRow
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def open_keys(keybox: KeyBox, account: Account) -> tuple[str, str]:
     return api_key, api_secret
 
 
-def needs_new_key(keybox: KeyBox, account: Account) -> bool:
+def needs_new_key(keybox: KeyBox, account: Account | AccountRow) -> bool:
     """An account with sealed keys that no configured key can open (cheap: looks at the key id only)."""
     return bool(account.api_key_enc and account.key_id and not keybox.has_key(account.key_id))
 
