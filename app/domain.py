@@ -6,16 +6,30 @@ import decimal
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Self, cast
 
 from app.errors import ValidationFailed
 
 
-class Venue(StrEnum):
+class StoredEnum(StrEnum):
+    """A StrEnum whose members are looked up from stored text on the order path: `of` is a dict lookup, where
+    calling the class (Enum's own lookup) costs ~10x more, several times per order."""
+
+    @classmethod
+    def of(cls, value: str) -> Self:
+        try:
+            member = cls._value2member_map_.get(value)
+        except TypeError:  # unhashable: not a member
+            member = None
+        return cast(Self, member) if member is not None else cls(value)  # not a member: the class's own ValueError
+
+
+class Venue(StoredEnum):
     PAPER = "paper"
     BINANCE_TESTNET = "binance-testnet"
 
 
-class Side(StrEnum):
+class Side(StoredEnum):
     BUY = "BUY"
     SELL = "SELL"
 
@@ -24,7 +38,7 @@ class Side(StrEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-class OrderType(StrEnum):
+class OrderType(StoredEnum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
     STOP_MARKET = "STOP_MARKET"
@@ -76,13 +90,13 @@ _STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
 TRAILING_DELTA_BPS = (10, 2000)  # Binance spot's TRAILING_DELTA filter range (basis points), used for paper too
 
 
-class TimeInForce(StrEnum):
+class TimeInForce(StoredEnum):
     GTC = "GTC"
     IOC = "IOC"
     FOK = "FOK"
 
 
-class OrderStatus(StrEnum):
+class OrderStatus(StoredEnum):
     PENDING = "PENDING"
     OPEN = "OPEN"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
@@ -194,13 +208,26 @@ def parse_decimal(value: object, field: str) -> Decimal:
     return number
 
 
+# fmt's answers by value. Every order formats the same few prices and sizes several times (its events, its fill, the
+# balances): a dict lookup is ~7x cheaper than normalising. Equal Decimals have one canonical form, so the key may be
+# any of them; the cache is emptied when full (the values in play are few; a miss only costs the normalising).
+_FORMATTED: dict[Decimal, str] = {}
+_FORMATTED_MAX = 4096
+
+
 def fmt(value: Decimal | None) -> str | None:
     """Canonical wire form: plain notation, no exponent, no trailing zeros ("0.01", "10000")."""
     if value is None:
         return None
-    if value == 0:
-        return "0"
-    return format(value.normalize(_WIDE), "f")
+    if value.__class__ is not Decimal:  # a float equals its Decimal and would find its text: money is Decimal only
+        raise TypeError(f"fmt takes a Decimal, not {type(value).__name__}")
+    text = _FORMATTED.get(value)
+    if text is None:
+        text = "0" if value == 0 else format(value.normalize(_WIDE), "f")
+        if len(_FORMATTED) >= _FORMATTED_MAX:
+            _FORMATTED.clear()
+        _FORMATTED[value] = text
+    return text
 
 
 def on_grid(value: Decimal, step: Decimal) -> bool:

@@ -16,6 +16,7 @@ from app.domain import (
     OrderStatus,
     OrderType,
     Side,
+    StoredEnum,
     SymbolRules,
     TimeInForce,
     Venue,
@@ -382,9 +383,9 @@ class OrderService:
         return [fill_data(row) for row in rows]
 
 
-def _enum(enum: type[Any], raw: Any, field: str) -> Any:
+def _enum(enum: type[StoredEnum], raw: Any, field: str) -> Any:
     try:
-        return enum(raw.upper() if isinstance(raw, str) else raw)
+        return enum.of(raw.upper() if isinstance(raw, str) else raw)
     except ValueError:
         allowed = ", ".join(member.value for member in enum)
         raise ValidationFailed(f"{field} must be one of {allowed}", field=field) from None

@@ -84,7 +84,7 @@ class ExecutionCore:
 
     def executor(self, venue: Venue | str) -> Executor:
         try:
-            return self.routes[Venue(venue)]
+            return self.routes[Venue.of(venue)]
         except (KeyError, ValueError):
             raise LookupError(f"no executor for venue {venue!r}") from None
 

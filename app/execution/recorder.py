@@ -96,7 +96,7 @@ class Recorder:
         triggered = report.triggered and order.triggered_at is None
         if triggered:
             order.triggered_at = now
-        current, reported = OrderStatus(order.status), OrderStatus(report.status)
+        current, reported = OrderStatus.of(order.status), OrderStatus.of(report.status)
         changed = applies(current, reported) and (reported != current or fills > 0)
         if changed:
             order.status = reported
@@ -121,7 +121,7 @@ class Recorder:
 
     def transition(self, order: OrderRecord, status: OrderStatus, reason: str | None, out: Changes) -> bool:
         """A status change decided by us (not reported by a venue): applied only if the table allows it."""
-        if not applies(OrderStatus(order.status), status):
+        if not applies(OrderStatus.of(order.status), status):
             return False
         order.status = status
         order.reject_reason = reason if status in ENDED_WITH_REASON else order.reject_reason
@@ -162,5 +162,5 @@ def bracket_quantity(entry: OrderRecord, rules: SymbolRules) -> Decimal:
     """What the exits of a filled bracket entry sell (or buy back): the quantity received, net of a fee paid in the
     base asset, floored to the step."""
     base_fee = entry.fee if entry.fee_asset == rules.base else Decimal(0)
-    received = entry.filled_quantity - base_fee if Side(entry.side) is Side.BUY else entry.filled_quantity
+    received = entry.filled_quantity - base_fee if Side.of(entry.side) is Side.BUY else entry.filled_quantity
     return floor_to_step(received, rules.step_size)

@@ -64,7 +64,7 @@ class OrderRecord:
 
     @property
     def is_terminal(self) -> bool:
-        return OrderStatus(self.status).is_terminal
+        return OrderStatus.of(self.status).is_terminal
 
 
 _FIELDS = tuple(f.name for f in fields(OrderRecord))

@@ -30,9 +30,9 @@ def match_order(order: OrderRecord) -> MatchOrder:
     return MatchOrder(
         id=order.id,
         symbol=order.symbol,
-        side=Side(order.side),
-        type=OrderType(order.type),
-        time_in_force=TimeInForce(order.time_in_force) if order.time_in_force else None,
+        side=Side.of(order.side),
+        type=OrderType.of(order.type),
+        time_in_force=TimeInForce.of(order.time_in_force) if order.time_in_force else None,
         quantity=order.quantity,
         quote_quantity=order.quote_quantity,
         price=order.price,
@@ -116,11 +116,11 @@ class PaperVenue:
         return [report for order in orders for report in self.submit(order, ts)]
 
     def _list_refusal(self, order: OrderRecord, last: Decimal | None, depth: Depth | None) -> str | None:
-        kind = OrderType(order.type)
+        kind = OrderType.of(order.type)
         if (
             kind is OrderType.LIMIT
             and order.price is not None
-            and crosses(TakerBook(depth, order.symbol), Side(order.side), order.price)
+            and crosses(TakerBook(depth, order.symbol), Side.of(order.side), order.price)
         ):
             return WOULD_TAKE
         if kind.has_stop_price and last is not None and trigger_fires(match_order(order), last):
@@ -151,7 +151,7 @@ class PaperVenue:
         """Start-up: an order resting before the restart rests again, with its lock (already in the balances)."""
         self.matcher.restore(match_order(order))
         self._track(order)
-        status = OrderStatus(order.status)
+        status = OrderStatus.of(order.status)
         need = reservation(order, self.rules[order.symbol], status, order.filled_quantity)
         self.ledger.restore_lock(order.id, order.account_id, need)
 
@@ -177,7 +177,7 @@ class PaperVenue:
 
     def _settle(self, order: OrderRecord, result: MatchResult) -> Report:
         rules = self.rules[order.symbol]
-        side = Side(order.side)
+        side = Side.of(order.side)
         status, reason, fills = result.status, result.reason, result.fills
         self.ledger.release(order.id)
         if fills and not self._affordable(order, result, rules):
@@ -199,7 +199,7 @@ class PaperVenue:
 
     def _affordable(self, order: OrderRecord, result: MatchResult, rules: SymbolRules) -> bool:
         """A triggered stop/take-profit market order spends at trigger time; it may no longer be covered."""
-        side = Side(order.side)
+        side = Side.of(order.side)
         asset = rules.quote if side is Side.BUY else rules.base
         needed = sum(((f.price * f.quantity) if side is Side.BUY else f.quantity for f in result.fills), Decimal(0))
         return self.ledger.free(order.account_id, asset) >= needed

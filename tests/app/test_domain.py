@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from app.domain import ALLOWED_TRANSITIONS, IllegalTransition, OrderStatus, check_transition, fmt
+import app.domain as domain
+from app.domain import ALLOWED_TRANSITIONS, IllegalTransition, OrderStatus, Side, Venue, check_transition, fmt
 from app.domain import OrderType as T
 
 S = OrderStatus
@@ -61,6 +62,29 @@ def test_fmt_writes_plain_notation_without_trailing_zeros(value: str, wire: str)
 
 def test_fmt_gives_equal_amounts_one_form_whatever_their_exponent() -> None:
     assert {fmt(Decimal(v)) for v in ("1", "1.0", "1.000", "0.1E+1")} == {"1"}
+
+
+def test_fmt_refuses_a_float_even_when_its_decimal_was_formatted_before() -> None:
+    assert fmt(Decimal("0.5")) == "0.5"  # now cached, and 0.5 == Decimal("0.5") with the same hash
+    with pytest.raises(TypeError):
+        fmt(0.5)  # type: ignore[arg-type]
+
+
+def test_fmt_keeps_answering_once_its_cache_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(domain, "_FORMATTED_MAX", 3)
+    monkeypatch.setattr(domain, "_FORMATTED", {})
+    assert [fmt(Decimal(n) / 100) for n in range(10)] == ["0", *(f"0.0{n}" for n in range(1, 10))]
+    assert len(domain._FORMATTED) <= 3
+
+
+def test_stored_enums_find_members_by_stored_text_and_refuse_the_rest_as_the_class_does() -> None:
+    assert Side.of("BUY") is Side.BUY
+    assert Side.of(Side.SELL) is Side.SELL
+    assert OrderStatus.of("PARTIALLY_FILLED") is S.PARTIALLY_FILLED
+    assert Venue.of("binance-testnet") is Venue.BINANCE_TESTNET
+    for wrong in ("buy", "", ["BUY"], None):
+        with pytest.raises(ValueError, match="is not a valid"):
+            Side.of(wrong)  # type: ignore[arg-type]
 
 
 def test_order_type_properties() -> None:
