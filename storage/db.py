@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session
 
 from storage.group_commit import GroupCommit
@@ -20,6 +21,8 @@ from storage.group_commit import GroupCommit
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PING_AFTER_IDLE_SECONDS = 1.0
+_LAST_USED = "tradewind_last_used"
 
 
 def create_db_engine(url: str, *, application_name: str | None = None) -> Engine:
@@ -36,7 +39,29 @@ def create_db_engine(url: str, *, application_name: str | None = None) -> Engine
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     connect_args = {"application_name": application_name} if application_name else {}
-    return create_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(url, pool_size=10, max_overflow=5, connect_args=connect_args)
+    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkin", _note_use)
+    return engine
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """SQLAlchemy's pool_pre_ping, for connections idle longer than PING_AFTER_IDLE_SECONDS only. The ping is a
+    round trip before every transaction: under load it was one of the ~6 a group commit waits for, on a connection
+    the pool had handed out milliseconds before. A connection that went idle (a server restart, an idle timeout)
+    is still found dead and replaced before use."""
+    last_used = record.info.get(_LAST_USED)
+    if last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as error:  # any failure: this connection is not usable; the pool opens another
+        raise DisconnectionError(f"connection failed its ping: {error}") from error
+
+
+def _note_use(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_LAST_USED] = time.monotonic()
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -93,7 +118,17 @@ class Database:
         if self.inline:
             return self.run_sync(work)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, functools.partial(self.run_sync, work))
+        return await loop.run_in_executor(self._reader, functools.partial(self._read_again_if_lost, work))
+
+    def _read_again_if_lost(self, work: Callable[[Session], T]) -> T:
+        """A read is safe to run twice: one whose connection was found lost (the pool has dropped it) runs once
+        more on another, so the caller does not see a connection the pool did not ping (`_ping_if_idle`)."""
+        try:
+            return self.run_sync(work)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        return self.run_sync(work)
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
