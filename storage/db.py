@@ -40,24 +40,23 @@ def create_db_engine(url: str, *, application_name: str | None = None) -> Engine
         return engine
     connect_args = {"application_name": application_name} if application_name else {}
     engine = create_engine(url, pool_size=10, max_overflow=5, connect_args=connect_args)
-    event.listen(engine, "checkout", _ping_if_idle)
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """SQLAlchemy's pool_pre_ping (the dialect's own ping), for connections idle longer than
+        PING_AFTER_IDLE_SECONDS only. Pinging before every transaction cost a round trip each time: under load one
+        of the ~6 a group commit waits for, on a connection the pool had handed out milliseconds before. One that
+        sat idle (a server restart, an idle timeout) is still found dead and replaced before use."""
+        last_used = record.info.get(_LAST_USED)
+        if last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # any failure: this connection is not usable; the pool opens another
+            raise DisconnectionError(f"connection failed its ping: {error}") from error
+
+    event.listen(engine, "checkout", ping_if_idle)
     event.listen(engine, "checkin", _note_use)
     return engine
-
-
-def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """SQLAlchemy's pool_pre_ping, for connections idle longer than PING_AFTER_IDLE_SECONDS only. The ping is a
-    round trip before every transaction: under load it was one of the ~6 a group commit waits for, on a connection
-    the pool had handed out milliseconds before. A connection that went idle (a server restart, an idle timeout)
-    is still found dead and replaced before use."""
-    last_used = record.info.get(_LAST_USED)
-    if last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS:
-        return
-    try:
-        dbapi_connection.execute("SELECT 1")
-        dbapi_connection.rollback()
-    except Exception as error:  # any failure: this connection is not usable; the pool opens another
-        raise DisconnectionError(f"connection failed its ping: {error}") from error
 
 
 def _note_use(_dbapi_connection: Any, record: Any) -> None:
