@@ -219,15 +219,19 @@ def fmt(value: Decimal | None) -> str | None:
     """Canonical wire form: plain notation, no exponent, no trailing zeros ("0.01", "10000")."""
     if value is None:
         return None
-    if value.__class__ is not Decimal:  # a float equals its Decimal and would find its text: money is Decimal only
-        raise TypeError(f"fmt takes a Decimal, not {type(value).__name__}")
+    if value.__class__ is not Decimal:  # never from the cache: a float equals its Decimal and would find its text
+        return _canonical(value)
     text = _FORMATTED.get(value)
     if text is None:
-        text = "0" if value == 0 else format(value.normalize(_WIDE), "f")
+        text = _canonical(value)
         if len(_FORMATTED) >= _FORMATTED_MAX:
             _FORMATTED.clear()
         _FORMATTED[value] = text
     return text
+
+
+def _canonical(value: Decimal) -> str:
+    return "0" if value == 0 else format(value.normalize(_WIDE), "f")
 
 
 def on_grid(value: Decimal, step: Decimal) -> bool:
