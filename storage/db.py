@@ -121,7 +121,7 @@ class Database:
 
     def _read_again_if_lost(self, work: Callable[[Session], T]) -> T:
         """A read is safe to run twice: one whose connection was found lost (the pool has dropped it) runs once
-        more on another, so the caller does not see a connection the pool did not ping (`_ping_if_idle`)."""
+        more on another, so the caller does not see a connection the pool did not ping (`ping_if_idle`)."""
         try:
             return self.run_sync(work)
         except DBAPIError as error:
