@@ -2,7 +2,8 @@
 
 Order intake stores one order and one event per request. One transaction each costs a commit (and on SQLite a
 turn on the single writer thread) per order; under load that, not the work, limits throughput. Units that arrive
-within two loop turns of the first, or while a transaction is being written, go together in the next one. A unit
+within two loop turns of the first, in the turns after that while each turn still brings more (up to
+`MAX_GATHER_TURNS`), or while a transaction is being written, go together in the next one. A unit
 that raises rolls its whole group back; the group is then retried unit by unit, so only the failing unit sees the
 error and the others commit. Units must therefore be re-runnable: they may only touch the session they are given.
 """
@@ -23,6 +24,11 @@ T = TypeVar("T")
 Unit = Callable[[Session], Any]
 
 MAX_GROUP = 500
+# Past the first two turns a group waits one more turn only while the last one brought units: idle, that is one
+# turn (microseconds); under load groups grow with what is still arriving. On SQLite every commit writes each page
+# it dirtied (a leaf per user for each per-user index) and that, not the rows, is most of a commit's cost: groups
+# of ~18 → ~22 orders under the load bench cut CPU per order ~5 % (docs/orders.md, "Speed").
+MAX_GATHER_TURNS = 16
 
 
 class GroupCommit:
@@ -46,6 +52,11 @@ class GroupCommit:
         # groups under load to ~10 units, with many of one (docs/orders.md, "Speed"). Idle, a turn is microseconds.
         await asyncio.sleep(0)
         await asyncio.sleep(0)
+        for _ in range(MAX_GATHER_TURNS):
+            arrived = len(self._waiting)
+            await asyncio.sleep(0)
+            if len(self._waiting) == arrived or arrived >= self.max_group:
+                break
         while self._waiting:
             group, self._waiting = self._waiting[: self.max_group], self._waiting[self.max_group :]
             try:

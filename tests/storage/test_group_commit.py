@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from app.ids import new_id, now_ms
 from storage.db import Database
+from storage.group_commit import MAX_GATHER_TURNS
 from storage.models import User
 
 
@@ -69,6 +70,33 @@ async def test_units_arriving_a_loop_turn_or_two_apart_share_one_transaction(db:
     results = await asyncio.gather(*(after_turns(turns, unit) for turns, (_, unit) in enumerate(units)))
     assert results == [user_id for user_id, _ in units]
     assert transactions[0] == 1
+
+
+async def after_turns(db: Database, turns: int, unit: object) -> str:
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    return await db.grouped.write(unit)  # type: ignore[arg-type]
+
+
+async def test_a_group_keeps_gathering_while_every_turn_brings_more(db: Database) -> None:
+    # Under load requests keep arriving turn after turn: the group takes them all instead of committing after two.
+    transactions = count_transactions(db)
+    units = [add_user(f"s{n}@example.com") for n in range(9)]
+    results = await asyncio.gather(*(after_turns(db, turns, unit) for turns, (_, unit) in enumerate(units)))
+    assert results == [user_id for user_id, _ in units]
+    assert transactions[0] == 1
+
+
+async def test_a_quiet_turn_ends_the_gathering(db: Database) -> None:
+    # A unit that comes after the others have stopped arriving is not waited for: it gets its own transaction.
+    transactions = count_transactions(db)
+    units = [add_user(f"q{n}@example.com") for n in range(3)]
+    arrivals = [0, 1, 2 + MAX_GATHER_TURNS + 5]
+    results = await asyncio.gather(
+        *(after_turns(db, turns, unit) for turns, (_, unit) in zip(arrivals, units, strict=True))
+    )
+    assert results == [user_id for user_id, _ in units]
+    assert transactions[0] == 2
 
 
 async def test_a_failing_unit_fails_alone_and_the_others_commit(db: Database) -> None:
