@@ -25,9 +25,9 @@ Unit = Callable[[Session], Any]
 
 MAX_GROUP = 500
 # Past the first two turns a group waits one more turn only while the last one brought units: idle, that is one
-# turn (microseconds); under load groups grow with what is still arriving. On SQLite every commit writes each page
-# it dirtied (a leaf per user for each per-user index) and that, not the rows, is most of a commit's cost: groups
-# of ~18 → ~22 orders under the load bench cut CPU per order ~5 % (docs/orders.md, "Speed").
+# turn (microseconds); under load groups grow with what is still arriving. On SQLite much of a commit's cost is per
+# commit, not per row (the storage floor for 16 users' orders: ~100 µs an order at 16 a transaction, ~74 at 32):
+# groups of ~18 → ~22 orders under the load bench cut CPU per order ~5-10 % (docs/orders.md, "Speed").
 MAX_GATHER_TURNS = 16
 
 
