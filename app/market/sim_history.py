@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from app.domain import SymbolRules
 from app.market.intervals import DAY_MS, bucket_start, interval_ms
@@ -36,6 +38,22 @@ def to_qty(value: float, rules: SymbolRules, *, at_least_min: bool = True) -> De
     return max(qty, rules.min_qty) if at_least_min else qty
 
 
+# Generated shapes by the generator's state and parameters. Every simulated market built in one process (each
+# test's services, each restart in the UI tests) draws the same history from the same seed; generating it was
+# ~0.1 s of every build. Bounded: one market's worth of entries is 25 (5 symbols x 5 intervals).
+_SHAPES: dict[tuple[object, ...], tuple[_Shape, tuple[Any, ...]]] = {}
+_SHAPES_KEPT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A history's candles without their times: prices and volumes of the finished candles, and what the live
+    (last) candle's volume is made of, which depends on how much of it has elapsed."""
+
+    bodies: list[tuple[Decimal, Decimal, Decimal, Decimal, Decimal]]  # o, h, l, c, v (the last one's v unused)
+    last_draw: tuple[float, float]  # the live candle's exp(gauss) and (1 + 0.5 |shock|)
+
+
 def history_candles(
     rng: random.Random,
     rules: SymbolRules,
@@ -48,9 +66,39 @@ def history_candles(
     qty_per_minute: float,
 ) -> list[Candle]:
     """`count` contiguous candles, oldest first; the last is the live one containing `end_ms`, closing at
-    `end_price`. Volume is proportional to the candle's length (the live one to its elapsed part)."""
+    `end_price`. Volume is proportional to the candle's length (the live one to its elapsed part). Leaves `rng`
+    where generating them leaves it."""
     size = interval_ms(interval)
+    key = (rng.getstate(), rules, interval, count, end_price, daily_vol, qty_per_minute)
+    cached = _SHAPES.get(key)
+    if cached is None:
+        shape = _history_shape(rng, rules, size, count, end_price, daily_vol, qty_per_minute)
+        if len(_SHAPES) >= _SHAPES_KEPT:
+            _SHAPES.clear()
+        cached = _SHAPES[key] = (shape, rng.getstate())
+    else:
+        rng.setstate(cached[1])
+    shape = cached[0]
     last_open = bucket_start(end_ms, interval)
+    first_open = last_open - (count - 1) * size
+    candles = [Candle(first_open + i * size, *body) for i, body in enumerate(shape.bodies[:-1])]
+    o, h, low, c, _ = shape.bodies[-1]
+    elapsed = max(end_ms - last_open, 0) / size
+    spread, shock = shape.last_draw
+    volume = qty_per_minute * (size / 60_000) * elapsed * spread * shock  # as a finished one, elapsed first
+    candles.append(Candle(last_open, o, h, low, c, rules.step_size * math.floor(volume / float(rules.step_size))))
+    return candles
+
+
+def _history_shape(
+    rng: random.Random,
+    rules: SymbolRules,
+    size: int,
+    count: int,
+    end_price: float,
+    daily_vol: float,
+    qty_per_minute: float,
+) -> _Shape:
     sigma = daily_vol * math.sqrt(size / DAY_MS)
     minutes = size / 60_000
 
@@ -74,9 +122,10 @@ def history_candles(
     def price(log_value: float) -> Decimal:
         return tick * max(round(exp(log_value) / tick_f), 1)
 
-    candles: list[Candle] = []
+    bodies: list[tuple[Decimal, Decimal, Decimal, Decimal, Decimal]] = []
     open_price = price(first_open)
     log_open = first_open
+    draw = (1.0, 1.0)
     for i in range(count):
         log_close = log_closes[i]
         close_price = price(log_close)
@@ -84,10 +133,9 @@ def history_candles(
         wick = sigma * (0.3 + 0.3 * abs(shocks[i]))
         high = price(max(log_open, log_close) + abs(gauss(0.0, wick)))
         low = price(min(log_open, log_close) - abs(gauss(0.0, wick)))
-        t = last_open - (count - 1 - i) * size
-        elapsed = 1.0 if i < count - 1 else max(end_ms - t, 0) / size
-        volume = qty_per_minute * minutes * elapsed * exp(gauss(0.0, 0.35)) * (1.0 + 0.5 * abs(shocks[i]))
+        draw = (exp(gauss(0.0, 0.35)), 1.0 + 0.5 * abs(shocks[i]))
+        volume = qty_per_minute * minutes * draw[0] * draw[1]  # a finished candle: elapsed 1.0
         # Rounding is monotone, so low <= open, close <= high survives it.
-        candles.append(Candle(t, open_price, high, low, close_price, step * math.floor(volume / step_f)))
+        bodies.append((open_price, high, low, close_price, step * math.floor(volume / step_f)))
         open_price, log_open = close_price, log_close
-    return candles
+    return _Shape(bodies, draw)
