@@ -13,7 +13,9 @@ into its caches (so no executionReport is lost when several arrive between two `
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,6 +139,9 @@ def build_client(
             },
         }
     )
+    # One CA store for every client: ccxt builds an SSL context per client on its first request (the CA bundle
+    # parsed again, ~16 ms here), and one per account adds up; verification stays ccxt's default.
+    client.ssl_context = _ssl_context(client.cafile)
     client.set_sandbox_mode(True)
     client.urls["api"].update({"public": rest + "/api/v3", "private": rest + "/api/v3", "v1": rest + "/api/v1"})
     client.urls["api"]["ws"] = {
@@ -145,3 +150,9 @@ def build_client(
         "ws-api": {"spot": ws_api + "/ws-api/v3"},
     }
     return client
+
+
+@functools.cache
+def _ssl_context(cafile: str) -> ssl.SSLContext:
+    """What ccxt would build for a client (`ssl.create_default_context` with its CA file), built once."""
+    return ssl.create_default_context(cafile=cafile)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 
 import pytest
@@ -41,6 +42,19 @@ async def test_the_client_bounds_requests_connects_and_silent_sockets() -> None:
     assert call_timeout(300) == 0.6
     with pytest.raises(ValueError):
         build_client(rest_url=LOCAL, stream_url=LOCAL, timeout_ms=0)
+
+
+async def test_clients_share_one_verifying_ssl_context() -> None:
+    first = build_client(rest_url=LOCAL, stream_url="ws://127.0.0.1:9")
+    second = build_client("key", "secret", rest_url=LOCAL, stream_url="ws://127.0.0.1:9")
+    try:
+        assert isinstance(first.ssl_context, ssl.SSLContext)  # not left for ccxt to build per client
+        assert second.ssl_context is first.ssl_context
+        assert first.ssl_context.verify_mode == ssl.CERT_REQUIRED and first.ssl_context.check_hostname
+        assert first.ssl_context.cert_store_stats()["x509_ca"] > 0  # ccxt's CA bundle is loaded
+    finally:
+        await first.close()
+        await second.close()
 
 
 @pytest.mark.parametrize("path", ["/api/v3/account", "/api/v3/exchangeInfo"])
