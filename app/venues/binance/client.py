@@ -142,6 +142,10 @@ def build_client(
     # One CA store for every client: ccxt builds an SSL context per client on its first request (the CA bundle
     # parsed again, ~16 ms here), and one per account adds up; verification stays ccxt's default.
     client.ssl_context = _ssl_context(client.cafile)
+    # close() waits 250 ms for TLS connections to shut down (aiohttp's graceful-shutdown advice); plain-text
+    # connections (a local testnet, the project's fake) need no wait, as aiohttp says for non-SSL ones.
+    if all(url.startswith(("http://", "ws://")) for url in (rest, stream, ws_api)):
+        client.timeout_on_exit = 0
     client.set_sandbox_mode(True)
     client.urls["api"].update({"public": rest + "/api/v3", "private": rest + "/api/v3", "v1": rest + "/api/v1"})
     client.urls["api"]["ws"] = {

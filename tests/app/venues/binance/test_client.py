@@ -57,6 +57,15 @@ async def test_clients_share_one_verifying_ssl_context() -> None:
         await second.close()
 
 
+async def test_closing_waits_for_tls_shutdown_only_when_a_url_is_tls() -> None:
+    plain = build_client(rest_url=LOCAL, stream_url="ws://127.0.0.1:9")
+    tls = build_client(rest_url="https://testnet.example", stream_url="ws://127.0.0.1:9")
+    assert plain.timeout_on_exit == 0
+    assert tls.timeout_on_exit == 250  # ccxt's wait (ms), kept
+    await plain.close()
+    await tls.close()
+
+
 @pytest.mark.parametrize("path", ["/api/v3/account", "/api/v3/exchangeInfo"])
 async def test_a_rest_call_that_hangs_is_unavailable_after_the_timeout(fake: FakeBinance, path: str) -> None:
     venue = venue_on_fake(fake, timeout_ms=300)
