@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import fastapi.dependencies.models as fastapi_dependencies
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -93,7 +94,19 @@ async def services(database_url: str) -> AsyncIterator[object]:
 
 @pytest.fixture(autouse=True)
 def _empty_tables_after_ui_tests(request: pytest.FixtureRequest) -> Iterator[None]:
-    """UI tests run main.py against the shared database: leave it empty for the next test."""
+    """UI tests run main.py against the shared database: leave it empty for the next test, and let go of the test's
+    app."""
     yield
     if "user" in request.fixturenames or "create_user" in request.fixturenames:
         empty_all_tables(os.environ["DATABASE_URL"])
+        _forget_page_functions()
+
+
+def _forget_page_functions() -> None:
+    """FastAPI keeps what it learned about each endpoint function in LRU caches of 4,096 entries keyed by the
+    function. Every UI test registers its pages anew (closures over that test's services), so the caches kept every
+    earlier test's services alive — the simulated market's candles and all — and each test's garbage collections
+    (NiceGUI's fixture runs two) walked a heap that grew by ~25k objects a test. A server registers its pages once."""
+    for cached in vars(fastapi_dependencies).values():
+        if callable(getattr(cached, "cache_clear", None)):
+            cached.cache_clear()
