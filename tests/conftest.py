@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401
+from app import auth
 from storage.db import create_db_engine
 from storage.migrate import upgrade_to_head
 
@@ -52,6 +53,16 @@ def pytest_configure(config: pytest.Config) -> None:
     engine = create_db_engine(url)
     upgrade_to_head(engine)
     engine.dispose()
+    _cheap_password_hashing()
+
+
+def _cheap_password_hashing() -> None:
+    """argon2 with the least work in this process (1 MiB, 1 pass, 1 lane), as Django's test settings use a fast
+    hasher: at full strength every registration and login cost ~0.1 s, over a thousand times a run. Same code path
+    and scheme; the full strength is asserted on `new_password_context()` (tests/app/test_auth.py), and apps the
+    end-to-end tests start as processes hash at full strength."""
+    auth.password_context.update(argon2__memory_cost=1024, argon2__rounds=1, argon2__parallelism=1)
+    auth._DUMMY_HASH = auth.password_context.hash("tradewind-dummy-password")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import jwt
 import pytest
 
+from app.auth import new_password_context
 from app.errors import NotAuthenticated
 from app.services import Services
 from tests.factories import PASSWORD, unique_email
@@ -36,3 +37,11 @@ async def test_a_forged_token_is_refused_every_time(services: Services) -> None:
     for _ in range(2):
         with pytest.raises(NotAuthenticated):
             await services.auth.user_from_token(forged)
+
+
+def test_passwords_are_hashed_with_argon2id_at_full_strength() -> None:
+    """What the server hashes with (this test process hashes cheaply: tests/conftest.py)."""
+    stored = new_password_context().hash(PASSWORD)
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # 64 MiB, 3 passes, 4 lanes
+    assert new_password_context().verify(PASSWORD, stored)
+    assert not new_password_context().verify(PASSWORD + "x", stored)
