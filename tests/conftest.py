@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401
 from app import auth
+from app.market import sim_history
 from storage.db import create_db_engine
 from storage.migrate import upgrade_to_head
 
@@ -54,6 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     upgrade_to_head(engine)
     engine.dispose()
     _cheap_password_hashing()
+    sim_history.keep_shapes(100)  # every test builds a market with the same start-up history: generate it once
 
 
 def _cheap_password_hashing() -> None:

@@ -38,11 +38,19 @@ def to_qty(value: float, rules: SymbolRules, *, at_least_min: bool = True) -> De
     return max(qty, rules.min_qty) if at_least_min else qty
 
 
-# Generated shapes by the generator's state and parameters. Every simulated market built in one process (each
-# test's services, each restart in the UI tests) draws the same history from the same seed; generating it was
-# ~0.1 s of every build. Bounded: one market's worth of entries is 25 (5 symbols x 5 intervals).
+# Generated shapes by the generator's state and parameters, when a process builds many markets: the test suite
+# builds one per test, each drawing the same history from the same seed (~0.1 s a build). A server builds one and
+# keeps none: the shapes of one market hold ~11 MB. Bounded: one market's worth of entries is 25 (5 symbols x 5
+# intervals).
 _SHAPES: dict[tuple[object, ...], tuple[_Shape, tuple[Any, ...]]] = {}
-_SHAPES_KEPT = 100
+_SHAPES_KEPT = 0
+
+
+def keep_shapes(entries: int) -> None:
+    """Keep up to `entries` generated shapes for later builds in this process (0: keep none, the default)."""
+    global _SHAPES_KEPT
+    _SHAPES_KEPT = entries
+    _SHAPES.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +77,19 @@ def history_candles(
     `end_price`. Volume is proportional to the candle's length (the live one to its elapsed part). Leaves `rng`
     where generating them leaves it."""
     size = interval_ms(interval)
-    key = (rng.getstate(), rules, interval, count, end_price, daily_vol, qty_per_minute)
-    cached = _SHAPES.get(key)
-    if cached is None:
-        shape = _history_shape(rng, rules, size, count, end_price, daily_vol, qty_per_minute)
-        if len(_SHAPES) >= _SHAPES_KEPT:
-            _SHAPES.clear()
-        cached = _SHAPES[key] = (shape, rng.getstate())
+    if _SHAPES_KEPT:
+        key = (rng.getstate(), rules, interval, count, end_price, daily_vol, qty_per_minute)
+        cached = _SHAPES.get(key)
+        if cached is None:
+            shape = _history_shape(rng, rules, size, count, end_price, daily_vol, qty_per_minute)
+            if len(_SHAPES) >= _SHAPES_KEPT:
+                _SHAPES.clear()
+            _SHAPES[key] = (shape, rng.getstate())
+        else:
+            shape = cached[0]
+            rng.setstate(cached[1])
     else:
-        rng.setstate(cached[1])
-    shape = cached[0]
+        shape = _history_shape(rng, rules, size, count, end_price, daily_vol, qty_per_minute)
     last_open = bucket_start(end_ms, interval)
     first_open = last_open - (count - 1) * size
     candles = [Candle(first_open + i * size, *body) for i, body in enumerate(shape.bodies[:-1])]

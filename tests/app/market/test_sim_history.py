@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,8 +25,11 @@ def generate(seed: str, interval: Interval, end_ms: int, count: int = 200) -> tu
 
 
 @pytest.fixture(autouse=True)
-def _no_shapes_kept() -> None:
-    sim_history._SHAPES.clear()
+def _shapes_kept() -> Iterator[None]:
+    kept = sim_history._SHAPES_KEPT
+    sim_history.keep_shapes(100)
+    yield
+    sim_history.keep_shapes(kept)
 
 
 @pytest.mark.parametrize("interval", list(Interval))
@@ -58,8 +62,24 @@ def test_the_shape_is_generated_once_per_generator_state(monkeypatch: pytest.Mon
     assert other != first
 
 
-def test_the_kept_shapes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sim_history, "_SHAPES_KEPT", 3)
+def test_the_kept_shapes_are_bounded() -> None:
+    sim_history.keep_shapes(3)
     for n in range(10):
         generate(f"seed {n}", Interval.D1, END, count=20)
         assert len(sim_history._SHAPES) <= 3
+
+
+def test_with_none_kept_each_call_generates_the_same_history_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    sim_history.keep_shapes(0)  # a server's setting: it builds one market
+    calls: list[int] = []
+    generate_shape = sim_history._history_shape
+
+    def counted(*args: object) -> object:
+        calls.append(1)
+        return generate_shape(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sim_history, "_history_shape", counted)
+    first, first_state = generate("a", Interval.H1, END)
+    second, second_state = generate("a", Interval.H1, END)
+    assert len(calls) == 2 and not sim_history._SHAPES
+    assert first == second and first_state == second_state
