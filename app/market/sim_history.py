@@ -76,6 +76,8 @@ def history_candles(
     """`count` contiguous candles, oldest first; the last is the live one containing `end_ms`, closing at
     `end_price`. Volume is proportional to the candle's length (the live one to its elapsed part). Leaves `rng`
     where generating them leaves it."""
+    if count <= 0:
+        return []
     size = interval_ms(interval)
     if _SHAPES_KEPT:
         key = (rng.getstate(), rules, interval, count, end_price, daily_vol, qty_per_minute)
@@ -96,7 +98,7 @@ def history_candles(
     o, h, low, c, _ = shape.bodies[-1]
     elapsed = max(end_ms - last_open, 0) / size
     spread, shock = shape.last_draw
-    volume = qty_per_minute * (size / 60_000) * elapsed * spread * shock  # as a finished one, elapsed first
+    volume = qty_per_minute * (size / 60_000) * elapsed * spread * shock  # as a finished one's, times elapsed
     candles.append(Candle(last_open, o, h, low, c, rules.step_size * math.floor(volume / float(rules.step_size))))
     return candles
 

@@ -83,3 +83,8 @@ def test_with_none_kept_each_call_generates_the_same_history_anew(monkeypatch: p
     second, second_state = generate("a", Interval.H1, END)
     assert len(calls) == 2 and not sim_history._SHAPES
     assert first == second and first_state == second_state
+
+
+def test_no_candles_asked_none_given() -> None:
+    candles, _ = generate("a", Interval.M5, END, count=0)
+    assert candles == []
