@@ -45,15 +45,21 @@ def test_a_reused_shape_gives_what_generating_anew_gives_at_another_time(interva
     assert reused[-1].t == bucket_start(later, interval)  # type: ignore[attr-defined]
 
 
-def test_the_shape_is_generated_once_per_generator_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per shape generated."""
+    generated: list[int] = []
     generate_shape = sim_history._history_shape
 
     def counted(*args: object) -> object:
-        calls.append(1)
+        generated.append(1)
         return generate_shape(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sim_history, "_history_shape", counted)
+    return generated
+
+
+def test_the_shape_is_generated_once_per_generator_state(calls: list[int]) -> None:
     first, _ = generate("a", Interval.H1, END)
     generate("a", Interval.H1, END + 60_000)
     assert len(calls) == 1
@@ -69,16 +75,8 @@ def test_the_kept_shapes_are_bounded() -> None:
         assert len(sim_history._SHAPES) <= 3
 
 
-def test_with_none_kept_each_call_generates_the_same_history_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_none_kept_each_call_generates_the_same_history_anew(calls: list[int]) -> None:
     sim_history.keep_shapes(0)  # a server's setting: it builds one market
-    calls: list[int] = []
-    generate_shape = sim_history._history_shape
-
-    def counted(*args: object) -> object:
-        calls.append(1)
-        return generate_shape(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sim_history, "_history_shape", counted)
     first, first_state = generate("a", Interval.H1, END)
     second, second_state = generate("a", Interval.H1, END)
     assert len(calls) == 2 and not sim_history._SHAPES
