@@ -137,7 +137,7 @@ class AccountService:
         self._paper_lookups: dict[str, asyncio.Future[Account | None]] = {}
 
     async def list_for_user(self, user_id: str) -> list[AccountView]:
-        rows = await self.db.read(lambda s: accounts.listing_for_user(s, user_id))
+        rows = await self.db.fetch(accounts.LISTING, user_id=user_id)
         return [AccountView.of(row, self.keybox) for row in rows]
 
     async def resolve(self, user_id: str, account_id: str | None) -> Account:
@@ -172,7 +172,7 @@ class AccountService:
     async def balances(self, user_id: str, account_id: str | None) -> list[BalanceView]:
         """Free and locked balances of one of the user's accounts."""
         account = await self.resolve(user_id, account_id)
-        rows = await self.db.read(lambda s: accounts.balances(s, account.id))
+        rows = await self.db.fetch(accounts.BALANCES, account_id=account.id)
         return [BalanceView(row.asset, row.free, row.locked) for row in rows]
 
     async def add_binance_account(

@@ -331,16 +331,11 @@ class OrderService:
     # ---- reads ----------------------------------------------------------------------------------------------
 
     async def get(self, user_id: str, order_id: str) -> dict[str, Any]:
-        def load(session: Session) -> dict[str, Any] | None:
-            order = orders.get_owned(session, user_id, order_id)
-            if order is None:
-                return None
-            return {**order_data(order), "fills": [fill_data(f) for f in orders.fills_for_order(session, order.id)]}
-
-        found = await self.db.read(load)
+        found = await self.db.fetch_in(lambda reader: orders.owned_with_fills(reader, user_id, order_id))
         if found is None:
             raise NotFound("Order not found.", code="ORDER_NOT_FOUND")
-        return found
+        order, fills = found
+        return {**order_data(order), "fills": [fill_data(fill._asdict()) for fill in fills]}
 
     async def list_orders(
         self,
@@ -357,9 +352,9 @@ class OrderService:
         account = await self.accounts.resolve(user_id, account_id) if account_id else None
         statuses = {"open": OPEN_STATUSES, "closed": CLOSED_STATUSES, "all": None}[status]
         wanted = normalize_symbol(symbol) if symbol else None
-        rows = await self.db.read(
-            lambda s: orders.list_for_user(
-                s,
+        rows = await self.db.fetch_in(
+            lambda reader: orders.list_for_user(
+                reader,
                 user_id,
                 account_id=account.id if account else None,
                 statuses=statuses,

@@ -68,7 +68,7 @@ class PortfolioHistory:
     async def performance(self, user_id: str, account_id: str | None) -> dict[str, Any]:
         """Per symbol: realized PnL (since the last reset) and fees paid (every fill), both valued in USDT."""
         account = await self.accounts.resolve(user_id, account_id)
-        positions = await self.db.read(lambda s: order_repo.positions(s, account.id))
+        positions = await self.db.fetch(order_repo.POSITIONS, account_id=account.id)
         fills = await self.db.read(functools.partial(equity_repo.fill_fees, user_id=user_id, account_id=account.id))
         realized: dict[str, Decimal] = {p.symbol: p.realized_pnl for p in positions}
         fees: dict[str, Decimal] = {}

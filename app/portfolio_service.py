@@ -41,7 +41,7 @@ class PortfolioService:
     async def positions(self, user_id: str, account_id: str | None) -> list[dict[str, Any]]:
         """Open positions (net base quantity from fills), average cost with fees, realized and unrealized PnL."""
         account = await self.accounts.resolve(user_id, account_id)
-        rows = await self.db.read(lambda s: orders.positions(s, account.id))
+        rows = await self.db.fetch(orders.POSITIONS, account_id=account.id)
         result = []
         for row in rows:
             if row.quantity == 0 and row.realized_pnl == 0:

@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/bare_app.py [--port 8123]   # or PORT=8123
 
-One route, `POST /echo`: FastAPI parses a JSON body shaped like an order (`OrderCreate`'s fields) into a pydantic
-model and returns a small JSON object with status 202 -- the same request/response shape as
+The order bench's route, `POST /echo`: FastAPI parses a JSON body shaped like an order (`OrderCreate`'s fields)
+into a pydantic model and returns a small JSON object with status 202 -- the same request/response shape as
 `POST /api/trading/orders`, without authentication, middleware, database or execution. It is served by uvicorn in
 a single process with the settings NiceGUI's `ui.run` uses for the real app (nicegui/ui_run.py builds a
 `uvicorn.Config` with `log_level=uvicorn_logging_level` ("warning" in main.py), `ws="wsproto"`, one worker, and
 uvicorn's defaults otherwise: `loop="auto"` -> uvloop and `http="auto"` -> httptools when installed, as they are
 here). The bench prints the real app's orders/s as a ratio of this app's req/s under the same load generator, so
-read the ratio, not the absolute figures.
+read the ratio, not the absolute figures. `GET /balances` is bench/reads.py's baseline for the hot reads.
 """
 
 from __future__ import annotations
@@ -55,6 +55,21 @@ async def echo(body: EchoBody) -> EchoOut:
     return EchoOut(
         id=next(_ids), symbol=body.symbol, side=body.side, type=body.type, quantity=body.quantity, status="PENDING"
     )
+
+
+class BalanceOut(BaseModel):
+    asset: str
+    free: str
+    locked: str
+
+
+@app.get("/balances")
+async def balances() -> list[BalanceOut]:
+    """bench/reads.py's baseline: a small JSON list through a response model, shaped like GET /api/trading/balances."""
+    return [
+        BalanceOut(asset="BTC", free="0.000999", locked="0"),
+        BalanceOut(asset="USDT", free="99996906.9", locked="3003"),
+    ]
 
 
 @app.get("/health")

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session
 
+from storage.driver_reads import DriverRead, DriverReader
 from storage.group_commit import GroupCommit
 
 T = TypeVar("T")
@@ -119,20 +120,44 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, functools.partial(self._read_again_if_lost, work))
 
+    async def fetch(self, read: DriverRead, **params: Any) -> list[Any]:
+        """The rows of one driver-level read (storage/driver_reads.py): no Session, no ORM."""
+        return await self.fetch_in(lambda reader: reader.rows(read, **params))
+
+    async def fetch_in(self, work: Callable[[DriverReader], T]) -> T:
+        """Run `work` with driver-level reads on one pooled connection: inline on SQLite, else on the reader pool,
+        once more on another connection if this one was found lost (reads are safe to repeat)."""
+        if self.inline:
+            return self._with_reader(work)
+        loop = asyncio.get_running_loop()
+        again = functools.partial(_again_if_lost, functools.partial(self._with_reader, work))
+        return await loop.run_in_executor(self._reader, again)
+
+    def _with_reader(self, work: Callable[[DriverReader], T]) -> T:
+        connection = self.engine.raw_connection()
+        try:
+            return work(DriverReader(connection, self.engine.dialect))
+        finally:
+            connection.close()  # back to the pool, which ends the driver's transaction (PostgreSQL) on return
+
     def _read_again_if_lost(self, work: Callable[[Session], T]) -> T:
         """A read is safe to run twice: one whose connection was found lost (the pool has dropped it) runs once
         more on another, so the caller does not see a connection the pool did not ping (`ping_if_idle`)."""
-        try:
-            return self.run_sync(work)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-        return self.run_sync(work)
+        return _again_if_lost(functools.partial(self.run_sync, work))
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _again_if_lost(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    return work()
 
 
 def is_transient(error: BaseException) -> bool:

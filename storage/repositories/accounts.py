@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, bindparam
+from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from storage.driver_reads import DriverRead
 from storage.models import Account, Balance, User
 
 
@@ -31,13 +32,19 @@ _LISTING = (
 )
 
 
-AccountRow = Row[Any]  # an accounts row read through Core: the columns as attributes, like an Account
+AccountRow = Any  # an accounts row read at the driver: the columns as attributes, like an Account
 
+# What the account listing shows, read on every page load and by bots: the user's accounts as plain rows (attribute
+# access like an Account, no ORM identity), oldest first. `await db.fetch(LISTING, user_id=…)`.
+LISTING = DriverRead(_LISTING)
 
-def listing_for_user(session: Session, user_id: str) -> list[AccountRow]:
-    """The user's accounts as plain rows (attribute access like an Account, no ORM identity), oldest first:
-    what the account listing shows, read on every page load and by bots."""
-    return list(session.connection().execute(_LISTING, {"user_id": user_id}))
+_BALANCES = Balance.__table__  # type: ignore[attr-defined]
+# An account's balances by asset, polled by bots and every open page. `await db.fetch(BALANCES, account_id=…)`.
+BALANCES = DriverRead(
+    sa_select(_BALANCES.c.asset, _BALANCES.c.free, _BALANCES.c.locked)
+    .where(_BALANCES.c.account_id == bindparam("account_id"))
+    .order_by(_BALANCES.c.asset)
+)
 
 
 def get_owned(session: Session, user_id: str, account_id: str) -> Account | None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, func, text
+from sqlalchemy import ColumnElement, Integer, RowMapping, Select, and_, bindparam, func, literal, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from storage.driver_reads import DriverRead, DriverReader
 from storage.models import (
     CALLERS_CLIENT_ORDER_ID,
     MADE_CLIENT_ORDER_ID,
@@ -24,15 +26,26 @@ from storage.models import (
 
 OPEN_STATUSES = OPEN_ORDER_STATUSES
 
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+_POSITIONS = Position.__table__  # type: ignore[attr-defined]
+_FILLS = Fill.__table__  # type: ignore[attr-defined]
+
 
 def status_in(statuses: Sequence[str]) -> ColumnElement[bool]:
     """`orders.status IN statuses`. Open statuses carry the open-order indexes' own predicate, as literal SQL: only
     then can SQLite and PostgreSQL prove those partial indexes apply (storage/models.py)."""
     wanted = set(statuses)
     if not wanted or not wanted <= set(OPEN_ORDER_STATUSES):
-        return col(Order.status).in_(statuses)
+        return _status_is_one_of(statuses)
     is_open = and_(text(OPEN_ORDER))
-    return is_open if wanted == set(OPEN_ORDER_STATUSES) else and_(is_open, col(Order.status).in_(statuses))
+    return is_open if wanted == set(OPEN_ORDER_STATUSES) else and_(is_open, _status_is_one_of(statuses))
+
+
+def _status_is_one_of(statuses: Sequence[str]) -> ColumnElement[bool]:
+    # One bound value per status rather than one list (an "expanding" parameter, which SQLAlchemy renders per
+    # execution): the driver-level reads render their SQL once (storage/driver_reads.py).
+    return col(Order.status).in_([literal(status) for status in statuses])
 
 
 def add(session: Session, order: Order, *, flush: bool = True) -> Order:
@@ -72,51 +85,88 @@ def by_client_order_id(session: Session, account_id: str, client_order_id: str) 
     return session.exec(query).first()
 
 
-def list_for_user(session: Session, user_id: str, **filters: Any) -> list[Order]:
-    """Newest first. Ids are ULIDs, so `id < before` pages backwards in time. `filters`: `user_orders_query`'s.
-    Orders are indexed by account only (storage/models.py): without an account_id, each of the user's accounts (one
-    or a few) is read and the pages merged. (One query over all of them, `account_id IN (…)`, cannot walk an index
-    in id order, so it would sort every order of the user.)"""
-    if filters.get("account_id") is not None:
-        return list(session.exec(user_orders_query(user_id, **filters)))
-    rows: list[Order] = []
-    for account_id in session.exec(_accounts_with_orders(user_id, filters.get("statuses"))):
-        rows += session.exec(user_orders_query(user_id, **{**filters, "account_id": account_id}))
-    return sorted(rows, key=lambda order: order.id, reverse=True)[: filters.get("limit", 100)]
-
-
-def _accounts_with_orders(user_id: str, statuses: Sequence[str] | None) -> SelectOfScalar[str]:
-    """The user's accounts that hold any order, in one statement (an index probe per account): accounts created and
-    deleted without trading cost a listing nothing. A deleted account holds no open order (deleting needs none)."""
-    holds_orders = sa_select(col(Order.id)).where(col(Order.account_id) == col(Account.id)).exists()
-    query = select(Account.id).where(Account.user_id == user_id, holds_orders)
-    if statuses is not None and set(statuses) <= set(OPEN_STATUSES):
-        query = query.where(col(Account.deleted_at).is_(None))
-    return query
-
-
-def user_orders_query(
+def list_for_user(
+    reader: DriverReader,
     user_id: str,
     *,
-    account_id: str,
+    account_id: str | None = None,
     statuses: Sequence[str] | None = None,
-    exclude_statuses: Sequence[str] | None = None,
     symbol: str | None = None,
     before: str | None = None,
     limit: int = 100,
-) -> SelectOfScalar[Order]:
-    """`list_for_user`'s query for one account (tests/storage/test_order_indexes.py checks which index each shape
-    uses); the user_id term keeps a mismatched account from showing anything."""
-    query = select(Order).where(Order.user_id == user_id, Order.account_id == account_id)
+) -> list[Any]:
+    """A user's orders as rows (an Order's attributes), newest first, at the driver (the blotter and bots poll it).
+    Ids are ULIDs, so `id < before` pages backwards in time. Orders are indexed by account only
+    (storage/models.py): without an account_id, each of the user's accounts (one or a few) is read and the pages
+    merged. (One query over all of them, `account_id IN (…)`, cannot walk an index in id order, so it would sort
+    every order of the user.)"""
+    read = user_orders_read(tuple(statuses) if statuses is not None else None, symbol is not None, before is not None)
+    params = {"user_id": user_id, "symbol": symbol, "before": before, "limit": limit}
+    if account_id is not None:
+        return reader.rows(read, account_id=account_id, **params)
+    held = reader.rows(_LIVE_ACCOUNTS_WITH_ORDERS if _only_open(statuses) else _ACCOUNTS_WITH_ORDERS, user_id=user_id)
+    rows: list[Any] = []
+    for (account,) in held:
+        rows += reader.rows(read, account_id=account, **params)
+    return sorted(rows, key=lambda order: order.id, reverse=True)[:limit]
+
+
+def _only_open(statuses: Sequence[str] | None) -> bool:
+    return statuses is not None and set(statuses) <= set(OPEN_STATUSES)
+
+
+def accounts_with_orders(*, live_only: bool) -> Select[Any]:
+    """The user's accounts that hold any order, in one statement (an index probe per account): accounts created and
+    deleted without trading cost a listing nothing. A deleted account holds no open order (deleting needs none), so
+    a listing of open orders reads the live ones only (`live_only`)."""
+    holds_orders = sa_select(_ORDERS.c.id).where(_ORDERS.c.account_id == _ACCOUNTS.c.id).exists()
+    query = sa_select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.user_id == bindparam("user_id"), holds_orders)
+    return query.where(_ACCOUNTS.c.deleted_at.is_(None)) if live_only else query
+
+
+_ACCOUNTS_WITH_ORDERS = DriverRead(accounts_with_orders(live_only=False))
+_LIVE_ACCOUNTS_WITH_ORDERS = DriverRead(accounts_with_orders(live_only=True))
+
+
+@cache
+def user_orders_read(statuses: tuple[str, ...] | None, by_symbol: bool, paged: bool) -> DriverRead:
+    """`list_for_user`'s read of one account, one per shape of filters (a handful)."""
+    return DriverRead(user_orders_query(statuses=statuses, by_symbol=by_symbol, paged=paged))
+
+
+def user_orders_query(
+    *, statuses: Sequence[str] | None = None, by_symbol: bool = False, paged: bool = False
+) -> Select[Any]:
+    """One account's orders of the user, newest first; bound by name: user_id, account_id, symbol (`by_symbol`),
+    before (`paged`), limit. tests/storage/test_order_indexes.py checks which index each shape uses; the user_id
+    term keeps a mismatched account from showing anything."""
+    query = sa_select(_ORDERS).where(
+        _ORDERS.c.user_id == bindparam("user_id"), _ORDERS.c.account_id == bindparam("account_id")
+    )
     if statuses is not None:
         query = query.where(status_in(statuses))
-    if exclude_statuses is not None:
-        query = query.where(col(Order.status).not_in(exclude_statuses))
-    if symbol is not None:
-        query = query.where(Order.symbol == symbol)
-    if before is not None:
-        query = query.where(col(Order.id) < before)
-    return query.order_by(col(Order.id).desc()).limit(limit)
+    if by_symbol:
+        query = query.where(_ORDERS.c.symbol == bindparam("symbol"))
+    if paged:
+        query = query.where(_ORDERS.c.id < bindparam("before"))
+    return query.order_by(_ORDERS.c.id.desc()).limit(bindparam("limit", type_=Integer))
+
+
+_OWNED_ORDER = DriverRead(
+    sa_select(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.user_id == bindparam("user_id"))
+)
+_ORDER_FILLS = DriverRead(
+    sa_select(_FILLS).where(_FILLS.c.order_id == bindparam("order_id")).order_by(_FILLS.c.ts, _FILLS.c.id)
+)
+
+
+def owned_with_fills(reader: DriverReader, user_id: str, order_id: str) -> tuple[Any, list[Any]] | None:
+    """The user's order and its fills, oldest first, as rows (an Order's and a Fill's attributes); None if the
+    order is not the user's. Bots poll an order's status by id."""
+    found = reader.rows(_OWNED_ORDER, order_id=order_id, user_id=user_id)
+    if not found:
+        return None
+    return found[0], reader.rows(_ORDER_FILLS, order_id=order_id)
 
 
 def open_for_account(session: Session, account_id: str, symbol: str | None = None) -> list[Order]:
@@ -206,9 +256,12 @@ def load(session: Session, order_ids: Sequence[str]) -> list[Order]:
 
 # ---- Core reads for the execution core (plain rows, no ORM objects) ---------------------------------------------
 
-_ORDERS = Order.__table__  # type: ignore[attr-defined]
-_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
-_POSITIONS = Position.__table__  # type: ignore[attr-defined]
+
+# An account's positions by symbol, polled by bots and every open page (storage/driver_reads.py):
+# `await db.fetch(POSITIONS, account_id=…)`; rows have a Position's attributes.
+POSITIONS = DriverRead(
+    sa_select(_POSITIONS).where(_POSITIONS.c.account_id == bindparam("account_id")).order_by(_POSITIONS.c.symbol)
+)
 
 
 def rows_by_ids(session: Session, order_ids: Sequence[str]) -> list[RowMapping]:

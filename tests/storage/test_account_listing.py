@@ -1,4 +1,5 @@
-"""The account listing's Core read: the same accounts, columns and order the ORM query gives, and only the user's."""
+"""The account listing's driver-level read: the same accounts, columns and order the ORM query gives, and only the
+user's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from storage.repositories import accounts
 T0 = 1_764_547_200_000
 
 
-def test_the_listing_is_the_users_live_accounts_oldest_first_as_the_orm_reads_them(database_url: str) -> None:
+async def test_the_listing_is_the_users_live_accounts_oldest_first_as_the_orm_reads_them(database_url: str) -> None:
     db = Database(database_url)
     user_id, stranger = new_id(), new_id()
     # Two accounts made in one millisecond: the id breaks the tie. One deleted: never listed.
@@ -45,13 +46,13 @@ def test_the_listing_is_the_users_live_accounts_oldest_first_as_the_orm_reads_th
 
     db.run_sync(store)
     try:
-        rows = db.run_sync(lambda s: accounts.listing_for_user(s, user_id))
+        rows = await db.fetch(accounts.LISTING, user_id=user_id)
         orm = db.run_sync(lambda s: accounts.list_for_user(s, user_id))
         assert [r.label for r in rows] == ["A", "B", "K"]
         columns = ("id", "user_id", "venue", "label", "created_at", "api_key_hint", "key_id", "deleted_at")
         assert [tuple(getattr(r, c) for c in columns) for r in rows] == [
             tuple(getattr(a, c) for c in columns) for a in orm
         ]
-        assert db.run_sync(lambda s: accounts.listing_for_user(s, new_id())) == []
+        assert await db.fetch(accounts.LISTING, user_id=new_id()) == []
     finally:
         db.close()

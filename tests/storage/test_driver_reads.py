@@ -1,0 +1,190 @@
+"""Driver-level reads (storage/driver_reads.py) give what the ORM gives: the same rows, the same exact Decimals, only
+the caller's; and they fail the way Core does."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import column, select, table
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from app.ids import new_id
+from storage.db import Database
+from storage.driver_reads import DriverRead, DriverReader
+from storage.models import Account, Balance, Fill, Order, Position, User
+from storage.repositories import accounts, orders
+
+T0 = 1_764_547_200_000
+AMOUNTS = [
+    Decimal("0"),
+    Decimal("1.50"),
+    Decimal("0.000000000000000001"),
+    Decimal("99999999999999999999.999999999999999999"),
+]
+
+
+@pytest.fixture
+def db(database_url: str) -> Any:
+    database = Database(database_url)
+    yield database
+    database.close()
+
+
+def _user(session: Session, label: str = "A") -> tuple[str, str]:
+    user_id, account_id = new_id(), new_id()
+    session.add(User(id=user_id, email=f"{user_id}@x.io", password_hash="h", created_at=T0))
+    session.flush()
+    session.add(Account(id=account_id, user_id=user_id, venue="paper", label=label, created_at=T0))
+    session.flush()
+    return user_id, account_id
+
+
+def _order(user_id: str, account_id: str, n: int, status: str, symbol: str = "BTCUSDT") -> Order:
+    return Order(
+        id=f"01K{n:023d}",
+        user_id=user_id,
+        account_id=account_id,
+        client_order_id=f"c{n}",
+        symbol=symbol,
+        side="BUY",
+        type="LIMIT",
+        status=status,
+        quantity=Decimal("0.001"),
+        price=Decimal("60000.10"),
+        filled_quantity=Decimal(0),
+        created_at=T0 + n,
+        updated_at=T0 + n,
+    )
+
+
+async def test_balances_and_positions_are_the_exact_decimals_the_orm_reads(db: Database) -> None:
+    def store(session: Session) -> str:
+        _, account_id = _user(session)
+        for n, amount in enumerate(AMOUNTS):
+            session.add(Balance(account_id=account_id, asset=f"A{n}", free=amount, locked=amount))
+            session.add(Position(account_id=account_id, symbol=f"S{n}USDT", quantity=amount, cost=amount))
+        return account_id
+
+    account_id = db.run_sync(store)
+    balances = await db.fetch(accounts.BALANCES, account_id=account_id)
+    positions = await db.fetch(orders.POSITIONS, account_id=account_id)
+    orm_balances = db.run_sync(lambda s: [(b.asset, b.free, b.locked) for b in accounts.balances(s, account_id)])
+    orm_positions = db.run_sync(
+        lambda s: [(p.symbol, p.quantity, p.cost, p.realized_pnl) for p in orders.positions(s, account_id)]
+    )
+    assert [(b.asset, b.free, b.locked) for b in balances] == orm_balances
+    assert [(p.symbol, p.quantity, p.cost, p.realized_pnl) for p in positions] == orm_positions
+    # Exact and canonical as stored values come back everywhere: the same text, not just equal numbers.
+    assert [str(b.free) for b in balances] == ["0", "1.5", "1E-18", "99999999999999999999.999999999999999999"]
+    assert all(isinstance(p.quantity, Decimal) for p in positions)
+    assert await db.fetch(accounts.BALANCES, account_id=new_id()) == []
+
+
+async def test_a_users_orders_are_listed_newest_first_across_accounts_and_only_theirs(db: Database) -> None:
+    def store(session: Session) -> tuple[str, str, str]:
+        user_id, first = _user(session)
+        second = new_id()
+        session.add(Account(id=second, user_id=user_id, venue="paper", label="B", created_at=T0))
+        stranger, theirs = _user(session, "theirs")
+        session.flush()
+        statuses = ["OPEN", "FILLED", "PENDING", "CANCELED", "PARTIALLY_FILLED", "OPEN"]
+        for n, status in enumerate(statuses):
+            session.add(_order(user_id, first if n % 2 else second, n, status, "ETHUSDT" if n == 5 else "BTCUSDT"))
+        session.add(_order(stranger, theirs, 9, "OPEN"))
+        return user_id, first, stranger
+
+    user_id, first, stranger = db.run_sync(store)
+
+    async def listed(**filters: Any) -> list[int]:
+        rows = await db.fetch_in(lambda reader: orders.list_for_user(reader, user_id, **filters))
+        return [int(row.id[3:]) for row in rows]
+
+    assert await listed() == [5, 4, 3, 2, 1, 0]
+    assert await listed(statuses=orders.OPEN_STATUSES) == [5, 4, 2, 0]
+    assert await listed(statuses=("OPEN",), symbol="BTCUSDT") == [0]
+    assert await listed(statuses=("FILLED", "CANCELED")) == [3, 1]
+    assert await listed(account_id=first) == [5, 3, 1]
+    assert await listed(before="01K" + f"{4:023d}", limit=2) == [3, 2]
+    assert await listed(account_id=new_id()) == []
+    theirs = await db.fetch_in(lambda reader: orders.list_for_user(reader, stranger))
+    assert [row.id for row in theirs] == ["01K" + f"{9:023d}"]
+
+    # The whole row, as the ORM has it.
+    [row] = await db.fetch_in(lambda reader: orders.list_for_user(reader, user_id, symbol="ETHUSDT"))
+    orm = db.run_sync(lambda s: orders.get(s, row.id))
+    assert orm is not None
+    assert row._asdict() == {name: getattr(orm, name) for name in row._fields}
+
+
+async def test_an_order_with_its_fills_is_found_for_its_owner_only(db: Database) -> None:
+    def store(session: Session) -> tuple[str, str]:
+        user_id, account_id = _user(session)
+        order = _order(user_id, account_id, 1, "FILLED")
+        session.add(order)
+        session.flush()
+        for n, ts in enumerate((T0 + 7, T0 + 3)):
+            session.add(
+                Fill(
+                    id=new_id(),
+                    order_id=order.id,
+                    user_id=user_id,
+                    account_id=account_id,
+                    symbol="BTCUSDT",
+                    side="BUY",
+                    price=Decimal("60000.10"),
+                    quantity=Decimal("0.0005"),
+                    fee=Decimal(n),
+                    fee_asset="BTC",
+                    liquidity="MAKER",
+                    ts=ts,
+                )
+            )
+        return user_id, order.id
+
+    user_id, order_id = db.run_sync(store)
+    found = await db.fetch_in(lambda reader: orders.owned_with_fills(reader, user_id, order_id))
+    assert found is not None
+    order, fills = found
+    assert (order.id, order.price, order.status) == (order_id, Decimal("60000.1"), "FILLED")
+    assert [(f.ts, f.fee) for f in fills] == [(T0 + 3, Decimal(1)), (T0 + 7, Decimal(0))]
+    assert await db.fetch_in(lambda reader: orders.owned_with_fills(reader, new_id(), order_id)) is None
+
+
+async def test_a_driver_error_arrives_as_sqlalchemys_and_leaves_the_pool_usable(db: Database) -> None:
+    missing = DriverRead(select(column("x")).select_from(table("no_such_table")))
+    with pytest.raises(DBAPIError) as raised:
+        await db.fetch(missing)
+    assert not raised.value.connection_invalidated
+    assert await db.fetch(accounts.BALANCES, account_id=new_id()) == []
+
+
+async def test_every_parameter_must_be_given(db: Database) -> None:
+    with pytest.raises(TypeError, match="missing parameters: account_id"):
+        await db.fetch(accounts.BALANCES)  # never a silent NULL
+
+
+def test_a_read_with_an_expanding_parameter_is_refused(db: Database) -> None:
+    table = Order.__table__  # type: ignore[attr-defined]
+    expanding = DriverRead(select(table.c.id).where(table.c.status.in_(["OPEN", "FILLED"])))
+    with pytest.raises(ValueError, match="expanding"):
+        db.run_sync(lambda s: expanding.rows(s.connection().connection, db.engine.dialect, {}))
+
+
+async def test_a_read_whose_connection_was_found_lost_runs_once_more_on_another(database_url: str) -> None:
+    db = Database(database_url, inline=False)  # the reader pool's path, as on PostgreSQL
+    calls: list[DriverReader] = []
+
+    def work(reader: DriverReader) -> str:
+        calls.append(reader)
+        if len(calls) == 1:
+            raise DBAPIError("SELECT 1", None, Exception("server closed the connection"), connection_invalidated=True)
+        return "read"
+
+    try:
+        assert await db.fetch_in(work) == "read"
+        assert len(calls) == 2
+    finally:
+        db.close()
