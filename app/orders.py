@@ -130,7 +130,7 @@ class OrderService:
             )
         client_order_id = check_client_order_id(request.client_order_id)
         if client_order_id is not None:
-            existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
+            existing = await self.db.fetch_in(lambda r: orders.with_client_order_id(r, account.id, client_order_id))
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
             refuse_made_client_order_id(client_order_id)
@@ -159,7 +159,7 @@ class OrderService:
         except Exception as error:  # (not a cancelled request: its order may still commit)
             existing = None
             if isinstance(error, IntegrityError):
-                existing = await self.db.read(lambda s: orders.by_client_order_id(s, account.id, client_order_id))
+                existing = await self.db.fetch_in(lambda r: orders.with_client_order_id(r, account.id, client_order_id))
             if existing is not None and existing.id == order.id:
                 # Our own commit, whose answer the lost connection took: stored once, so it runs. Its event is
                 # in the log but not published (the failed retry renumbered it): sockets fill the gap from the log.

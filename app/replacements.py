@@ -44,7 +44,7 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
     client_order_id = check_client_order_id(change.client_order_id)
     old = await service.db.read(lambda s: _owned(s, user_id, order_id))
     if client_order_id is not None:
-        existing = await service.db.read(lambda s: orders.by_client_order_id(s, old.account_id, client_order_id))
+        existing = await service.db.fetch_in(lambda r: orders.with_client_order_id(r, old.account_id, client_order_id))
         if existing is not None and existing.replaces == old.id:
             return Submitted(order_data(existing), created=False)
         refuse_made_client_order_id(client_order_id)

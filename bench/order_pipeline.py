@@ -12,7 +12,8 @@ inprocess  No HTTP. Baselines: raw single-row INSERT + COMMIT on the same databa
            of `--users` users (what a commit holds under the load part's closed loop). Then the real
            services (OrderService.submit -> execution engine) for N paper market orders from 4 users:
            intake orders/s (stored PENDING + event, enqueued), sustained submit -> FILLED orders/s (until the
-           engine has drained), and CPU µs per order (all threads of this process).
+           engine has drained), and CPU µs per order (all threads of this process); then the same orders each
+           with its own client order id, as careful bots send them (intake looks each one up before storing it).
 http       The real app (main.py) as a child process. Baseline: GET /api/accounts (authenticated read, same stack)
            at a paced 200/s; then POST /api/trading/orders at a paced 200/s (open loop) -> submit -> 202 p50/p99;
            then (once those are filled) 300 orders one at a time, each timed until its FILLED ORDER_UPDATE arrives
@@ -64,7 +65,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -137,9 +138,10 @@ def raw_commit_rate(kind: str, folder: Path, rows: int = 3000) -> float:
     return rows / (time.perf_counter() - start)
 
 
-async def in_process(url: str, folder: Path, count: int) -> tuple[float, float, float]:
+async def in_process(url: str, folder: Path, count: int, client_ids: bool = False) -> tuple[float, float, float]:
     """(intake orders/s, end-to-end orders/s, CPU µs per order of all the process's threads) through the real
-    services, no HTTP."""
+    services, no HTTP. `client_ids`: every order carries its own client order id, as careful bots send them (intake
+    then looks each one up before storing the order)."""
     os.environ.update(
         DATABASE_URL=url, DATA_DIR=str(folder), MARKET_FEED_ENABLED="false", PAPER_BALANCES="USDT:100000000"
     )
@@ -151,10 +153,11 @@ async def in_process(url: str, folder: Path, count: int) -> tuple[float, float, 
     await services.engine.start()
     freeze_startup_heap()  # what Services.start does for the server
     users = [(await services.auth.register(f"bench{n}@example.com", PASSWORD)).id for n in range(4)]
-    request = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.0001")
+    plain = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.0001")
+    requests = [replace(plain, client_order_id=f"bot-{n}") if client_ids else plain for n in range(count)]
     cpu = time.process_time()
     start = time.perf_counter()
-    await asyncio.gather(*(services.orders.submit(users[n % 4], request) for n in range(count)))
+    await asyncio.gather(*(services.orders.submit(users[n % 4], request) for n, request in enumerate(requests)))
     intake = time.perf_counter() - start
     await services.engine.drain()
     total = time.perf_counter() - start
@@ -557,6 +560,13 @@ def main() -> None:
             )
         finally:
             drop_database(url)
+        url = database_url(args.db, folder, "client_ids")
+        try:
+            _, figures["sustained_ids"], figures["cpu_us_ids"] = run_on_servers_loop(
+                in_process(url, folder, args.orders, client_ids=True)
+            )
+        finally:
+            drop_database(url)
     if "http" in args.only or "load" in args.only:
         url = database_url(args.db, folder, "http")
         try:
@@ -585,6 +595,10 @@ def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: 
         print(
             f"  pipeline  submit -> FILLED, sustained           {sustained:10,.0f} orders/s"
             f"  ({sustained / raw:.3f}x raw) = {1e6 / sustained:,.0f} µs/order wall, {cpu_us:,.0f} µs/order CPU"
+        )
+        print(
+            f"  pipeline  the same, each with a client order id {f['sustained_ids']:10,.0f} orders/s"
+            f"  ({f['sustained_ids'] / raw:.3f}x raw) = {f['cpu_us_ids']:,.0f} µs/order CPU"
         )
         scope = "" if args.db == "sqlite" else " [target defined on SQLite]"
         targets.append(

@@ -34,7 +34,7 @@ from order_pipeline import (
     start_bare,
 )
 
-LIMIT = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "time_in_force": "GTC"}
+LIMIT = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.01", "time_in_force": "GTC"}
 MARKET = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001"}
 
 

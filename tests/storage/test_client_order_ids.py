@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, col, select
 
 from app.ids import VENUE_CLIENT_ID_PREFIX, new_id, venue_client_order_id
-from storage.db import create_db_engine
+from storage.db import Database, create_db_engine
 from storage.migrate import alembic_config, foreign_keys_checked_at_the_end, upgrade_to_head
 from storage.models import (
     CALLERS_CLIENT_ORDER_ID,
@@ -29,7 +29,7 @@ from storage.models import (
     Order,
     SQLModel,
 )
-from storage.repositories.orders import by_client_order_id
+from storage.repositories.orders import by_client_order_id, callers_client_order_id_query, with_client_order_id
 from tests.conftest import BACKEND, PG_ADMIN
 from tests.storage.test_order_indexes import plan
 
@@ -135,11 +135,36 @@ def test_both_kinds_of_client_order_id_are_found_in_their_account_only(database_
         engine.dispose()
 
 
+async def test_intakes_driver_level_lookup_finds_both_kinds_in_their_account_only(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        user_id, account_id = user_account_rows(db.engine)
+        _, stranger_account = user_account_rows(db.engine)
+        made, chosen = order_row(user_id, account_id), order_row(user_id, account_id, "bot-7")
+        with db.engine.begin() as connection:
+            connection.execute(insert(TABLES["orders"]), [made, chosen])
+
+        async def found(account: str, client_order_id: str) -> str | None:
+            row = await db.fetch_in(lambda reader: with_client_order_id(reader, account, client_order_id))
+            return None if row is None else str(row.id)
+
+        assert await found(account_id, made["client_order_id"]) == made["id"]
+        assert await found(account_id, "bot-7") == chosen["id"]
+        assert await found(stranger_account, made["client_order_id"]) is None
+        assert await found(stranger_account, "bot-7") is None
+        assert await found(account_id, venue_client_order_id(new_id())) is None
+    finally:
+        db.close()
+
+
 def test_a_callers_client_order_id_is_looked_up_through_the_partial_index(database_url: str) -> None:
     query = select(col(Order.id)).where(
         Order.account_id == "a", Order.client_order_id == "bot-1", text(CALLERS_CLIENT_ORDER_ID)
     )
     assert "uq_orders_account_client_order_id" in plan(database_url, query)
+    # The statement intake runs at the driver (storage/repositories/orders.py, with_client_order_id).
+    shown = plan(database_url, callers_client_order_id_query(), account_id="a", client_order_id="bot-1")
+    assert "uq_orders_account_client_order_id" in shown
 
 
 @pytest.fixture
