@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import column, select, table
 from sqlalchemy.exc import DBAPIError
@@ -164,6 +165,40 @@ async def test_a_driver_error_arrives_as_sqlalchemys_and_leaves_the_pool_usable(
 async def test_every_parameter_must_be_given(db: Database) -> None:
     with pytest.raises(TypeError, match="missing parameters: account_id"):
         await db.fetch(accounts.BALANCES)  # never a silent NULL
+
+
+async def test_a_read_holds_no_transaction_and_gives_its_connection_back_as_it_was(db: Database) -> None:
+    """PostgreSQL: each statement is its own transaction (no BEGIN before it, no ROLLBACK at the pool: one round
+    trip, not three); the connection returns to the pool out of autocommit, as the sessions expect it."""
+    seen: list[tuple[Any, object]] = []
+
+    def work(reader: DriverReader) -> list[Any]:
+        rows = reader.rows(accounts.BALANCES, account_id=new_id())
+        driver = reader.connection.driver_connection
+        seen.append((driver, driver.in_transaction if db.is_sqlite else driver.info.transaction_status))
+        return rows
+
+    assert await db.fetch_in(work) == []
+    [(driver, state)] = seen
+    if db.is_sqlite:
+        assert state is False
+    else:
+        assert state == psycopg.pq.TransactionStatus.IDLE  # not INTRANS: nothing was begun
+        assert driver.autocommit is False
+
+
+async def test_a_failed_read_gives_its_connection_back_as_it_was(db: Database) -> None:
+    drivers: list[Any] = []
+
+    def work(reader: DriverReader) -> list[Any]:
+        drivers.append(reader.connection.driver_connection)
+        return reader.rows(DriverRead(select(column("x")).select_from(table("no_such_table"))))
+
+    with pytest.raises(DBAPIError):
+        await db.fetch_in(work)
+    if not db.is_sqlite:
+        assert drivers[0].autocommit is False
+        assert drivers[0].info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def test_a_read_with_an_expanding_parameter_is_refused(db: Database) -> None:
