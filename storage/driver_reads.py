@@ -1,4 +1,5 @@
-"""Driver-level reads for the hottest GETs (balances, positions, the account listing).
+"""Driver-level reads for the hottest reads: balances, positions, the account listing, a user's orders, one order
+with its fills, and intake's client-order-id lookup.
 
 Bots and open pages poll these all the time. Through an ORM `Session` one such read cost ~190-220 µs of CPU here:
 ~80 µs for the session itself (construction, begin, pool checkout, commit, close) before any row, and as much again

@@ -239,10 +239,6 @@ def add_fill(session: Session, fill: Fill) -> Fill:
     return fill
 
 
-def fills_for_order(session: Session, order_id: str) -> list[Fill]:
-    return list(session.exec(select(Fill).where(Fill.order_id == order_id).order_by(col(Fill.ts), col(Fill.id))))
-
-
 def fills_for_user(
     session: Session, user_id: str, *, account_id: str | None, symbol: str | None, limit: int
 ) -> list[Fill]:
