@@ -174,7 +174,7 @@ class ExecutionCore:
                     await self.paper_executor.recover(requeue=False)
 
     async def sweep_pending(self, older_than_ms: int = SWEEP_AFTER_MS) -> int:
-        """Re-queue PENDING paper orders older than `older_than_ms` that no command carries (a command lost
+        """Re-queue PENDING paper orders at least `older_than_ms` old that no command carries (a command lost
         without a restart, e.g. a request cancelled between its commit and its enqueue). Returns how many."""
         executor = self.paper_executor
         before = now_ms() - older_than_ms

@@ -322,11 +322,12 @@ def rows_in_statuses_for_venue(session: Session, venue: str, statuses: Sequence[
 
 
 def pending_ids_before(session: Session, venue: str, created_before: int) -> list[tuple[str, str]]:
-    """(order id, account id) of the venue's PENDING orders created before `created_before` (ms)."""
+    """(order id, account id) of the venue's PENDING orders created at or before `created_before` (ms): an age of 0
+    includes the current millisecond (a sweep right after a lost command finds it however fast it runs)."""
     query = (
         sa_select(_ORDERS.c.id, _ORDERS.c.account_id)
         .join(_ACCOUNTS, _ACCOUNTS.c.id == _ORDERS.c.account_id)
-        .where(_ACCOUNTS.c.venue == venue, status_in(("PENDING",)), _ORDERS.c.created_at < created_before)
+        .where(_ACCOUNTS.c.venue == venue, status_in(("PENDING",)), _ORDERS.c.created_at <= created_before)
         .order_by(_ORDERS.c.id)
     )
     return [(row.id, row.account_id) for row in session.execute(query)]
