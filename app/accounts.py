@@ -155,7 +155,7 @@ class AccountService:
                     self._paper_accounts.clear()
                 self._paper_accounts[user_id] = account
         else:
-            account = await self.db.read(lambda s: accounts.get_owned(s, user_id, account_id))
+            account = await self.db.fetch_in(lambda reader: accounts.owned(reader, user_id, account_id))
         if account is None:
             raise NotFound("Account not found.", code="ACCOUNT_NOT_FOUND", field="account_id")
         return account

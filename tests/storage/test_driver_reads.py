@@ -84,6 +84,28 @@ async def test_balances_and_positions_are_the_exact_decimals_the_orm_reads(db: D
     assert await db.fetch(accounts.BALANCES, account_id=new_id()) == []
 
 
+async def test_an_account_is_resolved_for_its_owner_only_and_never_once_deleted(db: Database) -> None:
+    def store(session: Session) -> tuple[str, str, str, str]:
+        user_id, account_id = _user(session)
+        stranger, _ = _user(session, "theirs")
+        gone = new_id()
+        session.add(Account(id=gone, user_id=user_id, venue="paper", label="gone", created_at=T0, deleted_at=T0 + 1))
+        return user_id, account_id, stranger, gone
+
+    user_id, account_id, stranger, gone = db.run_sync(store)
+
+    async def owned(owner: str, account: str) -> Account | None:
+        return await db.fetch_in(lambda reader: accounts.owned(reader, owner, account))
+
+    found = await owned(user_id, account_id)
+    orm = db.run_sync(lambda s: accounts.get_owned(s, user_id, account_id))
+    assert isinstance(found, Account) and orm is not None
+    assert found.model_dump() == orm.model_dump()
+    assert await owned(stranger, account_id) is None
+    assert await owned(user_id, gone) is None
+    assert await owned(user_id, new_id()) is None
+
+
 async def test_a_users_orders_are_listed_newest_first_across_accounts_and_only_theirs(db: Database) -> None:
     def store(session: Session) -> tuple[str, str, str]:
         user_id, first = _user(session)
