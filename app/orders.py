@@ -331,7 +331,7 @@ class OrderService:
     # ---- reads ----------------------------------------------------------------------------------------------
 
     async def get(self, user_id: str, order_id: str) -> dict[str, Any]:
-        found = await self.db.fetch_in(lambda reader: orders.owned_with_fills(reader, user_id, order_id))
+        found = await self.db.fetch_plan(lambda: orders.owned_with_fills(user_id, order_id))
         if found is None:
             raise NotFound("Order not found.", code="ORDER_NOT_FOUND")
         order, fills = found
@@ -352,9 +352,8 @@ class OrderService:
         account = await self.accounts.resolve(user_id, account_id) if account_id else None
         statuses = {"open": OPEN_STATUSES, "closed": CLOSED_STATUSES, "all": None}[status]
         wanted = normalize_symbol(symbol) if symbol else None
-        rows = await self.db.fetch_in(
-            lambda reader: orders.list_for_user(
-                reader,
+        rows = await self.db.fetch_plan(
+            lambda: orders.list_for_user(
                 user_id,
                 account_id=account.id if account else None,
                 statuses=statuses,

@@ -159,7 +159,7 @@ class Services:
             await self.fanout.stop()
         await self.api_keys.close()
         await self.activity.drain()
-        self.db.close()
+        await self.db.aclose()
         if self.lease_db is not None:
             self.lease_db.close()
 

@@ -1,5 +1,6 @@
-"""Engine and sessions. Sessions are synchronous; async callers hop onto a small thread pool so the event loop
-never blocks on I/O. SQLite gets exactly one writer thread (its single-writer rule, without busy retries)."""
+"""Engine and sessions. Sessions are synchronous: on SQLite they run inline on the event loop (the only writer, so
+no busy retries); on PostgreSQL async callers hop onto small thread pools so the loop never blocks on the network,
+except the API's hot reads, awaited on the loop (storage/read_pool.py). See `Database`."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session
 
-from storage.driver_reads import DriverRead, DriverReader
+from storage.driver_reads import DriverRead, DriverReader, ReadPlan, single
 from storage.group_commit import GroupCommit
+from storage.read_pool import AsyncReadPool
 
 T = TypeVar("T")
 
@@ -80,7 +82,8 @@ class Database:
     SQLite runs it inline, on the event loop's thread: a local file answers in microseconds, while a hop to a
     thread pool cost ~0.8 ms of CPU per call on these VMs (wake-ups, GIL hand-offs) — more than the query. The loop
     being the only writer also serialises writes with no busy retries. PostgreSQL is a network round trip, so its
-    work runs on thread pools (`write` on 8 writer threads, `read` on 4 reader threads) and the loop stays free.
+    work runs on thread pools (`write` on 8 writer threads, `read` and `fetch_in` on 4 reader threads) and the loop
+    stays free; the API's hot reads (`fetch`, `fetch_plan`) are awaited on the loop instead (storage/read_pool.py).
     """
 
     def __init__(self, url: str, *, inline: bool | None = None, application_name: str | None = None) -> None:
@@ -91,6 +94,10 @@ class Database:
         self._writer = ThreadPoolExecutor(max_workers=1 if self.is_sqlite else 8, thread_name_prefix="db-write")
         self._reader = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
         self.grouped = GroupCommit(self)
+        # PostgreSQL: `fetch` awaits its read on the event loop (storage/read_pool.py); `fetch_in` keeps the threads.
+        self.async_reads = (
+            None if self.inline or self.is_sqlite else AsyncReadPool(self.engine, application_name=application_name)
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -122,8 +129,18 @@ class Database:
         return await loop.run_in_executor(self._reader, functools.partial(self._read_again_if_lost, work))
 
     async def fetch(self, read: DriverRead, **params: Any) -> list[Any]:
-        """The rows of one driver-level read (storage/driver_reads.py): no Session, no ORM."""
+        """The rows of one driver-level read (storage/driver_reads.py): no Session, no ORM. Inline on SQLite; on
+        PostgreSQL awaited on the event loop, the API's reads (a burst of intake's lookups uses `fetch_in`)."""
+        if self.async_reads is not None:
+            return await self.async_reads.run(lambda: single(read, params))
         return await self.fetch_in(lambda reader: reader.rows(read, **params))
+
+    async def fetch_plan(self, plan: Callable[[], ReadPlan[T]]) -> T:
+        """The answer of a fresh `plan()` (several driver-level reads, storage/driver_reads.py) on one connection:
+        inline on SQLite, awaited on the event loop on PostgreSQL, as `fetch`."""
+        if self.async_reads is not None:
+            return await self.async_reads.run(plan)
+        return await self.fetch_in(lambda reader: reader.run(plan()))
 
     async def fetch_in(self, work: Callable[[DriverReader], T]) -> T:
         """Run `work` with driver-level reads on one pooled connection: inline on SQLite, else on the reader pool,
@@ -155,7 +172,16 @@ class Database:
         more on another, so the caller does not see a connection the pool did not ping (`ping_if_idle`)."""
         return _again_if_lost(functools.partial(self.run_sync, work))
 
+    async def aclose(self) -> None:
+        """Close what belongs to the running event loop (its pool of awaited reads), then everything else."""
+        if self.async_reads is not None:
+            await self.async_reads.close()
+        self.close()
+
     def close(self) -> None:
+        if self.async_reads is not None and self.async_reads.open_on_a_running_loop():
+            # Loudly, not a hang: psycopg's pool keeps worker tasks on its loop until it is closed there.
+            raise RuntimeError("the awaited reads' pool is still open on a running event loop: await aclose()")
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         self.engine.dispose()

@@ -17,15 +17,16 @@ driver as they are. Driver errors arrive as SQLAlchemy's exceptions, a lost conn
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Dialect, Select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import PoolProxiedConnection
 
 Processor = Callable[[Any], Any] | None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,17 @@ class _Rendered:
     positional: tuple[str, ...] | None  # bind names in order (qmark drivers); None: by name (psycopg)
     defaults: Mapping[str, Any]  # values bound in the statement itself (constants, OFFSET)
     required: frozenset[str]  # parameters the caller must give (a missing one would silently bind NULL)
+
+
+ReadPlan = Generator[tuple["DriverRead", dict[str, Any]], list[Any], T]
+"""Several driver-level reads as one piece of logic with no I/O of its own: it yields `(read, params)`, is sent
+that read's rows, and returns the answer. The same plan runs on a `DriverReader` (inline on SQLite, on the reader
+threads) or awaited on the event loop (storage/read_pool.py), on one connection either way."""
+
+
+def single(read: DriverRead, params: dict[str, Any]) -> ReadPlan[list[Any]]:
+    """The plan of one read: its rows."""
+    return (yield read, params)
 
 
 class DriverReader:
@@ -45,6 +57,15 @@ class DriverReader:
 
     def rows(self, read: DriverRead, **params: Any) -> list[Any]:
         return read.rows(self.connection, self.dialect, params)
+
+    def run(self, plan: ReadPlan[T]) -> T:
+        """Drive `plan` to its answer on this connection."""
+        try:
+            read, params = next(plan)
+            while True:
+                read, params = plan.send(read.rows(self.connection, self.dialect, params))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 class DriverRead:
@@ -58,11 +79,7 @@ class DriverRead:
         self._processors: dict[str, tuple[Processor, ...]] = {}
 
     def rows(self, connection: PoolProxiedConnection, dialect: Dialect, params: Mapping[str, Any]) -> list[Any]:
-        rendered = self._rendered.get(dialect.name) or self._render(dialect)
-        if not rendered.required <= params.keys():
-            raise TypeError(f"missing parameters: {', '.join(sorted(rendered.required - params.keys()))}")
-        values = {**rendered.defaults, **params}
-        bound: Any = values if rendered.positional is None else tuple(values[name] for name in rendered.positional)
+        rendered, bound = self._bind(dialect, params)
         cursor = connection.cursor()
         try:
             cursor.execute(rendered.sql, bound)
@@ -72,11 +89,32 @@ class DriverRead:
             lost = dialect.is_disconnect(error, connection.dbapi_connection, cursor)
             if lost:
                 connection.invalidate(error)
-            raise DBAPIError.instance(
-                rendered.sql, bound, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
-            ) from error
+            raise _driver_error(rendered.sql, bound, error, dialect, lost) from error
         finally:
             cursor.close()
+        return self._make_rows(fetched, processors)
+
+    async def rows_async(self, connection: Any, dialect: Dialect, params: Mapping[str, Any]) -> list[Any]:
+        """The same read on a psycopg `AsyncConnection` (storage/read_pool.py), awaited on the event loop. A lost
+        connection shows as `connection_invalidated` on the error; the pool drops it when it comes back broken."""
+        rendered, bound = self._bind(dialect, params)
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(rendered.sql, bound)
+                fetched = await cursor.fetchall()
+                processors = self._processors.get(dialect.name) or self._processors_for(dialect, cursor.description)
+        except dialect.loaded_dbapi.Error as error:
+            raise _driver_error(rendered.sql, bound, error, dialect, bool(connection.broken)) from error
+        return self._make_rows(fetched, processors)
+
+    def _bind(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[_Rendered, Any]:
+        rendered = self._rendered.get(dialect.name) or self._render(dialect)
+        if not rendered.required <= params.keys():
+            raise TypeError(f"missing parameters: {', '.join(sorted(rendered.required - params.keys()))}")
+        values = {**rendered.defaults, **params}
+        return rendered, values if rendered.positional is None else tuple(values[name] for name in rendered.positional)
+
+    def _make_rows(self, fetched: Sequence[Sequence[Any]], processors: tuple[Processor, ...]) -> list[Any]:
         make = self.row._make
         if not any(processors):
             return [make(row) for row in fetched]
@@ -102,3 +140,9 @@ class DriverRead:
         )
         self._processors[dialect.name] = processors
         return processors
+
+
+def _driver_error(sql: str, bound: Any, error: Exception, dialect: Dialect, lost: bool) -> StatementError:
+    """The driver's error as SQLAlchemy's, as `Connection.execute` raises it (so `is_transient` applies)."""
+    dbapi_error = dialect.loaded_dbapi.Error
+    return DBAPIError.instance(sql, bound, error, dbapi_error, connection_invalidated=lost, dialect=dialect)

@@ -11,7 +11,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage.driver_reads import DriverRead, DriverReader
+from storage.driver_reads import DriverRead, DriverReader, ReadPlan
 from storage.models import (
     CALLERS_CLIENT_ORDER_ID,
     MADE_CLIENT_ORDER_ID,
@@ -121,7 +121,6 @@ def with_client_order_id(reader: DriverReader, account_id: str, client_order_id:
 
 
 def list_for_user(
-    reader: DriverReader,
     user_id: str,
     *,
     account_id: str | None = None,
@@ -129,20 +128,20 @@ def list_for_user(
     symbol: str | None = None,
     before: str | None = None,
     limit: int = 100,
-) -> list[Any]:
-    """A user's orders as rows (an Order's attributes), newest first, at the driver (the blotter and bots poll it).
-    Ids are ULIDs, so `id < before` pages backwards in time. Orders are indexed by account only
-    (storage/models.py): without an account_id, each of the user's accounts (one or a few) is read and the pages
-    merged. (One query over all of them, `account_id IN (…)`, cannot walk an index in id order, so it would sort
-    every order of the user.)"""
+) -> ReadPlan[list[Any]]:
+    """A user's orders as rows (an Order's attributes), newest first, at the driver (the blotter and bots poll it):
+    a plan for `Database.fetch_plan`. Ids are ULIDs, so `id < before` pages backwards in time. Orders are indexed
+    by account only (storage/models.py): without an account_id, each of the user's accounts (one or a few) is read
+    and the pages merged. (One query over all of them, `account_id IN (…)`, cannot walk an index in id order, so it
+    would sort every order of the user.)"""
     read = user_orders_read(tuple(statuses) if statuses is not None else None, symbol is not None, before is not None)
     params = {"user_id": user_id, "symbol": symbol, "before": before, "limit": limit}
     if account_id is not None:
-        return reader.rows(read, account_id=account_id, **params)
-    held = reader.rows(_LIVE_ACCOUNTS_WITH_ORDERS if _only_open(statuses) else _ACCOUNTS_WITH_ORDERS, user_id=user_id)
+        return (yield read, {**params, "account_id": account_id})
+    held = yield _LIVE_ACCOUNTS_WITH_ORDERS if _only_open(statuses) else _ACCOUNTS_WITH_ORDERS, {"user_id": user_id}
     rows: list[Any] = []
     for (account,) in held:
-        rows += reader.rows(read, account_id=account, **params)
+        rows += yield read, {**params, "account_id": account}
     return sorted(rows, key=lambda order: order.id, reverse=True)[:limit]
 
 
@@ -195,13 +194,13 @@ _ORDER_FILLS = DriverRead(
 )
 
 
-def owned_with_fills(reader: DriverReader, user_id: str, order_id: str) -> tuple[Any, list[Any]] | None:
+def owned_with_fills(user_id: str, order_id: str) -> ReadPlan[tuple[Any, list[Any]] | None]:
     """The user's order and its fills, oldest first, as rows (an Order's and a Fill's attributes); None if the
-    order is not the user's. Bots poll an order's status by id."""
-    found = reader.rows(_OWNED_ORDER, order_id=order_id, user_id=user_id)
+    order is not the user's: a plan for `Database.fetch_plan`. Bots poll an order's status by id."""
+    found = yield _OWNED_ORDER, {"order_id": order_id, "user_id": user_id}
     if not found:
         return None
-    return found[0], reader.rows(_ORDER_FILLS, order_id=order_id)
+    return found[0], (yield _ORDER_FILLS, {"order_id": order_id})
 
 
 def open_for_account(session: Session, account_id: str, symbol: str | None = None) -> list[Order]:

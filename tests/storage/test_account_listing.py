@@ -55,4 +55,4 @@ async def test_the_listing_is_the_users_live_accounts_oldest_first_as_the_orm_re
         ]
         assert await db.fetch(accounts.LISTING, user_id=new_id()) == []
     finally:
-        db.close()
+        await db.aclose()

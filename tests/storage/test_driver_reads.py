@@ -28,10 +28,10 @@ AMOUNTS = [
 
 
 @pytest.fixture
-def db(database_url: str) -> Any:
+async def db(database_url: str) -> Any:
     database = Database(database_url)
     yield database
-    database.close()
+    await database.aclose()
 
 
 def _user(session: Session, label: str = "A") -> tuple[str, str]:
@@ -122,7 +122,7 @@ async def test_a_users_orders_are_listed_newest_first_across_accounts_and_only_t
     user_id, first, stranger = db.run_sync(store)
 
     async def listed(**filters: Any) -> list[int]:
-        rows = await db.fetch_in(lambda reader: orders.list_for_user(reader, user_id, **filters))
+        rows = await db.fetch_plan(lambda: orders.list_for_user(user_id, **filters))
         return [int(row.id[3:]) for row in rows]
 
     assert await listed() == [5, 4, 3, 2, 1, 0]
@@ -132,11 +132,11 @@ async def test_a_users_orders_are_listed_newest_first_across_accounts_and_only_t
     assert await listed(account_id=first) == [5, 3, 1]
     assert await listed(before="01K" + f"{4:023d}", limit=2) == [3, 2]
     assert await listed(account_id=new_id()) == []
-    theirs = await db.fetch_in(lambda reader: orders.list_for_user(reader, stranger))
+    theirs = await db.fetch_plan(lambda: orders.list_for_user(stranger))
     assert [row.id for row in theirs] == ["01K" + f"{9:023d}"]
 
     # The whole row, as the ORM has it.
-    [row] = await db.fetch_in(lambda reader: orders.list_for_user(reader, user_id, symbol="ETHUSDT"))
+    [row] = await db.fetch_plan(lambda: orders.list_for_user(user_id, symbol="ETHUSDT"))
     orm = db.run_sync(lambda s: orders.get(s, row.id))
     assert orm is not None
     assert row._asdict() == {name: getattr(orm, name) for name in row._fields}
@@ -168,12 +168,12 @@ async def test_an_order_with_its_fills_is_found_for_its_owner_only(db: Database)
         return user_id, order.id
 
     user_id, order_id = db.run_sync(store)
-    found = await db.fetch_in(lambda reader: orders.owned_with_fills(reader, user_id, order_id))
+    found = await db.fetch_plan(lambda: orders.owned_with_fills(user_id, order_id))
     assert found is not None
     order, fills = found
     assert (order.id, order.price, order.status) == (order_id, Decimal("60000.1"), "FILLED")
     assert [(f.ts, f.fee) for f in fills] == [(T0 + 3, Decimal(1)), (T0 + 7, Decimal(0))]
-    assert await db.fetch_in(lambda reader: orders.owned_with_fills(reader, new_id(), order_id)) is None
+    assert await db.fetch_plan(lambda: orders.owned_with_fills(new_id(), order_id)) is None
 
 
 async def test_a_driver_error_arrives_as_sqlalchemys_and_leaves_the_pool_usable(db: Database) -> None:
@@ -223,7 +223,7 @@ async def test_a_failed_read_gives_its_connection_back_as_it_was(db: Database) -
         assert drivers[0].info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
-def test_a_read_with_an_expanding_parameter_is_refused(db: Database) -> None:
+async def test_a_read_with_an_expanding_parameter_is_refused(db: Database) -> None:
     table = Order.__table__  # type: ignore[attr-defined]
     expanding = DriverRead(select(table.c.id).where(table.c.status.in_(["OPEN", "FILLED"])))
     with pytest.raises(ValueError, match="expanding"):
