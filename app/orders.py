@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.client_order_ids import check_client_order_id, refuse_made_client_order_id
+from app.client_order_lookups import ClientOrderIdLookups
 from app.domain import (
     OrderStatus,
     OrderType,
@@ -116,6 +117,7 @@ class OrderService:
         self.priced_venues = priced_venues
         self.open_orders = open_orders or OpenOrderCounts()
         self.trading = trading or TradingStates()
+        self.client_order_lookups = ClientOrderIdLookups(db)
 
     # ---- intake ---------------------------------------------------------------------------------------------
 
@@ -130,7 +132,7 @@ class OrderService:
             )
         client_order_id = check_client_order_id(request.client_order_id)
         if client_order_id is not None:
-            existing = await self.db.fetch_in(lambda r: orders.with_client_order_id(r, account.id, client_order_id))
+            existing = await self.client_order_lookups.find(account.id, client_order_id)
             if existing is not None:
                 return Submitted(order_data(existing), created=False)
             refuse_made_client_order_id(client_order_id)

@@ -120,6 +120,41 @@ def with_client_order_id(reader: DriverReader, account_id: str, client_order_id:
     return chosen[0] if chosen else None
 
 
+# Intake's gathered lookups (app/client_order_lookups.py): one statement per account for up to the largest size of
+# caller-chosen client order ids, rendered once per size (a shorter batch repeats its first id), so the statements
+# stay few and prepared.
+CLIENT_ORDER_ID_BATCH_SIZES = (1, 4, 16, 64)
+
+
+@cache
+def callers_client_order_ids_read(size: int) -> DriverRead:
+    wanted: list[Any] = [bindparam(f"c{n}") for n in range(size)]
+    return DriverRead(
+        sa_select(_ORDERS).where(
+            _ORDERS.c.account_id == bindparam("account_id"),
+            _ORDERS.c.client_order_id.in_(wanted),
+            text(CALLERS_CLIENT_ORDER_ID),
+        )
+    )
+
+
+def with_callers_client_order_ids(
+    reader: DriverReader, account_id: str, client_order_ids: Sequence[str]
+) -> dict[str, Any]:
+    """The account's orders whose client order id, chosen by the caller, is one of `client_order_ids`, as rows by
+    that id (ids of the made form, "tw" + an order id, are `with_client_order_id`'s)."""
+    found: dict[str, Any] = {}
+    largest = CLIENT_ORDER_ID_BATCH_SIZES[-1]
+    for start in range(0, len(client_order_ids), largest):
+        chunk = list(client_order_ids[start : start + largest])
+        size = next(fits for fits in CLIENT_ORDER_ID_BATCH_SIZES if fits >= len(chunk))
+        chunk += [chunk[0]] * (size - len(chunk))
+        params = {f"c{n}": client_order_id for n, client_order_id in enumerate(chunk)}
+        for row in reader.rows(callers_client_order_ids_read(size), account_id=account_id, **params):
+            found[row.client_order_id] = row
+    return found
+
+
 def list_for_user(
     user_id: str,
     *,

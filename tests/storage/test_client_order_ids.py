@@ -29,7 +29,13 @@ from storage.models import (
     Order,
     SQLModel,
 )
-from storage.repositories.orders import by_client_order_id, callers_client_order_id_query, with_client_order_id
+from storage.repositories.orders import (
+    by_client_order_id,
+    callers_client_order_id_query,
+    callers_client_order_ids_read,
+    with_callers_client_order_ids,
+    with_client_order_id,
+)
 from tests.conftest import BACKEND, PG_ADMIN
 from tests.storage.test_order_indexes import plan
 
@@ -157,6 +163,35 @@ async def test_intakes_driver_level_lookup_finds_both_kinds_in_their_account_onl
         db.close()
 
 
+async def test_a_batch_of_callers_ids_finds_each_in_its_account_only_whatever_its_size(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        user_id, account_id = user_account_rows(db.engine)
+        _, stranger_account = user_account_rows(db.engine)
+        stored = [order_row(user_id, account_id, f"bot-{n}") for n in range(0, 140, 2)]  # even ids exist
+        made = order_row(user_id, account_id)
+        theirs = order_row(user_id, stranger_account, "bot-1")
+        with db.engine.begin() as connection:
+            connection.execute(insert(TABLES["orders"]), [*stored, made, theirs])
+        by_client_order_id = {row["client_order_id"]: row["id"] for row in stored}
+
+        # 1 to 140 ids: every size of statement, batches past the largest, and short ones padded with repeats.
+        for count in (1, 2, 3, 4, 5, 16, 17, 64, 65, 140):
+            asked = [f"bot-{n}" for n in range(count)]
+            rows = await db.fetch_in(lambda r: with_callers_client_order_ids(r, account_id, asked))  # noqa: B023
+            assert {cid: row.id for cid, row in rows.items()} == {
+                cid: by_client_order_id[cid] for cid in asked if cid in by_client_order_id
+            }
+
+        # Not a made id (primary key lookups are with_client_order_id's), not another account's.
+        assert (
+            await db.fetch_in(lambda r: with_callers_client_order_ids(r, account_id, [made["client_order_id"]])) == {}
+        )
+        assert await db.fetch_in(lambda r: with_callers_client_order_ids(r, stranger_account, ["bot-2"])) == {}
+    finally:
+        db.close()
+
+
 def test_a_callers_client_order_id_is_looked_up_through_the_partial_index(database_url: str) -> None:
     query = select(col(Order.id)).where(
         Order.account_id == "a", Order.client_order_id == "bot-1", text(CALLERS_CLIENT_ORDER_ID)
@@ -164,6 +199,10 @@ def test_a_callers_client_order_id_is_looked_up_through_the_partial_index(databa
     assert "uq_orders_account_client_order_id" in plan(database_url, query)
     # The statement intake runs at the driver (storage/repositories/orders.py, with_client_order_id).
     shown = plan(database_url, callers_client_order_id_query(), account_id="a", client_order_id="bot-1")
+    assert "uq_orders_account_client_order_id" in shown
+    # And intake's gathered lookups, several ids at once (with_callers_client_order_ids).
+    ids = {f"c{n}": f"bot-{n}" for n in range(16)}
+    shown = plan(database_url, callers_client_order_ids_read(16).statement, account_id="a", **ids)
     assert "uq_orders_account_client_order_id" in shown
 
 

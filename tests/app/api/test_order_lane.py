@@ -133,7 +133,7 @@ async def test_a_read_only_key_is_refused_and_a_trade_key_places(
 
 
 async def test_a_repeated_client_order_id_answers_the_stored_order_with_200(
-    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], running: Services
 ) -> None:
     _, auth = await register(both[1])
     headers = {**auth, "Content-Type": JSON}
@@ -143,6 +143,7 @@ async def test_a_repeated_client_order_id_answers_the_stored_order_with_200(
         headers,
     )
     assert first.status_code == 202
+    await running.engine.drain()  # executed: both answers below show the order as it now stays (FILLED)
     again = b'{"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.02", "client_order_id": "bot-1"}'
     status, _, body = await same_answer(both, again, headers)
     assert status == 200 and body["id"] == first.json()["id"] and body["quantity"] == "0.01"
