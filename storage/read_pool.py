@@ -1,4 +1,5 @@
-"""PostgreSQL's hot single-statement reads awaited on the event loop (psycopg's `AsyncConnectionPool`).
+"""PostgreSQL's hot reads awaited on the event loop (psycopg's `AsyncConnectionPool`): `Database.fetch` and
+`Database.fetch_plan`.
 
 On the reader threads (`Database.fetch_in`) every read pays a hand-over: the loop wakes a thread, the thread waits
 for the GIL the busy loop holds, and the answer comes back through the loop again. Awaited on the loop, a read
@@ -10,7 +11,8 @@ Connections are in autocommit (a one-statement read needs no transaction: one ro
 reads run too), named like the engine's (a cluster replica's sessions carry its name), and pinged before use only
 after `PING_AFTER_IDLE_SECONDS` idle, as the engine's pool is. A read whose connection turns out lost is run once
 more on another one. A pool belongs to one event loop (psycopg's async connections do), so there is one per loop,
-opened on first use and closed by `close` on that loop (`Services.stop`).
+opened on first use and closed by `close` on that loop (`Services.stop`). A database that cannot be reached fails
+a read within `WAIT_SECONDS` (the pool would wait 30 s by default), and the next read tries to connect again.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ T = TypeVar("T")
 
 PING_AFTER_IDLE_SECONDS = 1.0
 MAX_CONNECTIONS = 4  # as many as the reader threads: reads are short, the loop runs one at a time anyway
+WAIT_SECONDS = 5.0  # for a connection: a queue of reads clears in milliseconds; longer means the database is gone
 
 
 class AsyncReadPool:
@@ -88,7 +91,12 @@ class AsyncReadPool:
         opening = self._opening.get(loop)
         if opening is None:
             opening = self._opening[loop] = loop.create_task(self._new_pool(loop))
-        return await asyncio.shield(opening)
+        try:
+            return await asyncio.shield(opening)
+        except Exception:
+            if self._opening.get(loop) is opening:  # not kept: the next read tries to open one again
+                del self._opening[loop]
+            raise
 
     async def _new_pool(self, loop: asyncio.AbstractEventLoop) -> AsyncConnectionPool[AsyncConnection[Any]]:
         pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
@@ -100,8 +108,13 @@ class AsyncReadPool:
             check=self._ping_if_idle,
             reset=self._note_use,
             name="tradewind-reads",
+            timeout=WAIT_SECONDS,
         )
-        await pool.open(wait=True)  # its first connection up: the first reads do not each grow it
+        try:
+            await pool.open(wait=True, timeout=WAIT_SECONDS)  # its first connection up: first reads do not each grow it
+        except BaseException:
+            await pool.close()  # after a timeout psycopg_pool has closed it; cancelled, it would go on trying
+            raise
         self._pools[loop] = pool
         return pool
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 from sqlalchemy import func, literal_column, select
 
 import storage.read_pool
@@ -130,3 +131,34 @@ async def test_a_plans_reads_share_one_connection(db: Database) -> None:
     first, second = await db.fetch_plan(two_reads)
 
     assert first == second
+
+
+async def test_an_unreachable_database_fails_a_read_soon_and_the_next_read_tries_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(storage.read_pool, "WAIT_SECONDS", 0.3)
+    db = Database("postgresql+psycopg://postgres@127.0.0.1:9/nowhere")  # nothing listens on port 9
+    assert db.async_reads is not None
+    opened: list[int] = []
+    new_pool = db.async_reads._new_pool
+
+    async def counted(loop: Any) -> Any:
+        opened.append(1)
+        return await new_pool(loop)
+
+    monkeypatch.setattr(db.async_reads, "_new_pool", counted)
+    try:
+        for _ in range(2):
+            with pytest.raises(PoolTimeout):
+                await asyncio.wait_for(db.fetch(BACKEND), timeout=5)
+        assert opened == [1, 1]  # the failure was not kept: the second read tried to connect again
+        assert not db.async_reads.open_on_a_running_loop()
+        await asyncio.sleep(0.05)
+        assert not [t for t in asyncio.all_tasks() if "psycopg_pool" in _source_of(t)]  # none left trying to connect
+    finally:
+        await db.aclose()
+
+
+def _source_of(task: asyncio.Task[Any]) -> str:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code.co_filename if code is not None else ""
