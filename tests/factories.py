@@ -106,3 +106,16 @@ def add_testnet_account(
     )
     services.db.run_sync(lambda session: account_repo.add(session, account))
     return account_id
+
+
+def count_calls(monkeypatch: Any, owner: object, name: str) -> list[int]:
+    """Wrap the async method `owner.name` (for the test) so each call appends to the returned list."""
+    calls: list[int] = []
+    original = getattr(owner, name)
+
+    async def counted(*args: Any) -> Any:
+        calls.append(1)
+        return await original(*args)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls

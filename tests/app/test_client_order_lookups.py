@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.orders import OrderRequest, Submitted
 from app.services import Services
-from tests.factories import PASSWORD, unique_email
+from tests.factories import PASSWORD, count_calls, unique_email
 
 MARKET = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.001")
 
@@ -21,24 +21,12 @@ def with_id(client_order_id: str) -> OrderRequest:
     return replace(MARKET, client_order_id=client_order_id)
 
 
-def count_reads(monkeypatch: pytest.MonkeyPatch, services: Services) -> list[int]:
-    calls: list[int] = []
-    read = services.db.fetch_in
-
-    async def counted(work: Any) -> Any:
-        calls.append(1)
-        return await read(work)
-
-    monkeypatch.setattr(services.db, "fetch_in", counted)
-    return calls
-
-
 async def test_the_lookups_of_one_turn_share_one_read_and_each_caller_gets_its_own_answer(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = (await services.auth.register(unique_email(), PASSWORD)).id
     earlier = {cid: (await services.orders.submit(user, with_id(cid))).order["id"] for cid in ("a", "b", "c")}
-    reads = count_reads(monkeypatch, services)
+    reads = count_calls(monkeypatch, services.db, "fetch_in")
     asked = [f"bot-{n}" if n % 3 else "abc"[n % 9 // 3] for n in range(90)]  # 30 repeats of a, b and c
 
     results: list[Submitted] = await asyncio.gather(*(services.orders.submit(user, with_id(cid)) for cid in asked))

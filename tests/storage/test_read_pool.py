@@ -17,6 +17,7 @@ from sqlalchemy import func, literal_column, select
 import storage.read_pool
 from storage.db import Database
 from storage.driver_reads import DriverRead, ReadPlan
+from tests.factories import count_calls
 
 pytestmark = pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="the pool is PostgreSQL's")
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -139,14 +140,7 @@ async def test_an_unreachable_database_fails_a_read_soon_and_the_next_read_tries
     monkeypatch.setattr(storage.read_pool, "WAIT_SECONDS", 0.3)
     db = Database("postgresql+psycopg://postgres@127.0.0.1:9/nowhere")  # nothing listens on port 9
     assert db.async_reads is not None
-    opened: list[int] = []
-    new_pool = db.async_reads._new_pool
-
-    async def counted(loop: Any) -> Any:
-        opened.append(1)
-        return await new_pool(loop)
-
-    monkeypatch.setattr(db.async_reads, "_new_pool", counted)
+    opened = count_calls(monkeypatch, db.async_reads, "_new_pool")
     try:
         for _ in range(2):
             with pytest.raises(PoolTimeout):
