@@ -75,6 +75,11 @@ def _to_values(table: Table, names: tuple[str, ...], sqlite: bool) -> Callable[[
     return values
 
 
+def row_values(table: Table, columns: tuple[str, ...], row: dict[str, Any]) -> Values:
+    """One PostgreSQL row's parameters in `columns` order, money checked as every bulk write checks it."""
+    return _to_values(table, columns, False)(row)
+
+
 def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """INSERT every row (all rows carry the same keys; the dicts are not changed)."""
     if not rows:

@@ -89,7 +89,7 @@ class DriverRead:
             lost = dialect.is_disconnect(error, connection.dbapi_connection, cursor)
             if lost:
                 connection.invalidate(error)
-            raise _driver_error(rendered.sql, bound, error, dialect, lost) from error
+            raise driver_error(rendered.sql, bound, error, dialect, lost) from error
         finally:
             cursor.close()
         return self._make_rows(fetched, processors)
@@ -104,7 +104,7 @@ class DriverRead:
                 fetched = await cursor.fetchall()
                 processors = self._processors.get(dialect.name) or self._processors_for(dialect, cursor.description)
         except dialect.loaded_dbapi.Error as error:
-            raise _driver_error(rendered.sql, bound, error, dialect, bool(connection.broken)) from error
+            raise driver_error(rendered.sql, bound, error, dialect, bool(connection.broken)) from error
         return self._make_rows(fetched, processors)
 
     def _bind(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[_Rendered, Any]:
@@ -142,7 +142,7 @@ class DriverRead:
         return processors
 
 
-def _driver_error(sql: str, bound: Any, error: Exception, dialect: Dialect, lost: bool) -> StatementError:
+def driver_error(sql: str, bound: Any, error: Exception, dialect: Dialect, lost: bool) -> StatementError:
     """The driver's error as SQLAlchemy's, as `Connection.execute` raises it (so `is_transient` applies)."""
     dbapi_error = dialect.loaded_dbapi.Error
     return DBAPIError.instance(sql, bound, error, dbapi_error, connection_invalidated=lost, dialect=dialect)

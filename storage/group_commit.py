@@ -6,13 +6,17 @@ within two loop turns of the first, in the turns after that while each turn stil
 `MAX_GATHER_TURNS`), or while a transaction is being written, go together in the next one. A unit
 that raises rolls its whole group back; the group is then retried unit by unit, so only the failing unit sees the
 error and the others commit. Units must therefore be re-runnable: they may only touch the session they are given.
+
+A unit may bring its own form for when it is alone in its group (`alone`): on PostgreSQL a lone order is written as
+one statement awaited on the loop, one round trip instead of a transaction's five on a writer thread
+(storage/repositories/journal.py). Under load groups are larger and take the session's path as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlmodel import Session
@@ -22,6 +26,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Unit = Callable[[Session], Any]
+Alone = Callable[[], Awaitable[Any]]
+Waiting = tuple[Unit, "asyncio.Future[Any]", Alone | None]
 
 MAX_GROUP = 500
 # Past the first two turns a group waits one more turn only while the last one brought units: idle, that is one
@@ -35,13 +41,15 @@ class GroupCommit:
     def __init__(self, db: Database, max_group: int = MAX_GROUP) -> None:
         self.db = db
         self.max_group = max_group
-        self._waiting: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def write(self, unit: Callable[[Session], T]) -> T:
-        """Run `unit(session)` in a transaction shared with concurrent callers; return once it is committed."""
+    async def write(self, unit: Callable[[Session], T], alone: Callable[[], Awaitable[T]] | None = None) -> T:
+        """Run `unit(session)` in a transaction shared with concurrent callers; return once it is committed. If the
+        unit turns out to be alone in its group and has an `alone` form (the same writes, committed), that runs
+        instead."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((unit, future))
+        self._waiting.append((unit, future, alone))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_groups())
         return await future
@@ -59,25 +67,33 @@ class GroupCommit:
                 break
         while self._waiting:
             group, self._waiting = self._waiting[: self.max_group], self._waiting[self.max_group :]
+            if len(group) == 1 and group[0][2] is not None:
+                await _settle(group[0][1], group[0][2])
+                continue
             try:
-                results = await self.db.write(functools.partial(_run_all, [unit for unit, _ in group]))
+                results = await self.db.write(functools.partial(_run_all, [unit for unit, _, _ in group]))
             except Exception:
                 await self._write_one_by_one(group)
                 continue
-            for (_, future), result in zip(group, results, strict=True):
+            for (_, future, _), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
-    async def _write_one_by_one(self, group: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
-        for unit, future in group:
-            try:
-                result = await self.db.write(unit)
-            except Exception as error:  # the unit's own failure, reported to its caller only
-                if not future.done():
-                    future.set_exception(error)
-            else:
-                if not future.done():
-                    future.set_result(result)
+    async def _write_one_by_one(self, group: list[Waiting]) -> None:
+        for unit, future, _ in group:
+            await _settle(future, functools.partial(self.db.write, unit))
+
+
+async def _settle(future: asyncio.Future[Any], write: Alone) -> None:
+    """Run one unit's write; its result or its own failure goes to its caller only."""
+    try:
+        result = await write()
+    except Exception as error:
+        if not future.done():
+            future.set_exception(error)
+    else:
+        if not future.done():
+            future.set_result(result)
 
 
 def _run_all(units: list[Unit], session: Session) -> list[Any]:

@@ -1,5 +1,6 @@
 """PostgreSQL's hot reads awaited on the event loop (psycopg's `AsyncConnectionPool`): `Database.fetch` and
-`Database.fetch_plan`.
+`Database.fetch_plan`; and one write, a lone order's one-statement journal entry (`write_once`,
+storage/repositories/journal.py), which is one round trip like a read.
 
 On the reader threads (`Database.fetch_in`) every read pays a hand-over: the loop wakes a thread, the thread waits
 for the GIL the busy loop holds, and the answer comes back through the loop again. Awaited on the loop, a read
@@ -29,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from storage.driver_reads import ReadPlan
+from storage.driver_reads import ReadPlan, driver_error
 
 T = TypeVar("T")
 
@@ -60,6 +61,18 @@ class AsyncReadPool:
             if not error.connection_invalidated:
                 raise
         return await self._run_once(plan())
+
+    async def write_once(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """One writing statement in its own implicit transaction (autocommit): committed when this returns; its
+        rows. Not run again on a lost connection, unlike a read: it may have committed (the caller decides)."""
+        pool = self._pools.get(asyncio.get_running_loop()) or await self._open()
+        async with pool.connection() as connection:
+            try:
+                async with connection.cursor() as cursor:
+                    await cursor.execute(sql, params)
+                    return await cursor.fetchall()
+            except self.dialect.loaded_dbapi.Error as error:
+                raise driver_error(sql, params, error, self.dialect, bool(connection.broken)) from error
 
     def open_on_a_running_loop(self) -> bool:
         """A pool left open on a loop that still runs: its worker tasks would hang that loop's shutdown."""

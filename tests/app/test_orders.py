@@ -22,14 +22,14 @@ def lose_connection(monkeypatch: pytest.MonkeyPatch, services: Services, *, afte
     """The next intake transaction fails as if the server ended the session (before its commit, or after it
     committed but before the answer arrived); returns the list the failures are counted in."""
     failures: list[int] = []
-    real: Callable[[Any], Awaitable[Any]] = services.db.grouped.write
+    real: Callable[..., Awaitable[Any]] = services.db.grouped.write
 
-    async def write(unit: Any) -> Any:
+    async def write(unit: Any, alone: Any = None) -> Any:
         if failures:
-            return await real(unit)
+            return await real(unit, alone)
         failures.append(1)
         if after_commit:
-            await real(unit)
+            await real(unit, alone)
         raise OperationalError("COMMIT", {}, Exception("terminating connection due to administrator command"))
 
     monkeypatch.setattr(services.db.grouped, "write", write)

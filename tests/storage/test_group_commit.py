@@ -113,3 +113,46 @@ async def test_a_failing_unit_fails_alone_and_the_others_commit(db: Database) ->
     assert [o for n, o in enumerate(outcomes) if n != 5] == [user_id for user_id, _ in good]
     emails = db.run_sync(lambda s: sorted(s.exec(select(User.email)).all()))
     assert emails == sorted(["taken@example.com", *(f"g{n}@example.com" for n in range(10))])
+
+
+def alone_form(db: Database, user_id: str, email: str, ran: list[str]) -> object:
+    """A unit's `alone` form: the same user, written in a transaction of its own (not through `db.write`)."""
+
+    async def alone() -> str:
+        ran.append(user_id)
+        with Session(db.engine) as session:
+            session.add(User(id=user_id, email=email, password_hash="h", created_at=now_ms()))
+            session.commit()
+        return user_id
+
+    return alone
+
+
+async def test_a_unit_alone_in_its_group_is_written_by_its_alone_form(db: Database) -> None:
+    transactions = count_transactions(db)
+    ran: list[str] = []
+    user_id, unit = add_user("lone@example.com")
+    result = await db.grouped.write(unit, alone_form(db, user_id, "lone@example.com", ran))  # type: ignore[arg-type]
+    assert result == user_id
+    assert ran == [user_id] and transactions[0] == 0  # no session transaction: the alone form wrote it
+    assert db.run_sync(lambda s: s.exec(select(User.email)).all()) == ["lone@example.com"]
+
+
+async def test_units_with_alone_forms_that_arrive_together_share_the_session_transaction(db: Database) -> None:
+    transactions = count_transactions(db)
+    ran: list[str] = []
+    units = [(*add_user(f"a{n}@example.com"), f"a{n}@example.com") for n in range(5)]
+    results = await asyncio.gather(
+        *(db.grouped.write(unit, alone_form(db, user_id, email, ran)) for user_id, unit, email in units)  # type: ignore[arg-type]
+    )
+    assert results == [user_id for user_id, _, _ in units]
+    assert ran == [] and transactions[0] == 1
+
+
+async def test_a_failing_alone_form_fails_its_caller_only(db: Database) -> None:
+    db.run_sync(lambda s: s.add(User(id=new_id(), email="taken@example.com", password_hash="h", created_at=0)))
+    user_id, unit = add_user("taken@example.com")
+    with pytest.raises(IntegrityError):
+        await db.grouped.write(unit, alone_form(db, user_id, "taken@example.com", []))  # type: ignore[arg-type]
+    after_id, after = add_user("after@example.com")
+    assert await db.grouped.write(after) == after_id  # type: ignore[arg-type]  # the writer goes on
