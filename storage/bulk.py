@@ -93,13 +93,13 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
         return
     if len(params) == 1:  # PostgreSQL, one row: one round trip (a COPY takes two: start, then data and end)
         sql = _insert_sql(table, columns, paramstyle)
-        with _driver_cursor(connection, sql, params) as cursor:
+        with driver_cursor(connection, sql, params) as cursor:
             cursor.execute(sql, params[0])
         return
     # PostgreSQL: COPY, not executemany. psycopg's executemany sends and reads back each row as its own query, in
     # Python: 23-27 µs of CPU per row here, against 6-8 µs per row by COPY at 32-64 rows.
     sql = _copy_sql(table, columns)
-    with _driver_cursor(connection, sql, params) as cursor, cursor.copy(sql) as copy:
+    with driver_cursor(connection, sql, params) as cursor, cursor.copy(sql) as copy:
         for row in params:
             copy.write_row(row)
 
@@ -182,7 +182,7 @@ def _upsert_unnest_sql(table: Table, keys: tuple[str, ...], columns: tuple[str, 
 
 def _execute_arrays(connection: Connection, sql: str, params: list[Values]) -> None:
     arrays = [list(column) for column in zip(*params, strict=True)]
-    with _driver_cursor(connection, sql, params) as cursor:
+    with driver_cursor(connection, sql, params) as cursor:
         cursor.execute(sql, arrays)
 
 
@@ -203,7 +203,7 @@ def add_returning_many(
     paramstyle = _paramstyle(connection)
     sql = _add_sql(table, key, column, paramstyle)
     params: list[Values] = [(amount, key_value) for key_value, amount in amounts]
-    with _driver_cursor(connection, sql, params) as cursor:
+    with driver_cursor(connection, sql, params) as cursor:
         # sqlite3's executemany returns no rows, and a local call is cheap. On PostgreSQL one row is one round trip
         # alone; the pipeline below adds a second (its closing sync) and pays off from two rows.
         if paramstyle == "qmark" or len(params) == 1:
@@ -230,12 +230,12 @@ def _paramstyle(connection: Connection) -> str:
 
 
 def _execute_many(connection: Connection, sql: str, params: list[Values]) -> None:
-    with _driver_cursor(connection, sql, params) as cursor:
+    with driver_cursor(connection, sql, params) as cursor:
         cursor.executemany(sql, params)
 
 
 @contextmanager
-def _driver_cursor(connection: Connection, sql: str, params: list[Values]) -> Iterator[Any]:
+def driver_cursor(connection: Connection, sql: str, params: list[Values]) -> Iterator[Any]:
     """A cursor of the driver's own (psycopg's executemany takes `returning`), closed after use. A driver error is
     raised as SQLAlchemy's wrapper of it and a lost connection is invalidated, as `Connection.exec_driver_sql` would
     do, so `storage.db.is_transient` and IntegrityError handlers still apply."""

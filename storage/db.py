@@ -21,6 +21,7 @@ from sqlmodel import Session
 from storage.driver_reads import DriverRead, DriverReader, ReadPlan, single
 from storage.group_commit import GroupCommit
 from storage.read_pool import AsyncReadPool
+from storage.repositories.numbered_commit import create_stage
 
 T = TypeVar("T")
 
@@ -58,6 +59,7 @@ def create_db_engine(url: str, *, application_name: str | None = None) -> Engine
         except Exception as error:  # any failure: this connection is not usable; the pool opens another
             raise DisconnectionError(f"connection failed its ping: {error}") from error
 
+    event.listen(engine, "connect", create_stage)  # storage/repositories/numbered_commit.py
     event.listen(engine, "checkout", ping_if_idle)
     event.listen(engine, "checkin", _note_use)
     return engine

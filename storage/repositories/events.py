@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 
 from storage import bulk
 from storage.models import Event, User
+from storage.repositories import numbered_commit, writes
 
 PENDING_KEY = "tradewind_pending_events"  # session.info: the events waiting for their seq
 
@@ -34,7 +35,8 @@ def append(session: Session, user_id: str, type_: str, payload: str, ts: int, on
     """Queue an event in the caller's transaction; it gets the user's next seq when the transaction commits.
 
     Numbers are taken in one `UPDATE users SET last_seq = last_seq + n ... RETURNING` per user just before commit,
-    users in id order (on PostgreSQL pipelined: one round trip for all). So the only lock on a user row is taken
+    users in id order (on PostgreSQL, numbering, storing and the commit itself go in one message when the commit is
+    the session's last act: storage/repositories/numbered_commit.py). So the only lock on a user row is taken
     last, for the shortest time, in a global order: transactions touching the same user queue on it without
     deadlocking (on PostgreSQL the UPDATE's row lock does not conflict with the key-share locks that foreign-key
     checks take). A rolled-back transaction takes no numbers, so the sequence stays gap-free. `on_seq` learns the
@@ -51,11 +53,20 @@ def _number_pending_events(session: Session) -> None:
     pending: list[_Pending] = session.info.pop(PENDING_KEY, [])
     if not pending:
         return
+    connection = session.connection()
+    if numbered_commit.applies(session, connection):  # PostgreSQL: numbered, stored and committed in one message
+        writes.flush_staged_orders(session)  # the transaction ends in there: what is staged goes first
+        staged = [(item.user_id, item.type, item.payload, item.ts) for item in pending]
+        seq_of = numbered_commit.number_store_commit(connection, staged)
+        for item in pending:
+            seq_of[item.user_id] += 1
+            if item.on_seq is not None:
+                item.on_seq(seq_of[item.user_id])
+        return
     by_user: dict[str, list[_Pending]] = defaultdict(list)
     for item in pending:
         by_user[item.user_id].append(item)
     rows: list[dict[str, object]] = []
-    connection = session.connection()
     users = sorted(by_user)
     # At the driver, all users' numbers in one call (one round trip on PostgreSQL): through Session.execute this
     # UPDATE took the ORM's bulk path (~10x the cost), through Core it still cost ~50 µs per user.
