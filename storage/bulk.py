@@ -75,6 +75,33 @@ def _to_values(table: Table, names: tuple[str, ...], sqlite: bool) -> Callable[[
     return values
 
 
+def _without_null_columns(table: Table, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """SQLite: `columns` less those that are None in every row and left out would be NULL anyway (nullable, no
+    server default). Python's sqlite3 binds a None at several times the cost of a str or an int, and an order row
+    carries about fifteen (a market order has no price, no stop, no parent …); an INSERT that names fewer columns
+    binds fewer parameters. Rows that differ in which of those are None keep every column."""
+    first = rows[0]
+    nulls = tuple(c for c in columns if first[c] is None and c in _null_by_default(table))
+    if not nulls:
+        return columns
+    if len(rows) > 1:
+        get = itemgetter(*nulls)
+        alike = get(first)
+        if any(get(row) != alike for row in rows):
+            return columns
+    return _columns_less(columns, nulls)
+
+
+@cache
+def _null_by_default(table: Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.columns if c.nullable and c.server_default is None)
+
+
+@cache
+def _columns_less(columns: tuple[str, ...], left_out: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(c for c in columns if c not in left_out)
+
+
 def row_values(table: Table, columns: tuple[str, ...], row: dict[str, Any]) -> Values:
     """One PostgreSQL row's parameters in `columns` order, money checked as every bulk write checks it."""
     return _to_values(table, columns, False)(row)
@@ -86,6 +113,8 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
         return
     columns = tuple(rows[0])
     paramstyle = _paramstyle(connection)
+    if paramstyle == "qmark":
+        columns = _without_null_columns(table, columns, rows)
     values = _to_values(table, columns, paramstyle == "qmark")
     params = [values(row) for row in rows]
     if paramstyle == "qmark":

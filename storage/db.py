@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,12 @@ from storage.repositories.numbered_commit import create_stage
 T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# Python's sqlite3 module binds int, float and str directly but sends every other parameter, None included, through
+# its adapter protocol, and a type with no adapter is the slow case there (it looks for `__adapt__`/`__conform__`):
+# ~0.2 µs per NULL, and an order row binds about fifteen. A registered adapter is found in one dict lookup, so NULLs
+# bind at about half the cost (measured: docs/orders.md, "Speed"). It returns None: still bound as NULL.
+sqlite3.register_adapter(type(None), lambda value: value)
 PING_AFTER_IDLE_SECONDS = 1.0
 _LAST_USED = "tradewind_last_used"
 

@@ -4,11 +4,13 @@ event-number increments."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
@@ -253,3 +255,89 @@ def test_update_rows_sharing_a_key_leave_the_last_ones_values_and_touch_no_other
         "FILLED", Decimal(2), Decimal("0.000000000000000001"), None, None
     )  # fmt: skip
     assert (second.status, second.filled_quantity, second.price) == ("PENDING", Decimal(0), Decimal("100.5"))
+
+
+def _sql_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    sent: list[str] = []
+    original = bulk._execute_many
+
+    def recording(connection: Any, sql: str, params: list[Any]) -> None:
+        sent.append(sql)
+        original(connection, sql, params)
+
+    monkeypatch.setattr(bulk, "_execute_many", recording)
+    return sent
+
+
+def _market_order(user_id: str, account_id: str, **changes: Any) -> dict[str, Any]:
+    now, order_id = now_ms(), new_id()
+    row: dict[str, Any] = {
+        column.name: None for column in ORDERS.columns
+    }  # as OrderRecord.as_row gives them: every column
+    row.update(
+        id=order_id, user_id=user_id, account_id=account_id, client_order_id=f"tw{order_id}", symbol="BTCUSDT",
+        side="BUY", type="MARKET", quantity=Decimal("0.5"), status="PENDING", filled_quantity=Decimal(0),
+        filled_quote=Decimal(0), fee=Decimal(0), external=False, created_at=now, updated_at=now,
+    )  # fmt: skip
+    row.update(changes)
+    return row
+
+
+@pytest.mark.skipif(os.environ.get("TW_TEST_DB") == "postgres", reason="SQLite's statements (PostgreSQL copies)")
+def test_sqlite_leaves_out_columns_that_are_none_in_every_row_and_stores_them_null(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_id, account_id = _user_and_account(db)
+    rows = [_market_order(user_id, account_id) for _ in range(3)]
+    sent = _sql_sent(monkeypatch)
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), ORDERS, rows))
+
+    [sql] = sent
+    named = sql.split("(", 1)[1].split(")", 1)[0].split(", ")
+    assert "price" not in named and "stop_price" not in named and "parent_id" not in named
+    assert named == [c.name for c in ORDERS.columns if rows[0][c.name] is not None]
+    stored = db.run_sync(lambda s: s.get(Order, rows[1]["id"]))
+    assert stored is not None and (stored.quantity, stored.price, stored.parent_id) == (Decimal("0.5"), None, None)
+
+
+def test_rows_that_differ_in_their_none_columns_are_each_stored_exactly(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_id, account_id = _user_and_account(db)
+    market = _market_order(user_id, account_id)
+    limit = _market_order(user_id, account_id, type="LIMIT", price=Decimal("100.25"), time_in_force="GTC")
+    sent = _sql_sent(monkeypatch)
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), ORDERS, [market, limit]))
+
+    if os.environ.get("TW_TEST_DB") != "postgres":
+        [sql] = sent
+        assert " price," in sql and "time_in_force" in sql  # every column named: one statement for both rows
+    stored = {row["id"]: db.run_sync(lambda s, i=row["id"]: s.get(Order, i)) for row in (market, limit)}  # type: ignore[misc]
+    assert (stored[market["id"]].price, stored[market["id"]].time_in_force) == (None, None)  # type: ignore[union-attr]
+    assert (stored[limit["id"]].price, stored[limit["id"]].time_in_force) == (Decimal("100.25"), "GTC")  # type: ignore[union-attr]
+
+
+def test_a_none_in_a_column_with_a_server_default_is_still_sent() -> None:
+    """Left out, such a column would take its default, not NULL: it stays in the statement."""
+    metadata = MetaData()
+    table = Table(
+        "t",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("note", String, nullable=True, server_default="unset"),
+        Column("extra", String, nullable=True),
+    )
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        bulk.insert_rows(connection, table, [{"id": 1, "note": None, "extra": None}])
+        assert connection.exec_driver_sql("SELECT note, extra FROM t").one() == (None, None)
+    engine.dispose()
+
+
+def test_sqlite_binds_none_through_a_registered_adapter() -> None:
+    """storage.db registers one (a type without an adapter is sqlite3's slow path); it must still bind NULL."""
+    assert (type(None), sqlite3.PrepareProtocol) in sqlite3.adapters
+    connection = sqlite3.connect(":memory:")
+    assert connection.execute("SELECT ? IS NULL", (None,)).fetchone() == (1,)
+    connection.close()
