@@ -33,6 +33,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # ~0.2 µs per NULL, and an order row binds about fifteen. A registered adapter is found in one dict lookup, so NULLs
 # bind at about half the cost (measured: docs/orders.md, "Speed"). It returns None: still bound as NULL.
 sqlite3.register_adapter(type(None), lambda value: value)
+
 PING_AFTER_IDLE_SECONDS = 1.0
 _LAST_USED = "tradewind_last_used"
 

@@ -271,9 +271,8 @@ def _sql_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def _market_order(user_id: str, account_id: str, **changes: Any) -> dict[str, Any]:
     now, order_id = now_ms(), new_id()
-    row: dict[str, Any] = {
-        column.name: None for column in ORDERS.columns
-    }  # as OrderRecord.as_row gives them: every column
+    # Every column, as OrderRecord.as_row gives them; a market order leaves most of them None.
+    row: dict[str, Any] = {column.name: None for column in ORDERS.columns}
     row.update(
         id=order_id, user_id=user_id, account_id=account_id, client_order_id=f"tw{order_id}", symbol="BTCUSDT",
         side="BUY", type="MARKET", quantity=Decimal("0.5"), status="PENDING", filled_quantity=Decimal(0),
