@@ -44,6 +44,11 @@ class GroupCommit:
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Units are waiting for a transaction, or one is being written (their writers go on once it commits)."""
+        return bool(self._waiting) or (self._writer is not None and not self._writer.done())
+
     async def write(self, unit: Callable[[Session], T], alone: Callable[[], Awaitable[T]] | None = None) -> T:
         """Run `unit(session)` in a transaction shared with concurrent callers; return once it is committed. If the
         unit turns out to be alone in its group and has an `alone` form (the same writes, committed), that runs

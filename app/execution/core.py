@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_AFTER_MS = 5_000
 RESTART_DELAY = 1.0
+STOP_WRITE_SECONDS = 5.0
 
 
 class Executor(Protocol):
@@ -157,6 +158,10 @@ class ExecutionCore:
         stop = getattr(self.external, "stop", None)
         if stop is not None:
             await stop()
+        if self._task is not None and not self._task.done():
+            # Outputs held back under load (app/execution/write_behind.py) are written, not left to a replay.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.paper_executor.write_held(), STOP_WRITE_SECONDS)
         await cancel_and_wait(self._task)
         self._task = None
 

@@ -23,7 +23,6 @@ from app.cluster.partitions import partition_of_lease
 from app.cluster.scope import PartitionScope, ScopeView
 from app.domain import OrderStatus, Venue
 from app.events import UserEvent
-from app.execution import changes as batch_writes
 from app.execution.changes import Changes
 from app.execution.commands import (
     CancelOrder,
@@ -34,24 +33,23 @@ from app.execution.commands import (
     SubmitOrder,
     SubmitOrderList,
 )
-from app.execution.paper_failures import fresh, in_list, refuse, reject_failed
-from app.execution.paper_memory import balance_changes, load_accounts
+from app.execution.paper_failures import fresh, refuse, reject_failed
+from app.execution.paper_memory import balance_changes, load_accounts, prepare_batch
 from app.execution.recorder import Recorder
 from app.execution.records import OrderRecord, Report
+from app.execution.write_behind import DATABASE_RETRY, Held, WriteDue, may_hold, write_changes
 from app.ids import now_ms
 from app.market.models import Trade
 from app.portfolio import PositionState
-from app.retry import RetryPolicy, retry
+from app.retry import retry
 from app.venues.paper import PaperVenue
-from storage.db import Database, is_transient
+from storage.db import Database
 from storage.repositories import orders as order_repo
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 LIVE = ("OPEN", "PARTIALLY_FILLED")
-# Forever: the batch's commands are journaled, so waiting is safe; giving up would reject accepted orders.
-DATABASE_RETRY = RetryPolicy(initial=0.05, maximum=5.0)
 
 
 class PaperExecutor:
@@ -69,7 +67,7 @@ class PaperExecutor:
         self.publish = publish
         self.recorder = recorder
         self.sleep = sleep
-        self.queue: asyncio.Queue[PaperCommand | Rescope] = asyncio.Queue()
+        self.queue: asyncio.Queue[PaperCommand | Rescope | WriteDue] = asyncio.Queue()
         self.orders: dict[str, OrderRecord] = {}  # live paper orders (OPEN, PARTIALLY_FILLED)
         self.positions: dict[tuple[str, str], PositionState] = {}
         self.users: dict[str, str] = {}  # account id -> user id, for loaded accounts
@@ -77,6 +75,8 @@ class PaperExecutor:
         self.processed = 0
         # CLUSTER mode: only the accounts of the partitions this replica holds (app/cluster/); None: every account.
         self.scope: PartitionScope | None = None
+        self.held: Held | None = None  # outputs run in memory, not written yet (app/execution/write_behind.py)
+        self._unsettled: list[PaperCommand] = []  # taken from the queue; done once their outputs are committed
         self.after_batch: Callable[[list[PaperCommand]], None] | None = None  # acknowledges forwarded commands
 
     # ---- commands in ---------------------------------------------------------------------------------------
@@ -122,6 +122,9 @@ class PaperExecutor:
             return owned, [OrderRecord.from_row(r) for r in pending if self.owns(r["account_id"])]
 
         live, pending = await self.db.read(load)
+        if self.held is not None:  # outputs memory had not written (the task crashed): the journal is the truth
+            self.held.end()
+            self.held = None
         self.venue.reset_book()
         self.orders.clear()
         self.positions.clear()
@@ -150,26 +153,50 @@ class PaperExecutor:
             while len(items) < MAX_BATCH and not self.queue.empty() and not isinstance(items[-1], Rescope):
                 items.append(self.queue.get_nowait())
             rescope = items[-1] if isinstance(items[-1], Rescope) else None
-            batch = [c for c in items if not isinstance(c, Rescope)]
+            due = [item for item in items if isinstance(item, WriteDue)]
+            batch = [c for c in items if not isinstance(c, Rescope | WriteDue)]
             try:
                 if batch:
                     await self._process(batch)
+                if self.held is not None and (due or rescope is not None):
+                    await self._write_held()
                 if rescope is not None:
                     await self._rebuild(requeue=True)
             except Exception:
                 log.exception("paper batch of %d commands failed", len(batch))
             finally:
-                for command in batch:
-                    if isinstance(command, SubmitOrder):
-                        self.queued.discard(command.order_id)
+                self._settle(batch)
+                for marker in due:
                     self.queue.task_done()
-                if self.after_batch is not None and batch:
-                    self.after_batch(batch)
+                    if marker.done is not None and not marker.done.done():
+                        marker.done.set_result(None)
                 if rescope is not None:
                     self.queue.task_done()
                     if not rescope.done.done():
                         rescope.done.set_result(None)
             await asyncio.sleep(0)  # with inline SQLite writes nothing else yields: let requests in between batches
+
+    def _settle(self, batch: list[PaperCommand]) -> None:
+        """Commands are done (drain, the sweeper, cluster acknowledgements) once their outputs are committed:
+        with outputs held (app/execution/write_behind.py) they wait for the write."""
+        self._unsettled.extend(batch)
+        if self.held is not None or not self._unsettled:
+            return
+        settled, self._unsettled = self._unsettled, []
+        for command in settled:
+            if isinstance(command, SubmitOrder):
+                self.queued.discard(command.order_id)
+            self.queue.task_done()
+        if self.after_batch is not None:
+            self.after_batch(settled)
+
+    async def write_held(self) -> None:
+        """Write held outputs now (a graceful stop), through the executor's own loop."""
+        if self.held is None:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(WriteDue(done))
+        await done
 
     async def _process(self, batch: list[PaperCommand], *, isolated: bool = False) -> None:
         # Most public trades touch no paper order: skip them without a transaction.
@@ -179,64 +206,61 @@ class PaperExecutor:
             batch = [c for c in batch if isinstance(c, MarketTrade) or view.owns(c.account_id) or refuse(c)]
         if not batch:
             return
-        changes = Changes()
+        loop = asyncio.get_running_loop()
+        held = self.held or Held(loop.time())
+        self.held = None
+        held.commands.extend(batch)  # everything since the last write: replayed if the write fails
         try:
-            batch = await self._prepare(batch)
-            for command in batch:
-                self._apply(command, changes)
-            self._balance_changes(changes)
-            await self._write(changes, view)
+            for command in await self._prepare(batch):
+                self._apply(command, held.changes)
+            # In cluster mode every write is fenced by the leases of its own batch: nothing is held there.
+            more_coming = not self.queue.empty() or self.db.grouped.busy
+            if self.scope is None and not isolated and may_hold(held, batch, loop.time(), more_coming):
+                self.held = held
+                held.remind(loop, lambda: self.queue.put_nowait(WriteDue()))
+                return
+            await self._write_out(held, view)
         except LeaseLost as lost:
-            await self._lease_lost(lost, batch)
-            return
+            held.end()
+            await self._lease_lost(lost, held.commands)
         except Exception:
-            # Memory may have moved ahead of the database: rebuild it, then find the command that fails.
-            log.exception("a batch of %d commands failed; replaying it command by command", len(batch))
-            await self._rebuild()
-            if isolated:  # it failed on its own too: this command is the problem
-                await self._fail(batch[0])
-            else:
-                for command in batch:
-                    await self._process([fresh(command)], isolated=True)
+            held.end()
+            await self._replay(held.commands, isolated)
+
+    async def _write_held(self) -> None:
+        held, self.held = self.held, None
+        if held is None:
             return
-        self.processed += len(batch)
+        try:
+            await self._write_out(held, None)
+        except Exception:
+            await self._replay(held.commands, isolated=False)
+
+    async def _write_out(self, held: Held, view: ScopeView | None) -> None:
+        """One transaction for everything held; its events are published once it committed."""
+        held.end()
+        changes = held.changes
+        self._balance_changes(changes)
+        await write_changes(self.db, changes, view, self.sleep)
+        self.processed += len(held.commands)
         for event in changes.events:
             self.publish(event)
-        for command in batch:
+        for command in held.commands:
             if isinstance(command, ResetAccount) and not command.done.done():
                 command.done.set_result(None)
 
+    async def _replay(self, commands: list[PaperCommand], isolated: bool) -> None:
+        """Memory may have moved ahead of the database: rebuild it, then find the command that fails."""
+        log.exception("a batch of %d commands failed; replaying it command by command", len(commands))
+        await self._rebuild()
+        if isolated:  # it failed on its own too: this command is the problem
+            await self._fail(commands[0])
+        else:
+            for command in commands:
+                await self._process([fresh(command)], isolated=True)
+
     async def _prepare(self, batch: list[PaperCommand]) -> list[PaperCommand]:
-        """Read what the batch needs and memory lacks (records of recovered submits, accounts) in one go; drop a
-        repeated submit of the same order."""
-        # An order list's legs are always read from the journal: a carried copy may be older than a batch that ran.
-        wanted = [c.order_id for c in batch if isinstance(c, SubmitOrder) and (c.record is None or in_list(c.record))]
-        loaded: dict[str, OrderRecord] = {}
-        lists: dict[str, list[OrderRecord]] = {}
-        if wanted:
-            rows = await self.db.read(lambda s: order_repo.rows_by_ids(s, wanted))
-            loaded = {row["id"]: OrderRecord.from_row(row) for row in rows}
-            groups = sorted({r.oco_group for r in loaded.values() if in_list(r) and r.oco_group is not None})
-            if groups:
-                for row in await self.db.read(lambda s: order_repo.rows_in_groups(s, groups)):
-                    leg = loaded[row["id"]] = OrderRecord.from_row(row)
-                    lists.setdefault(leg.oco_group or "", []).append(leg)
-        prepared: list[PaperCommand] = []
-        seen: set[str] = set()
-        for command in batch:
-            if isinstance(command, SubmitOrder):
-                carried = command.record if command.record is not None and not in_list(command.record) else None
-                record = carried or loaded.get(command.order_id)
-                if record is None or command.order_id in seen or command.order_id in self.orders:
-                    continue
-                if in_list(record):
-                    legs = lists.get(record.oco_group or "", [record])
-                    seen.update(leg.id for leg in legs)
-                    prepared.append(SubmitOrderList(record.account_id, tuple(legs)))
-                    continue
-                seen.add(command.order_id)
-                command = SubmitOrder(command.order_id, command.account_id, command.venue, record)
-            prepared.append(command)
+        prepared = await prepare_batch(self.db, batch, self.orders)
         accounts = {c.account_id for c in prepared if isinstance(c, SubmitOrder | SubmitOrderList | ResetAccount)}
         await self._load_accounts(accounts)
         return prepared
@@ -336,32 +360,6 @@ class PaperExecutor:
         balance_changes(self.venue.ledger, self.users, changes)
 
     # ---- writing, and what happens when it fails ---------------------------------------------------------------
-
-    async def _write(self, changes: Changes, view: ScopeView | None = None) -> None:
-        """One transaction; a transient database error retries the same writes (memory is already ahead). In a
-        cluster the transaction first checks that the batch's partition leases are still ours (LeaseLost)."""
-        if not changes:
-            return
-
-        if view is not None:  # a partition dropped since memory was loaded: none of its fills is written here
-            view.require(changes.accounts())
-
-        def write(session: Session) -> None:
-            if view is not None:
-                view.fence(session)
-            batch_writes.write(session, changes)
-
-        # On SQLite (one writer, the loop) the batch joins the next intake group: the pages both touch (the orders'
-        # leaves, the users' event numbers) are then written by one commit instead of two. Not on PostgreSQL: its
-        # groups are written one at a time, so intake would wait for the batch (docs/orders.md, "Speed").
-        write_batch = self.db.grouped.write if self.db.inline else self.db.write
-        await retry(
-            lambda: write_batch(write),
-            policy=DATABASE_RETRY,
-            retry_on=is_transient,
-            sleep=self.sleep,
-            on_retry=lambda n, _, delay: log.warning("database busy or gone (try %d); again in %.2f s", n, delay),
-        )
 
     async def _lease_lost(self, lost: LeaseLost, batch: list[PaperCommand]) -> None:
         """Another replica took a partition of this batch: nothing was committed. Give up the partitions named,

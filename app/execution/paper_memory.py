@@ -1,5 +1,5 @@
-"""The paper executor's memory and the database: an account's balances, positions and owner loaded on first use,
-and a batch's touched balances turned into rows to write and BALANCE_UPDATE events."""
+"""The paper executor's memory and the database: a batch's order records and an account's balances, positions and
+owner loaded on first use, and a batch's touched balances turned into rows to write and BALANCE_UPDATE events."""
 
 from __future__ import annotations
 
@@ -9,12 +9,49 @@ from sqlmodel import Session
 
 from app.domain import fmt
 from app.execution.changes import Changes
+from app.execution.commands import PaperCommand, SubmitOrder, SubmitOrderList
+from app.execution.paper_failures import in_list
+from app.execution.records import OrderRecord
 from app.ids import now_ms
 from app.portfolio import PositionState
 from app.venues.paper_ledger import PaperLedger
 from storage.db import Database
 from storage.repositories import accounts as account_repo
 from storage.repositories import orders as order_repo
+
+
+async def prepare_batch(db: Database, batch: list[PaperCommand], live: dict[str, OrderRecord]) -> list[PaperCommand]:
+    """Read what the batch needs and memory lacks (records of recovered submits) in one go; drop a repeated submit
+    of the same order, and one of an order still `live` in memory."""
+    # An order list's legs are always read from the journal: a carried copy may be older than a batch that ran.
+    wanted = [c.order_id for c in batch if isinstance(c, SubmitOrder) and (c.record is None or in_list(c.record))]
+    loaded: dict[str, OrderRecord] = {}
+    lists: dict[str, list[OrderRecord]] = {}
+    if wanted:
+        rows = await db.read(lambda s: order_repo.rows_by_ids(s, wanted))
+        loaded = {row["id"]: OrderRecord.from_row(row) for row in rows}
+        groups = sorted({r.oco_group for r in loaded.values() if in_list(r) and r.oco_group is not None})
+        if groups:
+            for row in await db.read(lambda s: order_repo.rows_in_groups(s, groups)):
+                leg = loaded[row["id"]] = OrderRecord.from_row(row)
+                lists.setdefault(leg.oco_group or "", []).append(leg)
+    prepared: list[PaperCommand] = []
+    seen: set[str] = set()
+    for command in batch:
+        if isinstance(command, SubmitOrder):
+            carried = command.record if command.record is not None and not in_list(command.record) else None
+            record = carried or loaded.get(command.order_id)
+            if record is None or command.order_id in seen or command.order_id in live:
+                continue
+            if in_list(record):
+                legs = lists.get(record.oco_group or "", [record])
+                seen.update(leg.id for leg in legs)
+                prepared.append(SubmitOrderList(record.account_id, tuple(legs)))
+                continue
+            seen.add(command.order_id)
+            command = SubmitOrder(command.order_id, command.account_id, command.venue, record)
+        prepared.append(command)
+    return prepared
 
 
 async def load_accounts(

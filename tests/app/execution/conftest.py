@@ -1,4 +1,5 @@
-"""Fixtures of the execution tests on a Binance Spot Testnet account: the fake exchange and a wired testnet user."""
+"""Fixtures of the execution tests: the core started; on a Binance Spot Testnet account, the fake exchange and a wired
+testnet user."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from tests.fakes.binance import FakeBinance
 from tests.fakes.binance.app_venues import point_services_at
 
 API_KEY, SECRET = "k" * 64, "s" * 64
+
+
+@pytest.fixture
+async def running(services: Services) -> AsyncIterator[Services]:
+    """Services with the execution core started (the paper executor's task running)."""
+    await services.engine.start()
+    yield services
+    await services.engine.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,18 +17,12 @@ from app.cluster.scope import PartitionScope
 from app.errors import ValidationFailed
 from app.events import UserEvent
 from app.execution import changes as batch_writes
+from app.execution import write_behind
 from app.orders import OrderRequest
 from app.services import Services
 from storage.models import Event
 from storage.repositories import events as event_log
 from tests.factories import PASSWORD, trade, unique_email
-
-
-@pytest.fixture
-async def running(services: Services) -> AsyncIterator[Services]:
-    await services.engine.start()
-    yield services
-    await services.engine.stop()
 
 
 async def new_user(services: Services) -> str:
@@ -135,11 +128,14 @@ async def test_a_batch_that_fails_to_commit_is_replayed_one_by_one_and_loses_not
     await check_gap_free_log(running, user)
 
 
-async def test_on_sqlite_a_batch_commits_together_with_the_intake_it_meets(running: Services) -> None:
+async def test_on_sqlite_a_batch_commits_together_with_the_intake_it_meets(
+    running: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQLite has one writer, the loop: an engine batch joins the intake group being gathered, so the pages both
     touch (the orders' leaves, the users' event numbers) are written by one commit instead of two."""
     if not running.db.inline:
         pytest.skip("PostgreSQL writes engine batches on its writer pool, beside the intake groups")
+    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 0.0)  # written at once, not held for the next batch
     user = await new_user(running)
     statuses_by_commit: list[set[str]] = []
 
