@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
 from app.execution.records import EXECUTION_COLUMNS, OrderRecord
@@ -39,17 +39,7 @@ def storage_floor_us(url: str, count: int = 5000, batch: int = 500, users: int =
     robin over `users` users (each with one account). Under the load part's closed loop a transaction holds about
     one order from each of 16 users; every user adds a leaf to each user- or account-keyed index, a row to the
     numbering UPDATE and balance and position rows, so the same orders cost more spread over many users."""
-    engine = create_db_engine(url)
-    upgrade_to_head(engine)
-    now = now_ms()
-    owners = [(new_id(), new_id()) for _ in range(users)]
-    with Session(engine) as session:  # set-up, not measured: the ORM fills every default
-        for n, (user_id, _) in enumerate(owners):
-            session.add(User(id=user_id, email=f"floor{n}@example.com", password_hash="h", created_at=now))
-        session.flush()
-        for user_id, account_id in owners:
-            session.add(Account(id=account_id, user_id=user_id, venue="paper", label="P", created_at=now))
-        session.commit()
+    engine, owners = _migrated_with_users(url, users)
     per_user = max(1, batch // users)
     batches = [
         [_rows(user_id, account_id, per_user) for user_id, account_id in owners] for _ in range(max(1, count // batch))
@@ -63,6 +53,50 @@ def storage_floor_us(url: str, count: int = 5000, batch: int = 500, users: int =
     elapsed = time.perf_counter() - start
     engine.dispose()
     return elapsed / (len(batches) * per_user * users) * 1e6
+
+
+def held_engine_writes_us(url: str, every: int, groups: int = 640, users: int = 16) -> float:
+    """µs per order in the load part's shape (one order from each of `users` users per intake transaction) when
+    the engine's rows of `every` intake groups are written together, inside every `every`-th intake transaction
+    (SQLite's engine writes join an intake group: app/execution/write_behind.py holds them under load)."""
+    engine, owners = _migrated_with_users(url, users)
+    intake_groups = [[_rows(user_id, account_id, 1) for user_id, account_id in owners] for _ in range(groups)]
+    held: list[list[tuple[Rows, Rows]]] = []
+    start = time.perf_counter()
+    for group in intake_groups:
+        with engine.begin() as connection:
+            _journal(connection, group)
+            held.append(group)
+            if len(held) >= every:
+                _execute(connection, [({}, _merged([g[n][1] for g in held])) for n in range(users)])
+                held = []
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed / (groups * users) * 1e6
+
+
+def _merged(executions: list[Rows]) -> Rows:
+    """One user's engine rows of several orders; balances and the position once (their latest state)."""
+    merged: Rows = {"updates": [], "fills": [], "events": []}
+    for rows in executions:
+        for name in merged:
+            merged[name] = merged[name] + rows[name]
+    return {**merged, "balances": executions[-1]["balances"], "positions": executions[-1]["positions"]}
+
+
+def _migrated_with_users(url: str, users: int) -> tuple[Engine, list[tuple[str, str]]]:
+    engine = create_db_engine(url)
+    upgrade_to_head(engine)
+    now = now_ms()
+    owners = [(new_id(), new_id()) for _ in range(users)]
+    with Session(engine) as session:  # set-up, not measured: the ORM fills every default
+        for n, (user_id, _) in enumerate(owners):
+            session.add(User(id=user_id, email=f"floor{n}@example.com", password_hash="h", created_at=now))
+        session.flush()
+        for user_id, account_id in owners:
+            session.add(Account(id=account_id, user_id=user_id, venue="paper", label="P", created_at=now))
+        session.commit()
+    return engine, owners
 
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -164,3 +198,14 @@ def _rows(user_id: str, account_id: str, count: int) -> tuple[Rows, Rows]:
         "events": [event(kind) for _ in orders for kind in ("ORDER_UPDATE", "FILL")],
     }
     return intake, execution
+
+
+if __name__ == "__main__":  # the held-writes table of docs/orders.md ("Speed"), on SQLite in a temporary folder
+    import tempfile
+
+    for _ in range(3):
+        figures = []
+        for every in (1, 2, 4, 8, 16, 10**9):
+            url = f"sqlite:///{tempfile.mkdtemp()}/floor.db"
+            figures.append(f"{'never' if every == 10**9 else every}: {held_engine_writes_us(url, every):.0f}")
+        print("engine rows written with every k-th intake group, µs per order:", ", ".join(figures))

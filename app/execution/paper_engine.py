@@ -3,10 +3,12 @@ arrives here; this task drains its queue in batches, runs each batch in memory a
 balances, locks: the venue's state is the authority while it runs), and writes the batch's outputs behind in ONE
 transaction of Core `executemany` statements. Events are published only after that commit.
 
-Batches do not overlap: the next one starts after the previous one committed, so between batches the database
+Batches do not overlap: the next one starts after the previous one was written or held, and under load several
+batches' outputs are held and written together (app/execution/write_behind.py), so between writes the database
 holds exactly what memory holds. A transient database error (SQLite busy, a PostgreSQL failover) retries the same
-writes; any other failure rebuilds memory from the database and replays the batch command by command, so one bad
-command costs one order ("internal error; nothing executed"), never the batch or a queued paper reset.
+writes; any other failure rebuilds memory from the database and replays every command since the last write one by
+one, so one bad command costs one order ("internal error; nothing executed"), never the batch or a queued paper
+reset.
 """
 
 from __future__ import annotations
