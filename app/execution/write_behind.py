@@ -2,10 +2,10 @@
 writes the outputs of several batches in one transaction.
 
 Every batch still runs in memory as soon as its commands arrive. What waits is the write: while commands are
-queued for the executor, or orders are gathering for intake's next group commit (their commands follow its
-commit), the batch's `Changes` are kept and the next batch adds to them; they go out together once that work has
-arrived, after `HOLD_SECONDS` at most, or at `HOLD_COMMANDS`. Idle (one order at a time) nothing is coming, so a
-batch is written at once and a lone order's FILLED is not delayed.
+queued for the executor, or intake's group commit is busy (orders gathering for a transaction or in one being
+written: their commands follow its commit), the batch's `Changes` are kept and the next batch adds to them; they
+go out together once that work has arrived, after `HOLD_SECONDS` at most, or at `HOLD_COMMANDS`. Idle (one order
+at a time) nothing is coming, so a batch is written at once and a lone order's FILLED is not delayed.
 
 Why: an engine write costs mostly per transaction and per user it touches, not per order. Each user in a
 transaction adds a leaf of every user- or account-keyed index, a numbering row, balance and position rows and a
