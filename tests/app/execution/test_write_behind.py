@@ -62,7 +62,10 @@ async def status_and_fills(services: Services, user_id: str, order_id: str) -> t
     return order["status"], len(order["fills"])
 
 
-async def test_under_load_the_outputs_of_two_batches_are_written_in_one_transaction(running: Services) -> None:
+async def test_under_load_the_outputs_of_two_batches_are_written_in_one_transaction(
+    running: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 60.0)  # a slow machine's pause must not write the first alone
     user_id = await trader(running)
     published: list[Any] = []
     running.bus.subscribe_user(user_id, published.append)
@@ -106,6 +109,7 @@ async def test_held_outputs_are_written_when_no_more_work_comes(
 async def test_a_held_write_that_fails_replays_every_command_since_the_last_write(
     running: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(write_behind, "HOLD_SECONDS", 60.0)
     user_id = await trader(running)
     # On SQLite the write is a unit of a group commit, which tries a failed group once more unit by unit.
     failures = 2 if running.db.inline else 1
