@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from app import intake_journal
 from app.client_order_ids import check_client_order_id, refuse_made_client_order_id
 from app.client_order_lookups import ClientOrderIdLookups
 from app.domain import (
@@ -37,7 +38,7 @@ from app.views import fill_data, order_data
 from storage.db import Database, is_transient
 from storage.models import Account, Order
 from storage.repositories import accounts as account_repo
-from storage.repositories import events, journal, orders, writes
+from storage.repositories import events, orders
 
 MAX_LIST_LIMIT = 1000
 # Intake's transaction again after a lost connection: quick, few, within the client's patience. If the lost one
@@ -151,18 +152,10 @@ class OrderService:
         row = order.as_row()
         event = UserEvent.create(user_id, "ORDER_UPDATE", order_data(order), order.created_at)
 
-        def store(session: Session) -> UserEvent:
-            writes.stage_order(session, row)  # group commit: one executemany for the whole group
-            events.append(session, user_id, event.type, event.payload, event.ts, on_seq=event.numbered)
-            return event
-
-        async def store_alone() -> UserEvent:  # the same rows as one statement, on PostgreSQL (journal.py)
-            event.numbered(await journal.order_with_event(self.db, row, user_id, event.type, event.payload, event.ts))
-            return event
-
-        alone = store_alone if journal.available(self.db) else None
-        try:  # a lost connection (failover; a cluster peer ended a frozen session) is retried: `store` re-runs
-            event = await retry(lambda: self.db.grouped.write(store, alone), policy=INTAKE_RETRY, retry_on=is_transient)
+        try:  # a lost connection (failover; a cluster peer ended a frozen session) is retried: the entry re-runs
+            event = await retry(
+                lambda: intake_journal.store(self.db, row, event), policy=INTAKE_RETRY, retry_on=is_transient
+            )
         except Exception as error:  # (not a cancelled request: its order may still commit)
             existing = None
             if isinstance(error, IntegrityError):

@@ -107,6 +107,14 @@ def row_values(table: Table, columns: tuple[str, ...], row: dict[str, Any]) -> V
     return _to_values(table, columns, False)(row)
 
 
+def check_money(table: Table, row: dict[str, Any]) -> None:
+    """Refuse a row whose money is not Decimal (a float would not be exact), as every bulk write does."""
+    for name in _money_columns(table) & row.keys():
+        value = row[name]
+        if value is not None and not isinstance(value, Decimal):
+            raise TypeError(f"{table.name}.{name} takes Decimal, not {type(value).__name__}")
+
+
 def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """INSERT every row (all rows carry the same keys; the dicts are not changed)."""
     if not rows:

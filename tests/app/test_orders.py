@@ -24,12 +24,12 @@ def lose_connection(monkeypatch: pytest.MonkeyPatch, services: Services, *, afte
     failures: list[int] = []
     real: Callable[..., Awaitable[Any]] = services.db.grouped.write
 
-    async def write(unit: Any, alone: Any = None) -> Any:
+    async def write(unit: Any, alone: Any = None, together: Any = None) -> Any:
         if failures:
-            return await real(unit, alone)
+            return await real(unit, alone, together)
         failures.append(1)
         if after_commit:
-            await real(unit, alone)
+            await real(unit, alone, together)
         raise OperationalError("COMMIT", {}, Exception("terminating connection due to administrator command"))
 
     monkeypatch.setattr(services.db.grouped, "write", write)

@@ -156,3 +156,95 @@ async def test_a_failing_alone_form_fails_its_caller_only(db: Database) -> None:
         await db.grouped.write(unit, alone_form(db, user_id, "taken@example.com", []))  # type: ignore[arg-type]
     after_id, after = add_user("after@example.com")
     assert await db.grouped.write(after) == after_id  # type: ignore[arg-type]  # the writer goes on
+
+
+def group_writer(db: Database, calls: list[list[str]]) -> object:
+    """A group's own writer: all its users in one transaction of its own (not through `db.write`)."""
+
+    async def write_all(items: list[tuple[str, str]]) -> list[str]:
+        calls.append([user_id for user_id, _ in items])
+        with Session(db.engine) as session:
+            for user_id, email in items:
+                session.add(User(id=user_id, email=email, password_hash="h", created_at=now_ms()))
+            session.commit()
+        return [user_id for user_id, _ in items]
+
+    return write_all
+
+
+async def test_units_sharing_a_group_writer_are_written_by_one_call_of_it_in_order(db: Database) -> None:
+    transactions = count_transactions(db)
+    calls: list[list[str]] = []
+    writer = group_writer(db, calls)
+    units = [(*add_user(f"w{n}@example.com"), f"w{n}@example.com") for n in range(5)]
+    results = await asyncio.gather(
+        *(db.grouped.write(unit, None, (writer, (user_id, email))) for user_id, unit, email in units)  # type: ignore[arg-type]
+    )
+    assert results == [user_id for user_id, _, _ in units]
+    assert calls == [results] and transactions[0] == 0  # the writer stored the group; no session transaction
+    assert db.run_sync(lambda s: len(s.exec(select(User.id)).all())) == 5
+
+
+async def test_a_group_with_a_unit_that_has_no_group_writer_takes_the_session(db: Database) -> None:
+    transactions = count_transactions(db)
+    calls: list[list[str]] = []
+    writer = group_writer(db, calls)
+    units = [(*add_user(f"m{n}@example.com"), f"m{n}@example.com") for n in range(3)]
+    together = [(writer, (user_id, email)) for user_id, _, email in units[:2]] + [None]
+    results = await asyncio.gather(
+        *(db.grouped.write(unit, None, form) for (_, unit, _), form in zip(units, together, strict=True))  # type: ignore[arg-type]
+    )
+    assert results == [user_id for user_id, _, _ in units]
+    assert calls == [] and transactions[0] == 1
+
+
+async def test_a_failing_group_writer_leaves_the_units_to_be_written_one_by_one(db: Database) -> None:
+    db.run_sync(lambda s: s.add(User(id=new_id(), email="taken@example.com", password_hash="h", created_at=0)))
+    calls: list[list[str]] = []
+    writer = group_writer(db, calls)
+    emails = ["x0@example.com", "taken@example.com", "x2@example.com"]
+    units = [(*add_user(email), email) for email in emails]
+    outcomes = await asyncio.gather(
+        *(db.grouped.write(unit, None, (writer, (user_id, email))) for user_id, unit, email in units),  # type: ignore[arg-type]
+        return_exceptions=True,
+    )
+    assert len(calls) == 1  # the group's call failed whole (unique email), then each unit went on its own
+    assert isinstance(outcomes[1], IntegrityError)
+    assert [outcomes[0], outcomes[2]] == [units[0][0], units[2][0]]
+    stored = db.run_sync(lambda s: sorted(s.exec(select(User.email)).all()))
+    assert stored == sorted(["taken@example.com", "x0@example.com", "x2@example.com"])
+
+
+async def test_two_groups_stored_by_their_writer_may_be_in_flight_at_once_and_a_third_waits(db: Database) -> None:
+    sent: list[list[str]] = []
+    release = asyncio.Event()
+
+    async def slow_writer(items: list[str]) -> list[str]:
+        sent.append(items)
+        await release.wait()  # the statement is still running (a commit, a lock wait)
+        return items
+
+    async def turns_until(condition: object, turns: int = 200) -> None:
+        for _ in range(turns):
+            if condition():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0)
+
+    def group(name: str) -> list[asyncio.Task[str]]:
+        return [
+            asyncio.create_task(db.grouped.write(lambda _s: None, None, (slow_writer, f"{name}{n}")))  # type: ignore[arg-type]
+            for n in range(3)
+        ]
+
+    first = group("a")
+    await turns_until(lambda: len(sent) == 1)
+    second = group("b")
+    await turns_until(lambda: len(sent) == 2)
+    third = group("c")
+    await turns_until(lambda: len(sent) == 3)
+
+    assert sent == [["a0", "a1", "a2"], ["b0", "b1", "b2"]]  # sent while the first is in flight; the third waits
+    assert db.grouped.busy and not any(task.done() for task in first + second + third)
+    release.set()
+    assert await asyncio.gather(*first, *second, *third) == [f"{name}{n}" for name in "abc" for n in range(3)]
+    assert sent[2] == ["c0", "c1", "c2"] and not db.grouped.busy

@@ -1,6 +1,7 @@
-"""A lone order's journal entry as one PostgreSQL statement (storage/repositories/journal.py): the order and its
-user's next event stored together or not at all, the seq gap-free, money exact, a duplicate client order id refused
-as intake expects (IntegrityError), and intake's lone orders taking this path, not a writer thread."""
+"""Intake's journal entries as one PostgreSQL statement (storage/repositories/journal.py), a lone order's and a whole
+group's: the orders and their users' next events stored together or not at all, the seqs gap-free and in the
+entries' order per user, money exact, a duplicate client order id refused as intake expects (IntegrityError), and
+intake's orders taking these paths, not a writer thread."""
 
 from __future__ import annotations
 
@@ -122,3 +123,87 @@ async def test_a_lone_order_whose_connection_was_lost_is_retried_and_stored_once
     orders, events, last_seq = stored(services.db, user_id)
     assert submitted.order["id"] in [order_id for order_id, _ in orders] and len(orders) == 2
     assert [seq for seq, _, _ in events] == [1, 2] and last_seq == 2
+
+
+def entry(row: dict[str, Any], user_id: str, n: int) -> tuple[dict[str, Any], str, str, str, int]:
+    return row, user_id, "ORDER_UPDATE", f'{{"n":{n}}}', n
+
+
+async def test_a_group_of_orders_is_stored_with_each_users_next_seqs_in_the_entries_order(db: Database) -> None:
+    (alice, alice_account), (bob, bob_account) = user_account_rows(db.engine), user_account_rows(db.engine)
+    await journal.order_with_event(db, order_row(bob, bob_account), bob, "ORDER_UPDATE", '{"n":0}', 0)  # bob: seq 1
+    rows = [
+        order_row(alice, alice_account, quantity=Decimal("0.000000000000000001")),
+        order_row(bob, bob_account, "bot-7", price=Decimal("65000.12345678")),
+        order_row(alice, alice_account, status="PENDING", external=True),
+        order_row(bob, bob_account),
+        order_row(alice, alice_account),
+    ]
+    owners = [alice, bob, alice, bob, alice]
+
+    seqs = await journal.orders_with_events(
+        db, [entry(row, owner, n) for n, (row, owner) in enumerate(zip(rows, owners, strict=True), 1)]
+    )
+
+    assert seqs == [1, 2, 2, 3, 3]  # each user's next numbers, in the entries' order
+    alice_orders, alice_events, alice_last = stored(db, alice)
+    assert sorted(alice_orders) == sorted(
+        [
+            (rows[0]["id"], Decimal("0.000000000000000001")),
+            (rows[2]["id"], Decimal("0.01")),
+            (rows[4]["id"], Decimal("0.01")),
+        ]
+    )
+    assert alice_events == [
+        (1, "ORDER_UPDATE", '{"n":1}'),
+        (2, "ORDER_UPDATE", '{"n":3}'),
+        (3, "ORDER_UPDATE", '{"n":5}'),
+    ]
+    _, bob_events, bob_last = stored(db, bob)
+    assert [seq for seq, *_ in bob_events] == [1, 2, 3] and (alice_last, bob_last) == (3, 3)
+
+    def read_back(session: Any) -> Any:
+        return session.get(Order, rows[1]["id"])
+
+    order = db.run_sync(read_back)  # every column as given: the JSON carried the row whole
+    assert (order.client_order_id, order.price, order.status, order.external) == (
+        "bot-7",
+        Decimal("65000.12345678"),
+        rows[1]["status"],
+        False,
+    )
+    assert db.run_sync(lambda s: s.get(Order, rows[2]["id"]).external) is True
+
+
+async def test_a_group_with_a_duplicate_client_order_id_stores_nothing_and_takes_no_number(db: Database) -> None:
+    user_id, account_id = user_account_rows(db.engine)
+    await journal.order_with_event(db, order_row(user_id, account_id, "bot-1"), user_id, "ORDER_UPDATE", "{}", 1)
+    group = [
+        entry(order_row(user_id, account_id), user_id, 2),
+        entry(order_row(user_id, account_id, "bot-1"), user_id, 3),
+    ]
+
+    with pytest.raises(IntegrityError):  # the group commit then writes the entries one by one
+        await journal.orders_with_events(db, group)
+
+    orders, events, last_seq = stored(db, user_id)
+    assert (len(orders), len(events), last_seq) == (1, 1, 1)
+
+
+async def test_a_group_with_a_user_who_is_not_there_stores_nothing(db: Database) -> None:
+    user_id, account_id = user_account_rows(db.engine)
+    group = [entry(order_row(user_id, account_id), user_id, 1), entry(order_row(user_id, account_id), "nobody", 2)]
+    with pytest.raises(IntegrityError):  # a NULL seq for the missing user fails the whole statement
+        await journal.orders_with_events(db, group)
+    assert stored(db, user_id) == ([], [], 0)
+
+
+async def test_a_groups_money_must_be_decimal(db: Database) -> None:
+    user_id, account_id = user_account_rows(db.engine)
+    group = [
+        entry(order_row(user_id, account_id), user_id, 1),
+        entry(order_row(user_id, account_id, fee=0.1), user_id, 2),
+    ]
+    with pytest.raises(TypeError, match="Decimal"):
+        await journal.orders_with_events(db, group)
+    assert stored(db, user_id) == ([], [], 0)
