@@ -182,10 +182,10 @@ def upsert_rows(connection: Connection, table: Table, keys: tuple[str, ...], row
 
 @cache
 def _upsert_sql(table: Table, keys: tuple[str, ...], columns: tuple[str, ...], paramstyle: str) -> str:
-    return f"{_insert_sql(table, columns, paramstyle)} {_on_conflict(keys, columns)}"
+    return f"{_insert_sql(table, columns, paramstyle)} {on_conflict(keys, columns)}"
 
 
-def _on_conflict(keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+def on_conflict(keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
     assignments = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
     return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments}"
 
@@ -214,7 +214,7 @@ def _update_unnest_sql(table: Table, key: str, columns: tuple[str, ...]) -> str:
 @cache
 def _upsert_unnest_sql(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
     select = f"SELECT * FROM {_unnest(table, columns)}"  # noqa: S608 - names and types from metadata
-    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) {select} {_on_conflict(keys, columns)}'
+    return f'INSERT INTO "{table.name}" ({", ".join(columns)}) {select} {on_conflict(keys, columns)}'
 
 
 def _execute_arrays(connection: Connection, sql: str, params: list[Values]) -> None:

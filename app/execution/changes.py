@@ -12,8 +12,9 @@ from sqlmodel import Session
 from app.events import UserEvent
 from app.execution.records import EXECUTION_COLUMNS, OrderRecord
 from app.portfolio import PositionState
+from storage.db import Database
+from storage.repositories import engine_statement, writes
 from storage.repositories import events as event_log
-from storage.repositories import writes
 
 
 @dataclass(slots=True)
@@ -54,6 +55,23 @@ class Changes:
         ) or bool(self.events)
 
 
+def fits_one_statement(changes: Changes) -> bool:
+    """Whether PostgreSQL may store the batch as one statement (storage/repositories/engine_statement.py): not
+    when it inserts orders or deletes balances (bracket exits, a paper reset), which take the session's way."""
+    return not changes.inserted and not changes.removed_balances
+
+
+async def write_statement(db: Database, changes: Changes) -> None:
+    """Store the batch with one statement on PostgreSQL (see `fits_one_statement`); number its events."""
+    updated = [{"id": o.id, **{c: getattr(o, c) for c in EXECUTION_COLUMNS}} for o in changes.updated.values()]
+    events = [(e.user_id, e.type, e.payload, e.ts) for e in changes.events]
+    seqs = await engine_statement.write_outputs(
+        db, updated, EXECUTION_COLUMNS, changes.fills, _position_rows(changes), _balance_rows(changes), events
+    )
+    for event, seq in zip(changes.events, seqs, strict=True):
+        event.numbered(seq)
+
+
 def write(session: Session, changes: Changes) -> None:
     """Write everything in the caller's transaction (numbers the events at its commit)."""
     if changes.inserted:
@@ -64,23 +82,27 @@ def write(session: Session, changes: Changes) -> None:
     if changes.fills:
         writes.insert_fills(session, changes.fills)
     if changes.positions:
-        writes.upsert_positions(
-            session,
-            [
-                {
-                    "account_id": p.account_id,
-                    "symbol": p.symbol,
-                    "quantity": p.quantity,
-                    "cost": p.cost,
-                    "realized_pnl": p.realized_pnl,
-                }
-                for p in changes.positions.values()
-            ],
-        )
+        writes.upsert_positions(session, _position_rows(changes))
     if changes.balances:
-        rows = [{"account_id": a, "asset": s, "free": f, "locked": lk} for a, s, f, lk in changes.balances]
-        writes.upsert_balances(session, rows)
+        writes.upsert_balances(session, _balance_rows(changes))
     if changes.removed_balances:
         writes.delete_balances(session, [{"_account": a, "_asset": s} for a, s in changes.removed_balances])
     for event in changes.events:
         event_log.append(session, event.user_id, event.type, event.payload, event.ts, on_seq=event.numbered)
+
+
+def _position_rows(changes: Changes) -> list[dict[str, Any]]:
+    return [
+        {
+            "account_id": p.account_id,
+            "symbol": p.symbol,
+            "quantity": p.quantity,
+            "cost": p.cost,
+            "realized_pnl": p.realized_pnl,
+        }
+        for p in changes.positions.values()
+    ]
+
+
+def _balance_rows(changes: Changes) -> list[dict[str, Any]]:
+    return [{"account_id": a, "asset": s, "free": f, "locked": lk} for a, s, f, lk in changes.balances]

@@ -35,6 +35,7 @@ from app.execution.changes import Changes
 from app.execution.commands import PaperCommand, ResetAccount
 from app.retry import RetryPolicy, retry
 from storage.db import Database, is_transient
+from storage.repositories import journal
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,16 @@ async def write_changes(db: Database, changes: Changes, view: ScopeView | None, 
     # leaves, the users' event numbers) are then written by one commit instead of two. Not on PostgreSQL: its
     # groups are written one at a time, so intake would wait for the batch (docs/orders.md, "Speed").
     write_batch = db.grouped.write if db.inline else db.write
+
+    async def write_once() -> None:
+        # PostgreSQL outside a cluster: one statement awaited on the loop, no writer thread holding the GIL.
+        if view is None and journal.available(db) and batch_writes.fits_one_statement(changes):
+            await batch_writes.write_statement(db, changes)
+        else:
+            await write_batch(write)
+
     await retry(
-        lambda: write_batch(write),
+        write_once,
         policy=DATABASE_RETRY,
         retry_on=is_transient,
         sleep=sleep,

@@ -69,17 +69,29 @@ async def orders_with_events(db: Database, entries: Sequence[tuple[dict[str, Any
         bulk.check_money(ORDERS, row)
     columns = tuple(dict.fromkeys(chain.from_iterable(rows)))  # a key some row lacks: NULL there
     events = [(user_id, type_, payload, ts) for _, user_id, type_, payload, ts in entries]
-    params = (_json(rows), _json(events))
-    bases = {user_id: int(base) for user_id, base in await db.async_reads.write_once(_group_sql(columns), params)}
-    seqs, seen = [], dict.fromkeys(bases, 0)
+    params = (rows_json(rows), events_json(events))
+    return numbered_in_order(await db.async_reads.write_once(_group_sql(columns), params), events)
+
+
+def numbered_in_order(bases: Sequence[tuple[Any, ...]], events: Sequence[tuple[str, str, str, int]]) -> list[int]:
+    """The events' seqs, in their order, from `tw_number_events`' (user, base) rows: each user's k-th event in
+    `events` got base + k."""
+    base_of = {user_id: int(base) for user_id, base in bases}
+    seqs, seen = [], dict.fromkeys(base_of, 0)
     for user_id, *_ in events:
         seen[user_id] += 1
-        seqs.append(bases[user_id] + seen[user_id])
+        seqs.append(base_of[user_id] + seen[user_id])
     return seqs
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value, default=_decimal).decode()
+def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as one JSON array for `json_populate_recordset` (money as exact decimal strings)."""
+    return orjson.dumps(rows, default=_decimal).decode()
+
+
+def events_json(events: Sequence[tuple[str, str, str, int]]) -> str:
+    """Events ((user_id, type, payload, ts)) as the JSON array `tw_number_events` reads."""
+    return orjson.dumps(events).decode()
 
 
 def _decimal(value: Any) -> str:

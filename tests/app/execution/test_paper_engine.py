@@ -82,19 +82,28 @@ async def test_events_are_gap_free_per_user_and_match_the_log(running: Services)
 
 
 class FlakyWrites:
-    """Makes the next `failures` batch writes of the engine fail with `error` (fault injection), then writes."""
+    """Makes the next `failures` batch writes of the engine fail with `error` (fault injection), then writes:
+    either form of the write (the session's, or PostgreSQL's one statement)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, error: Exception, failures: int) -> None:
         self.error, self.left, self.failed = error, failures, 0
-        self.original = batch_writes.write
+        self.original, self.original_statement = batch_writes.write, batch_writes.write_statement
         monkeypatch.setattr(batch_writes, "write", self.write)
+        monkeypatch.setattr(batch_writes, "write_statement", self.write_statement)
 
-    def write(self, session: Session, changes: Any) -> None:
+    def _fail_now(self) -> None:
         if self.left > 0:
             self.left -= 1
             self.failed += 1
             raise self.error
+
+    def write(self, session: Session, changes: Any) -> None:
+        self._fail_now()
         self.original(session, changes)
+
+    async def write_statement(self, db: Any, changes: Any) -> None:
+        self._fail_now()
+        await self.original_statement(db, changes)
 
 
 async def submit_many(services: Services, user_id: str, count: int) -> list[str]:

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from app.execution import write_behind
 from app.orders import OrderRequest
 from app.services import Services
+from storage.repositories import engine_statement
 from storage.repositories import events as event_log
 from tests.app.execution.test_paper_engine import FlakyWrites, check_gap_free_log
 from tests.factories import PASSWORD, unique_email
@@ -35,19 +36,30 @@ async def trader(services: Services) -> str:
 
 @contextmanager
 def filled_by_commit() -> Iterator[list[set[str]]]:
-    """The ids of the orders each commit stores a FILLED ORDER_UPDATE for, commit by commit."""
+    """The ids of the orders each commit stores a FILLED ORDER_UPDATE for, commit by commit: a session's commit,
+    or PostgreSQL's one statement for an engine batch (storage/repositories/engine_statement.py)."""
     commits: list[set[str]] = []
 
-    def committing(session: Session) -> None:  # before the event log numbers (and takes) the pending events
-        pending = session.info.get(event_log.PENDING_KEY, [])
-        updates = [json.loads(p.payload) for p in pending if p.type == "ORDER_UPDATE"]
+    def record(events: list[tuple[str, str]]) -> None:  # (type, payload)
+        updates = [json.loads(payload) for type_, payload in events if type_ == "ORDER_UPDATE"]
         commits.append({update["id"] for update in updates if update["status"] == "FILLED"})
 
+    def committing(session: Session) -> None:  # before the event log numbers (and takes) the pending events
+        record([(p.type, p.payload) for p in session.info.get(event_log.PENDING_KEY, [])])
+
+    original = engine_statement.write_outputs
+
+    async def one_statement(*args: Any) -> list[int]:
+        record([(type_, payload) for _, type_, payload, _ in args[-1]])
+        return await original(*args)
+
     event.listen(Session, "before_commit", committing, insert=True)
+    engine_statement.write_outputs = one_statement  # type: ignore[assignment]
     try:
         yield commits
     finally:
         event.remove(Session, "before_commit", committing)
+        engine_statement.write_outputs = original  # type: ignore[assignment]
 
 
 async def first_held_while_second_gathers(services: Services, user_id: str) -> tuple[str, str]:

@@ -1,0 +1,183 @@
+"""An engine batch's outputs as one PostgreSQL statement (storage/repositories/engine_statement.py): the orders'
+updates, fills, position and balance upserts and the users' next events stored together or not at all, money exact,
+and the paper executor's writes taking this path, not a writer thread's session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from app.execution.records import EXECUTION_COLUMNS
+from app.ids import new_id
+from app.orders import OrderRequest
+from app.services import Services
+from storage.db import Database
+from storage.models import Balance, Event, Fill, Order, Position, User
+from storage.repositories import engine_statement, journal
+from tests.factories import PASSWORD, count_calls, unique_email
+from tests.storage.test_client_order_ids import order_row, user_account_rows
+
+pytestmark = pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="the statement is PostgreSQL's")
+
+EXACT = Decimal("0.123456789012345678")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.aclose()
+
+
+async def pending_order(db: Database, user_id: str, account_id: str) -> str:
+    row = order_row(user_id, account_id, status="PENDING", filled_quantity=Decimal(0), filled_quote=Decimal(0))
+    assert await journal.order_with_event(db, row, user_id, "ORDER_UPDATE", '{"n":0}', 1) == 1
+    return str(row["id"])
+
+
+def filled(order_id: str, fee: Decimal = EXACT) -> dict[str, Any]:
+    values: dict[str, Any] = dict.fromkeys(EXECUTION_COLUMNS)
+    values.update(id=order_id, status="FILLED", filled_quantity=Decimal("0.01"), filled_quote=EXACT, fee=fee)
+    values.update(fee_asset="BTC", sent_at=7, updated_at=8)
+    return values
+
+
+def fill(order_id: str, user_id: str, account_id: str, price: Any = EXACT) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "order_id": order_id,
+        "user_id": user_id,
+        "account_id": account_id,
+        "symbol": "BTCUSDT",
+        "side": "BUY",
+        "price": price,
+        "quantity": Decimal("0.01"),
+        "fee": EXACT,
+        "fee_asset": "BTC",
+        "liquidity": "TAKER",
+        "venue_trade_id": None,
+        "ts": 9,
+    }
+
+
+def position(account_id: str, quantity: Decimal) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "symbol": "BTCUSDT",
+        "quantity": quantity,
+        "cost": EXACT,
+        "realized_pnl": Decimal(0),
+    }
+
+
+def stored(db: Database, user_id: str, account_id: str) -> dict[str, Any]:
+    def read(session: Any) -> dict[str, Any]:
+        return {
+            "order": session.execute(
+                select(Order.status, Order.filled_quote, Order.fee, Order.fee_asset, Order.sent_at).where(
+                    Order.user_id == user_id
+                )
+            ).all(),
+            "fills": session.execute(select(Fill.price, Fill.fee).where(Fill.user_id == user_id)).all(),
+            "positions": session.execute(
+                select(Position.quantity, Position.cost).where(Position.account_id == account_id)
+            ).all(),
+            "balances": session.execute(
+                select(Balance.asset, Balance.free, Balance.locked).where(Balance.account_id == account_id)
+            ).all(),
+            "events": session.execute(
+                select(Event.seq, Event.type, Event.payload).where(Event.user_id == user_id).order_by(Event.seq)
+            ).all(),
+            "last_seq": session.execute(select(User.last_seq).where(User.id == user_id)).scalar_one(),
+        }
+
+    return db.run_sync(read)
+
+
+async def test_a_batchs_outputs_are_stored_together_with_the_users_next_seqs(db: Database) -> None:
+    user_id, account_id = user_account_rows(db.engine)
+    order_id = await pending_order(db, user_id, account_id)
+    balance = {"account_id": account_id, "asset": "USDT", "free": EXACT, "locked": Decimal(0)}
+    events = [(user_id, "FILL", '{"n":1}', 9), (user_id, "ORDER_UPDATE", '{"n":2}', 9)]
+
+    seqs = await engine_statement.write_outputs(
+        db, [filled(order_id)], EXECUTION_COLUMNS, [fill(order_id, user_id, account_id)], [position(account_id, EXACT)],
+        [balance], events,
+    )  # fmt: skip
+
+    assert seqs == [2, 3]  # after intake's event, in the batch's order
+    after = stored(db, user_id, account_id)
+    assert after["order"] == [("FILLED", EXACT, EXACT, "BTC", 7)]  # money exact to 1e-18
+    assert after["fills"] == [(EXACT, EXACT)]
+    assert after["positions"] == [(EXACT, EXACT)]
+    assert after["balances"] == [("USDT", EXACT, Decimal(0))]
+    assert [(seq, type_) for seq, type_, _ in after["events"]] == [
+        (1, "ORDER_UPDATE"),
+        (2, "FILL"),
+        (3, "ORDER_UPDATE"),
+    ]
+    assert after["last_seq"] == 3
+
+    # A second batch: the position and the balance are updated in place (the upserts), no fill this time.
+    balance["free"] = Decimal(1)
+    seqs = await engine_statement.write_outputs(
+        db, [], EXECUTION_COLUMNS, [], [position(account_id, Decimal(2))], [balance], [(user_id, "X", "{}", 10)]
+    )
+    assert seqs == [4]
+    again = stored(db, user_id, account_id)
+    assert again["positions"] == [(Decimal(2), EXACT)] and again["balances"] == [("USDT", Decimal(1), Decimal(0))]
+    assert len(again["fills"]) == 1 and again["last_seq"] == 4
+
+
+async def test_an_event_for_a_user_who_is_not_there_stores_nothing(db: Database) -> None:
+    user_id, account_id = user_account_rows(db.engine)
+    order_id = await pending_order(db, user_id, account_id)
+    before = stored(db, user_id, account_id)
+    with pytest.raises(DBAPIError):
+        await engine_statement.write_outputs(
+            db, [filled(order_id)], EXECUTION_COLUMNS, [fill(order_id, user_id, account_id)], [], [],
+            [(user_id, "FILL", "{}", 9), (new_id(), "ORDER_UPDATE", "{}", 9)],
+        )  # fmt: skip
+    assert stored(db, user_id, account_id) == before  # not the update, not the fill, no number taken
+
+
+async def test_money_must_be_decimal(db: Database) -> None:
+    user_id, account_id = user_account_rows(db.engine)
+    order_id = await pending_order(db, user_id, account_id)
+    before = stored(db, user_id, account_id)
+    with pytest.raises(TypeError, match="Decimal"):
+        await engine_statement.write_outputs(
+            db, [filled(order_id)], EXECUTION_COLUMNS, [fill(order_id, user_id, account_id, price=0.5)], [], [],
+            [(user_id, "FILL", "{}", 9)],
+        )  # fmt: skip
+    assert stored(db, user_id, account_id) == before
+
+
+async def test_the_paper_executor_writes_its_batches_as_one_statement(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await services.engine.start()
+    user_id = (await services.auth.register(unique_email(), PASSWORD)).id
+    statements = count_calls(monkeypatch, engine_statement, "write_outputs")
+    transactions = count_calls(monkeypatch, services.db, "write")
+
+    submitted = [
+        await services.orders.submit(user_id, OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.001"))
+        for _ in range(3)
+    ]
+    await asyncio.wait_for(services.engine.drain(), 10)
+
+    assert statements and transactions == []  # no writer-thread session for intake or the engine
+    for order in submitted:
+        assert (await services.orders.get(user_id, order.order["id"]))["status"] == "FILLED"
+    events = services.db.run_sync(
+        lambda session: session.execute(select(Event.seq).where(Event.user_id == user_id).order_by(Event.seq)).all()
+    )
+    assert [seq for (seq,) in events] == list(range(1, len(events) + 1))  # gap-free across intake and the engine
