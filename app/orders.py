@@ -4,7 +4,6 @@ its PENDING event in one transaction, then hand the id to the execution engine. 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ from app.events import UserEvent
 from app.execution.commands import CancelOrder, SubmitOrder
 from app.execution.records import OrderRecord
 from app.ids import new_timed_id, now_ms, venue_client_order_id
+from app.immutable import immutable
 from app.open_orders import OpenOrderCounts
 from app.retry import RetryPolicy, retry
 from app.trading_state import TradingStates
@@ -59,7 +59,7 @@ class AccountResolver(Protocol):
     async def resolve(self, user_id: str, account_id: str | None) -> Account: ...
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class OrderRequest:
     """Raw fields as they arrive (strings, JSON numbers or None); `OrderService.submit` validates them."""
 
@@ -78,7 +78,7 @@ class OrderRequest:
     client_order_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Submitted:
     order: dict[str, Any]
     created: bool  # False: an order with this client_order_id already existed and is returned as it is

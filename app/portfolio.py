@@ -12,13 +12,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
 from app.domain import OrderStatus, OrderType, Side, SymbolRules
+from app.immutable import immutable
 
 # Cost basis and PnL are kept to 18 decimal places on both databases (NUMERIC(38, 18)).
 PNL_PLACES = Decimal("1e-18")
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Requirement:
     """Funds an order needs now: `amount` of `asset`."""
 

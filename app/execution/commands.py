@@ -10,10 +10,11 @@ from decimal import Decimal
 
 from app.domain import Venue
 from app.execution.records import OrderRecord
+from app.immutable import immutable
 from app.market.models import Trade
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SubmitOrder:
     """Execute a stored PENDING order. `record` is the stored row as intake built it (saves reading it back);
     None means "read it from the database" (recovery, the sweeper)."""

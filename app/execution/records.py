@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from app.domain import OrderStatus
+from app.immutable import immutable
 
 ZERO = Decimal(0)
 
@@ -85,7 +86,7 @@ EXECUTION_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Execution:
     """One fill as a venue reports it, fee included (the venue charges it). `venue_trade_id` is the venue's
     durable trade id, used to ignore a fill reported twice; None for a venue whose ids do not survive a restart
@@ -100,7 +101,7 @@ class Execution:
     venue_trade_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Report:
     """A venue's word about one of our orders: its status now, new fills, and why it ended (if it did).
 

@@ -31,6 +31,7 @@ from app.domain import (
     floor_to_step,
     fmt,
 )
+from app.immutable import immutable
 from app.market.models import Depth, Trade
 from app.venues.paper_book import ZERO, Take, TakerBook, crosses, walk_quantity, walk_quote
 from app.venues.paper_trailing import trail
@@ -41,7 +42,7 @@ OCO_EXPIRED = "OCO: the other leg executed"
 NO_LIQUIDITY = "no liquidity"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class MatchOrder:
     """An order as the matcher sees it (already validated against the symbol's filters)."""
 
@@ -60,7 +61,7 @@ class MatchOrder:
     trailing_delta_bps: int | None = None  # TRAILING_STOP_MARKET
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class MatchFill:
     """One execution of an order; `trade_id` is unique within the matcher and deterministic."""
 
@@ -72,7 +73,7 @@ class MatchFill:
     ts: int
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class MatchResult:
     """What happened to one order in one matcher call; `status` is its status after it.
 
