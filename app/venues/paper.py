@@ -76,19 +76,15 @@ class PaperVenue:
     # ---- orders -------------------------------------------------------------------------------------------
 
     def submit(self, order: OrderRecord, ts: int) -> list[Report]:
-        """Accept a PENDING order: check or lock its funds, match what is marketable now."""
-        rules = self.rules[order.symbol]
-        matching, depth = match_order(order), self._depth(order.symbol)
-        need, atomic = self._initial_requirement(order, matching, depth, rules)
-        if need is not None:
-            enough = self.ledger.free(order.account_id, need.asset) >= need.amount if atomic else None
-            if enough is None:
-                enough = self.ledger.lock(order.id, order.account_id, need)
-            if not enough:
-                reason = f"Insufficient balance: needs {need.amount.normalize():f} {need.asset}."
-                return [Report(order.id, OrderStatus.REJECTED, reason=reason)]
+        """Accept a PENDING order: lock its funds, match what is marketable now. A market order locks nothing: it
+        is matched, and its fills are checked against the free balance before any money moves (`_settle`)."""
+        matching = match_order(order)
+        if matching.type is not OrderType.MARKET:
+            need = reservation(order, self.rules[order.symbol], OrderStatus.OPEN, order.filled_quantity)
+            if not self.ledger.lock(order.id, order.account_id, need):
+                return [Report(order.id, OrderStatus.REJECTED, reason=_insufficient(need))]
         self._track(order)
-        result = self.matcher.submit(matching, depth, self._last(order.symbol), ts)
+        result = self.matcher.submit(matching, self._depth(order.symbol), self._last(order.symbol), ts)
         return self._settle_all([*result.related, result])
 
     def replace(self, order: OrderRecord, ts: int) -> list[Report]:
@@ -180,8 +176,13 @@ class PaperVenue:
         side = Side.of(order.side)
         status, reason, fills = result.status, result.reason, result.fills
         self.ledger.release(order.id)
-        if fills and not self._affordable(order, result, rules):
-            status, reason, fills = OrderStatus.EXPIRED, UNAFFORDABLE_AT_TRIGGER, ()
+        shortfall = self._shortfall(order, result, rules) if fills else None
+        if shortfall is not None:
+            # A market order just submitted is refused; a stop/take-profit that fired expires (Binance's words).
+            fresh = order.status == OrderStatus.PENDING
+            status = OrderStatus.REJECTED if fresh else OrderStatus.EXPIRED
+            reason = _insufficient(shortfall) if fresh else UNAFFORDABLE_AT_TRIGGER
+            fills = ()
             self.matcher.cancel(order.id)
         executions = []
         filled = order.filled_quantity
@@ -197,26 +198,13 @@ class PaperVenue:
             log.error("order %s could not re-lock its remaining funds", order.id)
         return Report(order.id, status, tuple(executions), reason, result.triggered)
 
-    def _affordable(self, order: OrderRecord, result: MatchResult, rules: SymbolRules) -> bool:
-        """A triggered stop/take-profit market order spends at trigger time; it may no longer be covered."""
+    def _shortfall(self, order: OrderRecord, result: MatchResult, rules: SymbolRules) -> Requirement | None:
+        """What the fills of a market order (or of a stop/take-profit that fired) spend, when the free balance does
+        not cover it: a market order locks nothing beforehand, so it is checked here, before any money moves."""
         side = Side.of(order.side)
         asset = rules.quote if side is Side.BUY else rules.base
         needed = sum(((f.price * f.quantity) if side is Side.BUY else f.quantity for f in result.fills), Decimal(0))
-        return self.ledger.free(order.account_id, asset) >= needed
-
-    def _initial_requirement(
-        self, order: OrderRecord, matching: MatchOrder, depth: Depth | None, rules: SymbolRules
-    ) -> tuple[Requirement | None, bool]:
-        """(funds to check, atomic?) — market orders are checked against what they would take now, others lock."""
-        side = matching.side
-        if matching.type is OrderType.MARKET:
-            takes = self.matcher.preview(matching, depth)
-            if not takes:
-                return None, True  # the matcher rejects it: no liquidity
-            if side is Side.BUY:
-                return Requirement(rules.quote, sum((p * q for p, q in takes), Decimal(0))), True
-            return Requirement(rules.base, sum((q for _, q in takes), Decimal(0))), True
-        return reservation(order, rules, OrderStatus.OPEN, order.filled_quantity), False
+        return None if self.ledger.free(order.account_id, asset) >= needed else Requirement(asset, needed)
 
     def _track(self, order: OrderRecord) -> None:
         self._live[order.id] = order
@@ -237,3 +225,7 @@ class PaperVenue:
 
     def _last(self, symbol: str) -> Decimal | None:
         return self.state.last_price(symbol)
+
+
+def _insufficient(need: Requirement) -> str:
+    return f"Insufficient balance: needs {need.amount.normalize():f} {need.asset}."

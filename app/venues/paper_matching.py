@@ -159,28 +159,6 @@ class PaperMatcher:
         related = tuple(self._after_execution(order, result))
         return replace(result, related=related) if related else result
 
-    def preview(self, order: MatchOrder, depth: Depth | None) -> tuple[tuple[Decimal, Decimal], ...]:
-        """(price, qty) the order would take on submit right now; changes nothing.
-
-        Waiting stops take nothing until triggered; a FOK that cannot complete takes nothing.
-        """
-        rules = self._rules.get(order.symbol)
-        if rules is None or order.type.is_triggered or self._invalid(order) is not None:
-            return ()
-        book = TakerBook(depth, order.symbol)
-        if order.type is OrderType.MARKET:
-            if order.quantity is None:
-                assert order.quote_quantity is not None
-                return tuple(walk_quote(book, order.side, order.quote_quantity, rules.step_size)[0])
-            return tuple(walk_quantity(book, order.side, order.quantity, rules.step_size))
-        assert order.quantity is not None
-        takes = walk_quantity(book, order.side, order.quantity, rules.step_size, order.price)
-        if order.type is OrderType.LIMIT_MAKER:
-            return ()  # rests or is refused: never takes
-        if order.time_in_force is TimeInForce.FOK and sum((q for _, q in takes), ZERO) < order.quantity:
-            return ()
-        return tuple(takes)
-
     def on_trade(self, trade: Trade, depth: Depth | None) -> list[MatchResult]:
         """A public trade printed: fill resting limits it reaches, then fire the stops/TPs it triggers.
 

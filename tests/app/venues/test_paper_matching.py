@@ -397,7 +397,7 @@ def test_oco_leg_filling_on_submit_expires_resting_sibling_and_later_legs() -> N
     assert m.open_orders() == []
 
 
-# ---- cancel / restore / open_orders / preview ----------------------------------------------------
+# ---- cancel / restore / open_orders ----------------------------------------------------------
 
 
 def test_cancel_removes_resting_and_waiting_orders() -> None:
@@ -434,30 +434,6 @@ def test_restore_puts_orders_back_with_their_fill_and_trigger_state() -> None:
         m.restore(order("m", BUY))
     with pytest.raises(ValueError):
         m.restore(order("tm", BUY, OrderType.STOP_MARKET, "1", stop="1", triggered=True))
-
-
-def test_preview_has_no_side_effects() -> None:
-    m = PaperMatcher(RULES)
-    m.submit(order("r", BUY, OrderType.LIMIT, "1", price="90"), None, None, ts=1)
-    before = m.open_orders()
-    mkt = order("a", BUY, qty="2.5")
-    assert m.preview(mkt, BOOK) == ((D("101"), D("1")), (D("102"), D("1.5")))
-    assert m.preview(mkt, BOOK) == m.preview(mkt, BOOK)
-    assert m.preview(order("q", SELL, qty=None, quote="150"), BOOK) == (
-        (D("99"), D("1")),
-        (D("98"), D("0.52")),
-    )
-    assert m.preview(order("l", BUY, OrderType.LIMIT, "4", price="102"), BOOK) == (
-        (D("101"), D("1")),
-        (D("102"), D("2")),
-    )
-    fok = order("f", BUY, OrderType.LIMIT, "4", price="102", tif=TimeInForce.FOK)
-    assert m.preview(fok, BOOK) == ()
-    assert m.preview(order("s", BUY, OrderType.STOP_MARKET, stop="200"), BOOK) == ()
-    assert m.preview(mkt, None) == ()
-    assert m.open_orders() == before
-    r = m.submit(mkt, BOOK, None, ts=1)
-    assert pq(r) == list(m.preview(mkt, BOOK)) and r.fills[0].trade_id == "P1"
 
 
 def test_invalid_orders_are_rejected_not_raised() -> None:
