@@ -178,7 +178,7 @@ class PaperVenue:
         self.ledger.release(order.id)
         shortfall = self._shortfall(order, result, rules) if fills else None
         if shortfall is not None:
-            # A market order just submitted is refused; a stop/take-profit that fired expires (Binance's words).
+            # A market order just submitted is refused; a stop/take-profit that fired expires, as Binance reports them.
             fresh = order.status == OrderStatus.PENDING
             status = OrderStatus.REJECTED if fresh else OrderStatus.EXPIRED
             reason = _insufficient(shortfall) if fresh else UNAFFORDABLE_AT_TRIGGER
