@@ -6,7 +6,7 @@ import decimal
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Self, cast
+from typing import Any, Self, cast
 
 from app.errors import ValidationFailed
 
@@ -16,12 +16,12 @@ class StoredEnum(StrEnum):
     calling the class (Enum's own lookup) costs ~10x more, several times per order."""
 
     @classmethod
-    def of(cls, value: str) -> Self:
+    def of(cls, value: object) -> Self:  # `object`: raw input reaches it, and a compiled `str` would raise TypeError
         try:
             member = cls._value2member_map_.get(value)
         except TypeError:  # unhashable: not a member
             member = None
-        return cast(Self, member) if member is not None else cls(value)  # not a member: the class's own ValueError
+        return cast(Self, member) if member is not None else cls(cast(Any, value))  # not one: the class's ValueError
 
 
 class Venue(StoredEnum):

@@ -1,6 +1,7 @@
 """Two builds' in-process order path, side by side: which one costs less CPU per order.
 
     .venv/bin/python bench/ab_inprocess.py OTHER_CHECKOUT [--pairs 8] [--orders 20000] [--warm-up 2000]
+    .venv/bin/python bench/ab_inprocess.py . --other-env NATIVE_CORE=off     # the native build against Python
 
 OTHER_CHECKOUT is another working tree of this repository (`git worktree add /tmp/before <rev>`; it may share this
 one's .venv). Each pair runs both builds AT THE SAME TIME, each process pinned to its own core (`taskset`), and the
@@ -13,12 +14,17 @@ next on one build, so alternating runs could not resolve a change of a few per c
 minutes see the same noise, and their ratio held to a few per cent (docs/orders.md, "Speed", 2026-12-06 later).
 It needs two idle cores; the load part (which uses both) cannot be compared this way. Figures are printed, never
 asserted.
+
+`--this-env` / `--other-env NAME=VALUE` set a variable for one side only: the same checkout twice with
+NATIVE_CORE=off on one side measures what the native build (app/native.py) saves. Each pair line says which form
+each side ran in (native or python): a missing or stale build runs Python without a word.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.machinery
 import os
 import statistics
 import subprocess
@@ -30,22 +36,26 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 
 
-def run_pair(first: Path, second: Path, cores: tuple[int, int], orders: int, warm_up: int) -> list[float]:
-    """CPU µs per order of `first` on cores[0] and `second` on cores[1], run at once."""
+Side = tuple[Path, dict[str, str]]  # a checkout and the variables its runs get
+
+
+def run_pair(first: Side, second: Side, cores: tuple[int, int], orders: int, warm_up: int) -> list[tuple[str, float]]:
+    """How each ran (native or python) and its CPU µs per order: `first` on cores[0], `second` on cores[1], at once."""
     processes = [
         subprocess.Popen(
             ["taskset", "-c", str(core), sys.executable, __file__, "--worker", str(root), str(orders), str(warm_up)],
             cwd=root,
+            env={**os.environ, **env},
             stdout=subprocess.PIPE,
             text=True,
         )
-        for root, core in ((first, cores[0]), (second, cores[1]))
+        for (root, env), core in ((first, cores[0]), (second, cores[1]))
     ]
     outputs = [process.communicate()[0] for process in processes]
     for process in processes:
         if process.returncode != 0:
             raise SystemExit(f"a worker failed (exit {process.returncode})")
-    return [float(output.split()[-1]) for output in outputs]
+    return [(output.split()[-2], float(output.split()[-1])) for output in outputs]
 
 
 def worker(root: Path, orders: int, warm_up: int) -> None:
@@ -81,7 +91,10 @@ def worker(root: Path, orders: int, warm_up: int) -> None:
         await services.stop()
         return cpu / orders * 1e6
 
-    print(f"{order_pipeline.run_on_servers_loop(measure()):.1f}")
+    cpu = order_pipeline.run_on_servers_loop(measure())
+    # Which form the order path ran in (app/native.py): a missing or stale build silently runs Python.
+    loader = sys.modules["app.orders"].__spec__.loader  # type: ignore[union-attr]
+    print(f"{'native' if isinstance(loader, importlib.machinery.ExtensionFileLoader) else 'python'} {cpu:.1f}")
 
 
 def main() -> None:
@@ -93,17 +106,21 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--warm-up", type=int, default=2_000)
+    parser.add_argument("--this-env", action="append", default=[], metavar="NAME=VALUE", help="for this build only")
+    parser.add_argument("--other-env", action="append", default=[], metavar="NAME=VALUE", help="for the other only")
     args = parser.parse_args()
     other = args.other.resolve()
-    print(f"CPU µs per order, in process, SQLite; this build {HERE} against {other}")
+    this_side: Side = (HERE, dict(pair.split("=", 1) for pair in args.this_env))
+    other_side: Side = (other, dict(pair.split("=", 1) for pair in args.other_env))
+    print(f"CPU µs per order, in process, SQLite; this build {HERE} {this_side[1]} against {other} {other_side[1]}")
     ratios = []
     for pair in range(args.pairs):
         cores = (0, 1) if pair % 2 == 0 else (1, 0)
-        this, that = run_pair(HERE, other, cores, args.orders, args.warm_up)
+        (this_kind, this), (that_kind, that) = run_pair(this_side, other_side, cores, args.orders, args.warm_up)
         ratios.append(this / that)
         print(
-            f"  pair {pair + 1}: this {this:6.1f} (core {cores[0]})  other {that:6.1f} (core {cores[1]})  "
-            f"ratio {this / that:.3f}"
+            f"  pair {pair + 1}: this {this:6.1f} ({this_kind}, core {cores[0]})  "
+            f"other {that:6.1f} ({that_kind}, core {cores[1]})  ratio {this / that:.3f}"
         )
     print(f"median ratio this / other: {statistics.median(ratios):.3f} over {len(ratios)} pairs")
 

@@ -45,6 +45,9 @@ read but not parsed). It shares the machine's cores with the server, so its own 
 one core); if it is near 100 %, the generator -- not the server -- may be the bound: try `--clients 2` (that many
 generator processes, connections split between them).
 
+The order path runs as the app does: the native build of app/native.py when it is current (NATIVE_CORE=auto),
+Python with NATIVE_CORE=off; the report's second line says which.
+
 The final block lists each target of the issue, the measured value and met / NOT met. Machines are noisy (2 shared
 cores): read the ratios to the same run's baselines, not the absolute numbers; timings are never asserted in tests.
 `--py-spy out.svg` records the app process with py-spy during the load part (a flame graph; any other suffix:
@@ -600,8 +603,18 @@ def main() -> None:
     report(args, figures, time.perf_counter() - t0)
 
 
+def order_path_form() -> str:
+    """Which form the order path runs in, here and in the app processes this bench starts (app/native.py)."""
+    from app import native, orders
+
+    if native.is_native(orders):
+        return "native build (app/native.py)"
+    return "Python (NATIVE_CORE=off, or no current native build: .venv/bin/python -m app.native_build)"
+
+
 def report(args: argparse.Namespace, f: dict, seconds: float) -> None:  # type: ignore[type-arg]
     print(f"database: {args.db}   orders: {args.orders}   parts: {', '.join(args.only)}   ({seconds:.0f} s)")
+    print(f"order path: {order_path_form()}")
     targets: list[tuple[str, str, bool | None]] = []
     if "raw" in f:
         raw, intake, sustained, cpu_us = f["raw"], f["intake"], f["sustained"], f["cpu_us"]

@@ -34,6 +34,7 @@ class AppProcess:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "MARKET_FEED_ENABLED": "true",
+            "NATIVE_CORE": "auto",  # the app as `./dev run` starts it: the native build when it is current
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

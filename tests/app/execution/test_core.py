@@ -34,6 +34,7 @@ def test_a_venue_without_an_executor_is_an_error_not_a_default(services: Service
         services.engine.submit(SubmitOrder("o1", "a1", "kraken"))  # type: ignore[arg-type]
 
 
+@pytest.mark.python_only
 async def test_health_tells_whether_execution_runs_and_a_crashed_task_is_restarted(
     services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

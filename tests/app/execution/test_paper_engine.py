@@ -207,6 +207,7 @@ async def test_at_most_200_open_orders_per_account_and_symbol(running: Services)
     await running.orders.submit(user, resting)  # a slot is free again
 
 
+@pytest.mark.python_only
 async def test_a_command_that_breaks_in_memory_rejects_only_its_own_order(
     running: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

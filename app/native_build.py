@@ -1,0 +1,82 @@
+"""Build the native modules of `app/native.py`: `python -m app.native_build` (what `./dev` runs).
+
+mypyc type-checks the project with its mypy configuration (pyproject.toml), writes C, and the C compiler builds one
+extension per module plus the group's shared library. Everything goes to `build/native/<key>/` (C and objects to a
+temporary folder); `COMPLETE` is written last, so an interrupted build is never used. A current build is kept.
+Exits 1 with the compiler's message when it cannot build (no C compiler, a module mypyc refuses); the app then runs
+as Python.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from app.native import BUILDS, COMPLETE, GROUP, MODULES, ROOT, build_key, current_build, extension_files, source_of
+
+
+def build(root: Path = ROOT) -> Path:
+    """The current build's folder, built first if there is none."""
+    existing = current_build(root)
+    if existing is not None:
+        return existing
+    from mypyc.build import mypycify  # only here: the app itself never needs mypy
+    from setuptools import Distribution
+
+    folder = root / "build" / "native" / build_key(root)
+    shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="tw-native-") as scratch:
+        previous = Path.cwd()
+        os.chdir(root)  # mypyc reads the mypy configuration of the folder it runs in
+        try:
+            extensions = mypycify(
+                [str(source_of(module, root).relative_to(root)) for module in MODULES],
+                opt_level="3",
+                group_name=GROUP,
+                multi_file=True,  # the group's C in several files: compiled in parallel below
+                target_dir=str(Path(scratch) / "c"),
+            )
+            distribution = Distribution({"name": GROUP, "ext_modules": extensions})
+            command = distribution.get_command_obj("build_ext")
+            command.build_lib = str(folder)
+            command.build_temp = str(Path(scratch) / "objects")
+            command.parallel = os.cpu_count() or 1
+            distribution.run_command("build_ext")
+        finally:
+            os.chdir(previous)
+    if not extension_files(folder):
+        raise RuntimeError(f"the native build in {folder} is missing a module")
+    (folder / COMPLETE).write_text("\n".join(MODULES) + "\n")
+    _remove_other_builds(folder)
+    return folder
+
+
+def _remove_other_builds(keep: Path) -> None:
+    for other in BUILDS.iterdir() if BUILDS.is_dir() else ():
+        if other != keep:
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def main() -> None:
+    started = time.monotonic()
+    existing = current_build()
+    if existing is not None:
+        print(f"native build current: {existing.relative_to(ROOT)}")
+        return
+    print(f"building the native modules ({len(MODULES)}, about a minute) …", flush=True)
+    try:
+        folder = build()
+    except BaseException as error:  # SystemExit from a failed compile, CompileError, …
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        sys.stderr.write(f"tradewind: the native build failed ({error}); the app runs as Python\n")
+        raise SystemExit(1) from None
+    print(f"native build ready in {time.monotonic() - started:.0f} s: {folder.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
