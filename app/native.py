@@ -3,8 +3,8 @@
 Everything an order does in memory — validation, the paper venue's matching and ledger, the recorder, the event
 payloads — is Python spread thin: no function above a few per cent of an order's CPU (docs/orders.md, "Speed").
 mypyc (part of mypy, which already type-checks this code strictly) compiles these modules from their unchanged
-source; the same orders then cost ~17 % less CPU in process. The source stays the reference and runs as it is
-wherever no build is current:
+source; the same orders then cost ~15 % less CPU in process (~12 % under HTTP load). The source stays the
+reference and runs as it is wherever no build is current:
 
 - a build lives outside the source tree, in `build/native/<key>/`, and `key` is a hash of the compiled modules'
   source, the module list and the interpreter's ABI tag: after any edit to one of them the old build is simply

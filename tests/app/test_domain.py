@@ -82,9 +82,9 @@ def test_stored_enums_find_members_by_stored_text_and_refuse_the_rest_as_the_cla
     assert Side.of(Side.SELL) is Side.SELL
     assert OrderStatus.of("PARTIALLY_FILLED") is S.PARTIALLY_FILLED
     assert Venue.of("binance-testnet") is Venue.BINANCE_TESTNET
-    for wrong in ("buy", "", ["BUY"], None):
+    for wrong in ("buy", "", ["BUY"], {"side": "BUY"}, 7, None):  # raw JSON values reach it (app/orders.py)
         with pytest.raises(ValueError, match="is not a valid"):
-            Side.of(wrong)  # type: ignore[arg-type]
+            Side.of(wrong)
 
 
 def test_order_type_properties() -> None:

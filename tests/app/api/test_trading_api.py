@@ -192,6 +192,10 @@ async def test_a_client_order_id_of_the_made_shape_is_refused_and_stores_nothing
         ({"client_order_id": "x" * 33}, "client_order_id"),
         ({"unknown": 1}, "unknown"),
         ({"symbol": 5}, "symbol"),
+        # JSON of the wrong kind where intake looks up a stored enum: a 422 in both forms (app/native.py)
+        ({"side": ["BUY"]}, "side"),
+        ({"type": {"MARKET": 1}}, "type"),
+        ({"type": "LIMIT", "price": "90000", "time_in_force": 1}, "time_in_force"),
     ],
 )
 async def test_invalid_orders_are_422_naming_the_field_and_store_nothing(
