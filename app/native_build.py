@@ -46,6 +46,9 @@ def build(root: Path = ROOT) -> Path:
             command.build_temp = str(Path(scratch) / "objects")
             command.parallel = os.cpu_count() or 1
             distribution.run_command("build_ext")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing half-built left behind
+            raise
         finally:
             os.chdir(previous)
     if not extension_files(folder):
