@@ -11,7 +11,8 @@ inprocess  No HTTP. Baselines: raw single-row INSERT + COMMIT on the same databa
            order" costs), and the storage floor (bench/storage_floor.py): the rows one paper market order writes,
            alone, through the app's write path -- 500 orders per transaction pair, one, and one order from each
            of `--users` users (what a commit holds under the load part's closed loop). Then the real
-           services (OrderService.submit -> execution engine) for N paper market orders from 4 users:
+           services (OrderService.submit -> execution engine) for N paper market orders from 4 users, after
+           N/10 of them as warm-up (the steady state, as bench/ab_inprocess.py measures it):
            intake orders/s (stored PENDING + event, enqueued), sustained submit -> FILLED orders/s (until the
            engine has drained), and CPU µs per order (all threads of this process); then the same orders each
            with its own client order id, as careful bots send them (intake looks each one up before storing it).
@@ -161,6 +162,11 @@ async def in_process(url: str, folder: Path, count: int, client_ids: bool = Fals
     freeze_startup_heap()  # what Services.start does for the server
     users = [(await services.auth.register(f"bench{n}@example.com", PASSWORD)).id for n in range(4)]
     plain = OrderRequest("BTCUSDT", "BUY", "MARKET", quantity="0.0001")
+    # Warm-up first, as bench/ab_inprocess.py does: "sustained" is the steady state, not the first orders into
+    # empty tables and cold caches.
+    warm_up = [replace(plain, client_order_id=f"warm-{n}") if client_ids else plain for n in range(count // 10)]
+    await asyncio.gather(*(services.orders.submit(users[n % 4], request) for n, request in enumerate(warm_up)))
+    await services.engine.drain()
     requests = [replace(plain, client_order_id=f"bot-{n}") if client_ids else plain for n in range(count)]
     cpu = time.process_time()
     start = time.perf_counter()
