@@ -9,14 +9,16 @@ as Python.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from app.native import BUILDS, COMPLETE, GROUP, MODULES, ROOT, build_key, current_build, extension_files, source_of
+
+log = logging.getLogger("tradewind.native_build")
 
 
 def build(root: Path = ROOT) -> Path:
@@ -65,20 +67,21 @@ def _remove_other_builds(keep: Path) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a command's output, for ./dev
     started = time.monotonic()
     existing = current_build()
     if existing is not None:
-        print(f"native build current: {existing.relative_to(ROOT)}")
+        log.info("native build current: %s", existing.relative_to(ROOT))
         return
-    print(f"building the native modules ({len(MODULES)}, about a minute) …", flush=True)
+    log.info("building the native modules (%d, about a minute) …", len(MODULES))
     try:
         folder = build()
     except BaseException as error:  # SystemExit from a failed compile, CompileError, …
         if isinstance(error, KeyboardInterrupt):
             raise
-        sys.stderr.write(f"tradewind: the native build failed ({error}); the app runs as Python\n")
+        log.error("tradewind: the native build failed (%s); the app runs as Python", error)
         raise SystemExit(1) from None
-    print(f"native build ready in {time.monotonic() - started:.0f} s: {folder.relative_to(ROOT)}")
+    log.info("native build ready in %.0f s: %s", time.monotonic() - started, folder.relative_to(ROOT))
 
 
 if __name__ == "__main__":
