@@ -53,8 +53,8 @@ COMPLETE = "COMPLETE"  # written last by the build: a directory without it is a 
 MODES = ("auto", "off", "required")
 
 
-class NativeBuildMissing(RuntimeError):
-    pass
+class NativeCoreError(RuntimeError):
+    """NATIVE_CORE is not a known mode, or is `required` without a current build: the app does not start."""
 
 
 def source_of(module: str, root: Path = ROOT) -> Path:
@@ -105,7 +105,7 @@ class NativeFinder(importlib.abc.MetaPathFinder):
 def mode() -> str:
     value = os.environ.get("NATIVE_CORE", "auto").strip().lower() or "auto"
     if value not in MODES:
-        raise NativeBuildMissing(f"NATIVE_CORE must be one of {', '.join(MODES)}, not {value!r}")
+        raise NativeCoreError(f"NATIVE_CORE must be one of {', '.join(MODES)}, not {value!r}")
     return value
 
 
@@ -119,7 +119,7 @@ def enable(root: Path = ROOT) -> NativeFinder | None:
     files = extension_files(folder) if folder is not None else {}
     if not files:
         if chosen == "required":
-            raise NativeBuildMissing(
+            raise NativeCoreError(
                 "NATIVE_CORE=required but there is no current native build; run: .venv/bin/python -m app.native_build"
             )
         return None

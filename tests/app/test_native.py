@@ -75,7 +75,7 @@ def test_a_build_missing_a_module_is_not_used(tree: Path) -> None:
 
 def test_native_core_chooses(tree: Path, monkeypatch: pytest.MonkeyPatch, meta_path: list[object]) -> None:
     monkeypatch.setenv("NATIVE_CORE", "required")
-    with pytest.raises(native.NativeBuildMissing, match=r"python -m app\.native_build"):
+    with pytest.raises(native.NativeCoreError, match=r"python -m app\.native_build"):
         native.enable(tree)
     monkeypatch.setenv("NATIVE_CORE", "auto")
     assert native.enable(tree) is None  # no build: Python
@@ -90,7 +90,7 @@ def test_native_core_chooses(tree: Path, monkeypatch: pytest.MonkeyPatch, meta_p
     assert spec is not None and isinstance(spec.loader, native.importlib.machinery.ExtensionFileLoader)
     assert finder.find_spec("app.services", None) is None  # not compiled: imported as usual
     monkeypatch.setenv("NATIVE_CORE", "fast")
-    with pytest.raises(native.NativeBuildMissing, match="auto, off, required"):
+    with pytest.raises(native.NativeCoreError, match="auto, off, required"):
         native.enable(tree)
 
 
