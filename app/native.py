@@ -48,13 +48,17 @@ MODULES = (
 )
 GROUP = "tradewind_native"  # mypyc's shared library of the group: <GROUP>__mypyc
 ROOT = Path(__file__).resolve().parent.parent
-BUILDS = ROOT / "build" / "native"
 COMPLETE = "COMPLETE"  # written last by the build: a directory without it is a build that did not finish
 MODES = ("auto", "off", "required")
 
 
 class NativeCoreError(RuntimeError):
     """NATIVE_CORE is not a known mode, or is `required` without a current build: the app does not start."""
+
+
+def builds_of(root: Path) -> Path:
+    """Where a checkout keeps its builds (outside the source tree; `build/` is git-ignored)."""
+    return root / "build" / "native"
 
 
 def source_of(module: str, root: Path = ROOT) -> Path:
@@ -71,7 +75,7 @@ def build_key(root: Path = ROOT, modules: Sequence[str] = MODULES) -> str:
 
 def current_build(root: Path = ROOT, modules: Sequence[str] = MODULES) -> Path | None:
     """The finished build of exactly these sources, if there is one."""
-    folder = root / "build" / "native" / build_key(root, modules)
+    folder = builds_of(root) / build_key(root, modules)
     return folder if (folder / COMPLETE).is_file() else None
 
 

@@ -16,7 +16,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.native import BUILDS, COMPLETE, GROUP, MODULES, ROOT, build_key, current_build, extension_files, source_of
+from app.native import (
+    COMPLETE,
+    GROUP,
+    MODULES,
+    ROOT,
+    build_key,
+    builds_of,
+    current_build,
+    extension_files,
+    source_of,
+)
 
 log = logging.getLogger("tradewind.native_build")
 
@@ -29,7 +39,7 @@ def build(root: Path = ROOT) -> Path:
     from mypyc.build import mypycify  # only here: the app itself never needs mypy
     from setuptools import Distribution
 
-    folder = root / "build" / "native" / build_key(root)
+    folder = builds_of(root) / build_key(root)
     shutil.rmtree(folder, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="tw-native-") as scratch:
         previous = Path.cwd()
@@ -61,7 +71,7 @@ def build(root: Path = ROOT) -> Path:
 
 
 def _remove_other_builds(keep: Path) -> None:
-    for other in BUILDS.iterdir() if BUILDS.is_dir() else ():
+    for other in keep.parent.iterdir():  # older builds of this checkout
         if other != keep:
             shutil.rmtree(other, ignore_errors=True)
 

@@ -35,7 +35,7 @@ def meta_path() -> Iterator[list[object]]:
 
 def fake_build(root: Path) -> Path:
     """A finished build's layout for `root` (empty extension files: found, never imported here)."""
-    folder = root / "build" / "native" / native.build_key(root)
+    folder = native.builds_of(root) / native.build_key(root)
     suffix = native.importlib.machinery.EXTENSION_SUFFIXES[0]
     for name in (*native.MODULES, f"{native.GROUP}__mypyc"):
         path = folder.joinpath(*name.split(".")).with_name(name.rsplit(".", 1)[-1] + suffix)
