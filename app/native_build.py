@@ -77,7 +77,8 @@ def _remove_other_builds(keep: Path) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a command's output, for ./dev
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # setuptools' compiler lines stay quiet
+    log.setLevel(logging.INFO)  # this command's own lines are its output, for ./dev
     started = time.monotonic()
     existing = current_build()
     if existing is not None:
