@@ -20,7 +20,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from storage import bulk
-from storage.repositories.journal import events_json, numbered_in_order, rows_json
+from storage.repositories.journal import events_json, numbered_after, numbered_in_order, rows_json
 from storage.repositories.writes import BALANCES, FILLS, ORDERS, POSITIONS
 
 if TYPE_CHECKING:
@@ -65,13 +65,18 @@ def _sql(
     Names from the models' metadata, values bound: nothing from a request is spliced into the text."""
     assignments = ", ".join(f"{c} = v.{c}" for c in update_columns)
     parts = [
-        f'updated AS (UPDATE "{ORDERS.name}" AS t SET {assignments} '  # noqa: S608
-        f'FROM json_populate_recordset(NULL::"{ORDERS.name}", %s::json) AS v WHERE t.id = v.id)',
+        # The rows once, and the orders found by primary key: a set-returning function is estimated at 100 rows,
+        # and against an orders table whose statistics lag behind (a few thousand rows) the planner chose a hash
+        # join over a sequential scan of every order, each batch (~0.4 ms at 8,000 orders, growing with the table).
+        # `id = ANY(ARRAY(…))` is an index condition whatever the statistics say.
+        f'given AS MATERIALIZED (SELECT * FROM json_populate_recordset(NULL::"{ORDERS.name}", %s::json))',  # noqa: S608
+        f'updated AS (UPDATE "{ORDERS.name}" AS t SET {assignments} FROM given AS v '  # noqa: S608
+        "WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM given)) RETURNING 1)",
         _insert(FILLS.name, fill_columns, "fills_in", ()),
         _insert(POSITIONS.name, position_columns, "positions_up", ("account_id", "symbol")),
         _insert(BALANCES.name, balance_columns, "balances_up", ("account_id", "asset")),
     ]
-    return f"WITH {', '.join(parts)} SELECT numbered_user, base_seq FROM tw_number_events(%s::json)"  # noqa: S608
+    return f"WITH {', '.join(parts)} {numbered_after(('updated', 'fills_in', 'positions_up', 'balances_up'))}"
 
 
 def _insert(table: str, columns: tuple[str, ...], name: str, keys: tuple[str, ...]) -> str:
@@ -81,5 +86,5 @@ def _insert(table: str, columns: tuple[str, ...], name: str, keys: tuple[str, ..
     upsert = f" {bulk.on_conflict(keys, columns)}" if keys else ""
     return (
         f'{name} AS (INSERT INTO "{table}" ({names}) '  # noqa: S608
-        f'SELECT {names} FROM json_populate_recordset(NULL::"{table}", %s::json){upsert})'
+        f'SELECT {names} FROM json_populate_recordset(NULL::"{table}", %s::json){upsert} RETURNING 1)'
     )

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.execution.records import EXECUTION_COLUMNS
@@ -22,6 +22,7 @@ from storage.db import Database
 from storage.models import Balance, Event, Fill, Order, Position, User
 from storage.repositories import engine_statement, journal
 from tests.factories import PASSWORD, count_calls, unique_email
+from tests.storage.row_locks import written_before_waiting
 from tests.storage.test_client_order_ids import order_row, user_account_rows
 
 pytestmark = pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="the statement is PostgreSQL's")
@@ -158,6 +159,60 @@ async def test_money_must_be_decimal(db: Database) -> None:
             [(user_id, "FILL", "{}", 9)],
         )  # fmt: skip
     assert stored(db, user_id, account_id) == before
+
+
+async def test_a_batch_writes_everything_else_before_it_locks_its_users_rows(db: Database) -> None:
+    user_id, account_id = user_account_rows(db.engine)
+    order_id = await pending_order(db, user_id, account_id)
+    batch = engine_statement.write_outputs(
+        db, [filled(order_id)], EXECUTION_COLUMNS, [fill(order_id, user_id, account_id)], [position(account_id, EXACT)],
+        [], [(user_id, "FILL", "{}", 9)],
+    )  # fmt: skip
+
+    written, seqs = await written_before_waiting(db, user_id, batch, "WITH given AS")
+
+    assert written and seqs == [2]  # the order, fill and position were in before it waited for the user's row
+    after = stored(db, user_id, account_id)
+    assert after["order"][0][0] == "FILLED" and len(after["fills"]) == 1 and after["last_seq"] == 2
+
+
+async def test_a_batch_finds_its_orders_by_key_whatever_the_tables_statistics(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A set-returning function is estimated at 100 rows; against a few thousand orders the planner took a hash join
+    over every order for each batch. The orders to update must be found through the primary key."""
+    user_id, account_id = user_account_rows(db.engine)
+    order_id = await pending_order(db, user_id, account_id)
+    with db.engine.begin() as connection:  # a few thousand orders, and statistics that know it
+        connection.execute(
+            text(
+                "INSERT INTO orders (id, user_id, account_id, client_order_id, symbol, side, type, status, "
+                "filled_quantity, filled_quote, fee, external, created_at, updated_at) "
+                "SELECT left(:user, 10) || lpad(g::text, 16, '0'), :user, :account, "
+                "'tw' || left(:user, 10) || lpad(g::text, 16, '0'), 'BTCUSDT', 'BUY', 'MARKET', 'FILLED', 0, 0, 0, "
+                "false, 1, 1 FROM generate_series(1, 5000) AS g"
+            ),
+            {"user": user_id, "account": account_id},
+        )
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE orders")
+    sent: list[tuple[str, Any]] = []
+    assert db.async_reads is not None
+    write_once = db.async_reads.write_once
+
+    async def noting(sql: str, params: Any) -> Any:
+        sent.append((sql, params))
+        return await write_once(sql, params)
+
+    monkeypatch.setattr(db.async_reads, "write_once", noting)
+    events = [(user_id, "X", "{}", 9)]
+    await engine_statement.write_outputs(db, [filled(order_id)], EXECUTION_COLUMNS, [], [], [], events)
+
+    ((sql, params),) = sent
+    with db.engine.connect() as connection:
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}", params))
+    assert "Index Scan using orders_pkey on orders" in plan and "Seq Scan on orders" not in plan, plan
+    assert stored(db, user_id, account_id)["order"].count(("FILLED", EXACT, EXACT, "BTC", 7)) == 1
 
 
 async def test_the_paper_executor_writes_its_batches_as_one_statement(
