@@ -62,14 +62,18 @@ class AsyncReadPool:
                 raise
         return await self._run_once(plan())
 
-    async def write_once(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def write_once(
+        self, sql: str, params: tuple[Any, ...], *, prepare: bool | None = None
+    ) -> list[tuple[Any, ...]]:
         """One writing statement in its own implicit transaction (autocommit): committed when this returns; its
-        rows. Not run again on a lost connection, unlike a read: it may have committed (the caller decides)."""
+        rows. Not run again on a lost connection, unlike a read: it may have committed (the caller decides).
+        `prepare=False`: planned at every run, never a prepared statement (psycopg's `prepare`; None: prepared
+        once it has run a few times)."""
         pool = self._pools.get(asyncio.get_running_loop()) or await self._open()
         async with pool.connection() as connection:
             try:
                 async with connection.cursor() as cursor:
-                    await cursor.execute(sql, params)
+                    await cursor.execute(sql, params, prepare=prepare)
                     return await cursor.fetchall()
             except self.dialect.loaded_dbapi.Error as error:
                 raise driver_error(sql, params, error, self.dialect, bool(connection.broken)) from error

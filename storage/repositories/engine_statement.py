@@ -47,7 +47,11 @@ async def write_outputs(
             bulk.check_money(table, row)
     params = (rows_json(updated), rows_json(fills), rows_json(positions), rows_json(balances), events_json(events))
     sql = _sql(tuple(update_columns), _columns(fills), _columns(positions), _columns(balances))
-    return numbered_in_order(await db.async_reads.write_once(sql, params), events)
+    # Planned for every batch, never prepared: psycopg prepares a statement on its fifth run and PostgreSQL then
+    # keeps one generic plan, made for the orders table of that moment, until the table's statistics change. Made
+    # on a young table it scans every order; under the load bench that scan grew to ~1.7 ms a batch within a minute
+    # and cost ~10 % of the throughput by the second round (docs/orders.md, "Speed"). Planning costs less.
+    return numbered_in_order(await db.async_reads.write_once(sql, params, prepare=False), events)
 
 
 def _columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -66,9 +70,8 @@ def _sql(
     assignments = ", ".join(f"{c} = v.{c}" for c in update_columns)
     parts = [
         # The rows once, and the orders found by primary key: a set-returning function is estimated at 100 rows,
-        # and against an orders table whose statistics lag behind (a few thousand rows) the planner chose a hash
-        # join over a sequential scan of every order, each batch (~0.4 ms at 8,000 orders, growing with the table).
-        # `id = ANY(ARRAY(…))` is an index condition whatever the statistics say.
+        # and against a few thousand orders the planner chose a hash join over a scan of every order, each batch.
+        # With `id = ANY(ARRAY(…))` (estimated at 10) it looks the orders up in the primary key.
         f'given AS MATERIALIZED (SELECT * FROM json_populate_recordset(NULL::"{ORDERS.name}", %s::json))',  # noqa: S608
         f'updated AS (UPDATE "{ORDERS.name}" AS t SET {assignments} FROM given AS v '  # noqa: S608
         "WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM given)) RETURNING 1)",

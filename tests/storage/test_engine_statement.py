@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
+import storage.read_pool
 from app.execution.records import EXECUTION_COLUMNS
 from app.ids import new_id
 from app.orders import OrderRequest
@@ -37,9 +38,9 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.aclose()
 
 
-async def pending_order(db: Database, user_id: str, account_id: str) -> str:
+async def pending_order(db: Database, user_id: str, account_id: str, seq: int = 1) -> str:
     row = order_row(user_id, account_id, status="PENDING", filled_quantity=Decimal(0), filled_quote=Decimal(0))
-    assert await journal.order_with_event(db, row, user_id, "ORDER_UPDATE", '{"n":0}', 1) == 1
+    assert await journal.order_with_event(db, row, user_id, "ORDER_UPDATE", '{"n":0}', 1) == seq
     return str(row["id"])
 
 
@@ -176,7 +177,7 @@ async def test_a_batch_writes_everything_else_before_it_locks_its_users_rows(db:
     assert after["order"][0][0] == "FILLED" and len(after["fills"]) == 1 and after["last_seq"] == 2
 
 
-async def test_a_batch_finds_its_orders_by_key_whatever_the_tables_statistics(
+async def test_a_batch_finds_its_orders_by_key_among_a_few_thousand(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A set-returning function is estimated at 100 rows; against a few thousand orders the planner took a hash join
@@ -200,9 +201,9 @@ async def test_a_batch_finds_its_orders_by_key_whatever_the_tables_statistics(
     assert db.async_reads is not None
     write_once = db.async_reads.write_once
 
-    async def noting(sql: str, params: Any) -> Any:
+    async def noting(sql: str, params: Any, **options: Any) -> Any:
         sent.append((sql, params))
-        return await write_once(sql, params)
+        return await write_once(sql, params, **options)
 
     monkeypatch.setattr(db.async_reads, "write_once", noting)
     events = [(user_id, "X", "{}", 9)]
@@ -213,6 +214,24 @@ async def test_a_batch_finds_its_orders_by_key_whatever_the_tables_statistics(
         plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}", params))
     assert "Index Scan using orders_pkey on orders" in plan and "Seq Scan on orders" not in plan, plan
     assert stored(db, user_id, account_id)["order"].count(("FILLED", EXACT, EXACT, "BTC", 7)) == 1
+
+
+async def test_a_batch_is_planned_for_the_table_as_it_is_now(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never a prepared statement: psycopg prepares a statement on its fifth run, and PostgreSQL then keeps a generic
+    plan made for the table of that moment (a handful of orders: a scan of every order) until statistics change."""
+    monkeypatch.setattr(storage.read_pool, "MAX_CONNECTIONS", 1)  # every statement below on the same connection
+    user_id, account_id = user_account_rows(db.engine)
+    for n in range(8):
+        order_id = await pending_order(db, user_id, account_id, seq=1 + 2 * n)
+        await engine_statement.write_outputs(
+            db, [filled(order_id)], EXECUTION_COLUMNS, [], [], [], [(user_id, "X", "{}", 9)]
+        )
+    assert db.async_reads is not None
+    prepared = await db.async_reads.write_once(
+        "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ("WITH given%",)
+    )
+    assert prepared == [(0,)]
+    assert [status for status, *_ in stored(db, user_id, account_id)["order"]] == ["FILLED"] * 8
 
 
 async def test_the_paper_executor_writes_its_batches_as_one_statement(
