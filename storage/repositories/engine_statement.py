@@ -20,7 +20,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from storage import bulk
-from storage.repositories.journal import events_json, numbered_after, numbered_in_order, rows_json
+from storage.repositories.journal import events_json, numbered_in_order, rows_json
 from storage.repositories.writes import BALANCES, FILLS, ORDERS, POSITIONS
 
 if TYPE_CHECKING:
@@ -74,12 +74,12 @@ def _sql(
         # With `id = ANY(ARRAY(…))` (estimated at 10) it looks the orders up in the primary key.
         f'given AS MATERIALIZED (SELECT * FROM json_populate_recordset(NULL::"{ORDERS.name}", %s::json))',  # noqa: S608
         f'updated AS (UPDATE "{ORDERS.name}" AS t SET {assignments} FROM given AS v '  # noqa: S608
-        "WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM given)) RETURNING 1)",
+        "WHERE t.id = v.id AND t.id = ANY(ARRAY(SELECT id FROM given)))",
         _insert(FILLS.name, fill_columns, "fills_in", ()),
         _insert(POSITIONS.name, position_columns, "positions_up", ("account_id", "symbol")),
         _insert(BALANCES.name, balance_columns, "balances_up", ("account_id", "asset")),
     ]
-    return f"WITH {', '.join(parts)} {numbered_after(('updated', 'fills_in', 'positions_up', 'balances_up'))}"
+    return f"WITH {', '.join(parts)} SELECT numbered_user, base_seq FROM tw_number_events(%s::json)"  # noqa: S608
 
 
 def _insert(table: str, columns: tuple[str, ...], name: str, keys: tuple[str, ...]) -> str:
@@ -89,5 +89,5 @@ def _insert(table: str, columns: tuple[str, ...], name: str, keys: tuple[str, ..
     upsert = f" {bulk.on_conflict(keys, columns)}" if keys else ""
     return (
         f'{name} AS (INSERT INTO "{table}" ({names}) '  # noqa: S608
-        f'SELECT {names} FROM json_populate_recordset(NULL::"{table}", %s::json){upsert} RETURNING 1)'
+        f'SELECT {names} FROM json_populate_recordset(NULL::"{table}", %s::json){upsert})'
     )

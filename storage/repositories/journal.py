@@ -106,23 +106,6 @@ def _group_sql(columns: tuple[str, ...]) -> str:
     # Names from the models' metadata, values bound: nothing from a request is spliced into the text.
     return (
         f'WITH new_orders AS (INSERT INTO "{ORDERS.name}" ({names}) '  # noqa: S608
-        f'SELECT {names} FROM json_populate_recordset(NULL::"{ORDERS.name}", %s::json) RETURNING 1) '
-        f"{numbered_after(('new_orders',))}"
-    )
-
-
-def numbered_after(writes: Sequence[str]) -> str:
-    """A statement's main query: its events (the last parameter) numbered and stored by `tw_number_events` once the
-    data-modifying CTEs named `writes` (each with a RETURNING) have run to completion.
-
-    PostgreSQL runs a data-modifying CTE that the main query does not read after the main query is done, and the
-    function locks the users' rows first: an intake group held its users' rows while its orders were inserted (with
-    their indexes and foreign-key checks), and an engine batch while its orders, fills, positions and balances were
-    written; intake groups and engine batches number the same users, so each waited out the other's writes
-    (docs/orders.md, "Speed"). The function's argument here depends on a count of every CTE, so they run first and
-    the locks are held only for the numbering, the events and the commit."""
-    written = " + ".join(f"(SELECT count(*) FROM {name})" for name in writes)  # noqa: S608 - CTE names
-    return (
-        f"SELECT n.numbered_user, n.base_seq FROM (SELECT {written} AS rows) AS w, "  # noqa: S608
-        "LATERAL tw_number_events(CASE WHEN w.rows >= 0 THEN %s::json END) AS n"
+        f'SELECT {names} FROM json_populate_recordset(NULL::"{ORDERS.name}", %s::json)) '
+        "SELECT numbered_user, base_seq FROM tw_number_events(%s::json)"
     )

@@ -23,7 +23,6 @@ from storage.db import Database
 from storage.models import Balance, Event, Fill, Order, Position, User
 from storage.repositories import engine_statement, journal
 from tests.factories import PASSWORD, count_calls, unique_email
-from tests.storage.row_locks import written_before_waiting
 from tests.storage.test_client_order_ids import order_row, user_account_rows
 
 pytestmark = pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="the statement is PostgreSQL's")
@@ -160,21 +159,6 @@ async def test_money_must_be_decimal(db: Database) -> None:
             [(user_id, "FILL", "{}", 9)],
         )  # fmt: skip
     assert stored(db, user_id, account_id) == before
-
-
-async def test_a_batch_writes_everything_else_before_it_locks_its_users_rows(db: Database) -> None:
-    user_id, account_id = user_account_rows(db.engine)
-    order_id = await pending_order(db, user_id, account_id)
-    batch = engine_statement.write_outputs(
-        db, [filled(order_id)], EXECUTION_COLUMNS, [fill(order_id, user_id, account_id)], [position(account_id, EXACT)],
-        [], [(user_id, "FILL", "{}", 9)],
-    )  # fmt: skip
-
-    written, seqs = await written_before_waiting(db, user_id, batch, "WITH given AS")
-
-    assert written and seqs == [2]  # the order, fill and position were in before it waited for the user's row
-    after = stored(db, user_id, account_id)
-    assert after["order"][0][0] == "FILLED" and len(after["fills"]) == 1 and after["last_seq"] == 2
 
 
 async def test_a_batch_finds_its_orders_by_key_among_a_few_thousand(

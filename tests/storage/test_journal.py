@@ -21,7 +21,6 @@ from storage.db import Database
 from storage.models import Event, Order, User
 from storage.repositories import journal
 from tests.factories import PASSWORD, count_calls, unique_email
-from tests.storage.row_locks import written_before_waiting
 from tests.storage.test_client_order_ids import order_row, user_account_rows
 from tests.storage.test_read_pool import end_session, pid_of
 
@@ -208,15 +207,3 @@ async def test_a_groups_money_must_be_decimal(db: Database) -> None:
     with pytest.raises(TypeError, match="Decimal"):
         await journal.orders_with_events(db, group)
     assert stored(db, user_id) == ([], [], 0)
-
-
-async def test_a_group_writes_its_orders_before_it_locks_its_users_rows(db: Database) -> None:
-    user_id, account_id = user_account_rows(db.engine)
-    group = [entry(order_row(user_id, account_id), user_id, n) for n in (1, 2)]
-
-    written, seqs = await written_before_waiting(
-        db, user_id, journal.orders_with_events(db, group), "WITH new_orders AS"
-    )
-
-    assert written  # the orders were in before it waited: the user's row is held only for the numbering
-    assert seqs == [1, 2] and len(stored(db, user_id)[0]) == 2
