@@ -24,68 +24,38 @@ down_revision: str | None = "d4e5f6a7b8c9"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-NUMBER_EVENTS = """
-CREATE OR REPLACE FUNCTION tw_number_events(events json) RETURNS TABLE (numbered_user varchar, base_seq bigint)
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM users WHERE id = ANY(ARRAY(SELECT e ->> 0 FROM json_array_elements(events) AS e)) ORDER BY id
-    FOR NO KEY UPDATE;
-    RETURN QUERY
-    WITH given AS (
-        SELECT e ->> 0 AS user_id, e ->> 1 AS type, e ->> 2 AS payload, (e ->> 3)::bigint AS ts, t.ord
-        FROM json_array_elements(events) WITH ORDINALITY AS t(e, ord)
+# The two changes, made to each function's text as its migration created it; the rest of the bodies is unchanged.
+BY_KEY = (
+    # the lock: `IN (SELECT …)` became a hash semi-join over every user
+    ("PERFORM 1 FROM users WHERE id IN (", "PERFORM 1 FROM users WHERE id = ANY(ARRAY("),
+    (") ORDER BY id", ")) ORDER BY id"),
+    # the numbering: joined to `counts` alone, a hash join over every user
+    (
+        "FROM counts AS c WHERE u.id = c.user_id\n",
+        "FROM counts AS c\n        WHERE u.id = c.user_id AND u.id = ANY(ARRAY(SELECT c2.user_id FROM counts AS c2))\n",
     ),
-    counts AS (SELECT g.user_id, count(*) AS n FROM given AS g GROUP BY g.user_id),
-    numbered AS (
-        UPDATE users AS u SET last_seq = u.last_seq + c.n FROM counts AS c
-        WHERE u.id = c.user_id AND u.id = ANY(ARRAY(SELECT c2.user_id FROM counts AS c2))
-        RETURNING u.id, u.last_seq - c.n AS base
-    ),
-    stored AS (
-        INSERT INTO events (user_id, seq, type, payload, ts)
-        SELECT g.user_id, n.base + row_number() OVER (PARTITION BY g.user_id ORDER BY g.ord), g.type, g.payload, g.ts
-        FROM given AS g LEFT JOIN numbered AS n ON n.id = g.user_id
-    )
-    SELECT n.id::varchar, n.base::bigint FROM numbered AS n;
-END
-$$
-"""
-
-NUMBER_STAGED_EVENTS = """
-CREATE OR REPLACE FUNCTION tw_number_staged_events() RETURNS TABLE (numbered_user varchar, base_seq bigint)
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM users WHERE id = ANY(ARRAY(SELECT s.user_id FROM tw_event_stage AS s)) ORDER BY id
-    FOR NO KEY UPDATE;
-    RETURN QUERY
-    WITH staged AS (DELETE FROM tw_event_stage RETURNING *),
-    counts AS (SELECT s.user_id, count(*) AS n FROM staged AS s GROUP BY s.user_id),
-    numbered AS (
-        UPDATE users AS u SET last_seq = u.last_seq + c.n FROM counts AS c
-        WHERE u.id = c.user_id AND u.id = ANY(ARRAY(SELECT c2.user_id FROM counts AS c2))
-        RETURNING u.id, u.last_seq - c.n AS base
-    ),
-    stored AS (
-        INSERT INTO events (user_id, seq, type, payload, ts)
-        SELECT s.user_id, n.base + row_number() OVER (PARTITION BY s.user_id ORDER BY s.ord), s.type, s.payload, s.ts
-        FROM staged AS s LEFT JOIN numbered AS n ON n.id = s.user_id
-    )
-    SELECT n.id::varchar, n.base::bigint FROM numbered AS n;
-END
-$$
-"""
+)
+EARLIER = ("20261205_d4e5f6a7b8c9_number_events_json.py", "20261205_c3d4e5f6a7b8_number_staged_events.py")
 
 
 def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        op.execute(NUMBER_EVENTS)
-        op.execute(NUMBER_STAGED_EVENTS)
+        for migration in EARLIER:
+            op.execute(by_key(_function_of(migration)))
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        op.execute(_function_of("20261205_d4e5f6a7b8c9_number_events_json.py"))
-        op.execute(_function_of("20261205_c3d4e5f6a7b8_number_staged_events.py"))
+        for migration in EARLIER:
+            op.execute(_function_of(migration))
+
+
+def by_key(function: str) -> str:
+    """`function` with its users found through the primary key (each fragment must be there once)."""
+    for old, new in BY_KEY:
+        assert function.count(old) == 1, f"{old!r} is not in the function once"
+        function = function.replace(old, new)
+    return function
 
 
 def _function_of(migration: str) -> str:
