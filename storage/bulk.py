@@ -160,7 +160,10 @@ def update_rows(
     if paramstyle == "qmark":
         _execute_many(connection, _update_sql(table, key, columns, paramstyle), params)
     else:
-        _execute_arrays(connection, _update_unnest_sql(table, key, columns), params)
+        # Planned at every run, never prepared: a generic plan made while the table was young (psycopg prepares on
+        # the fifth run) joins by a scan of every row, and PostgreSQL keeps it until the table is analysed again
+        # (docs/orders.md, "Speed"). Upserts need no join: their conflict check is always the key's index.
+        _execute_arrays(connection, _update_unnest_sql(table, key, columns), params, prepare=False)
 
 
 def upsert_rows(connection: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -192,7 +195,8 @@ def on_conflict(keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
 
 # PostgreSQL: updates and upserts as ONE statement over arrays, one array per column (`unnest(%s::type[], …)`):
 # psycopg's executemany sends and reads back each row as its own query, in Python (~25 µs of CPU per row here).
-# The text depends only on the table and columns, so psycopg prepares it once it has been used a few times.
+# The text depends only on the table and columns, so psycopg prepares an upsert once it has been used a few times
+# (an update by key is planned at every run: `update_rows`).
 
 
 @cache
@@ -217,10 +221,10 @@ def _upsert_unnest_sql(table: Table, keys: tuple[str, ...], columns: tuple[str, 
     return f'INSERT INTO "{table.name}" ({", ".join(columns)}) {select} {on_conflict(keys, columns)}'
 
 
-def _execute_arrays(connection: Connection, sql: str, params: list[Values]) -> None:
+def _execute_arrays(connection: Connection, sql: str, params: list[Values], prepare: bool | None = None) -> None:
     arrays = [list(column) for column in zip(*params, strict=True)]
     with driver_cursor(connection, sql, params) as cursor:
-        cursor.execute(sql, arrays)
+        cursor.execute(sql, arrays, prepare=prepare)
 
 
 def add_returning(connection: Connection, table: Table, key: str, key_value: str, column: str, amount: int) -> int:

@@ -257,6 +257,28 @@ def test_update_rows_sharing_a_key_leave_the_last_ones_values_and_touch_no_other
     assert (second.status, second.filled_quantity, second.price) == ("PENDING", Decimal(0), Decimal("100.5"))
 
 
+@pytest.mark.skipif(os.environ.get("TW_TEST_DB") != "postgres", reason="PostgreSQL's prepared statements")
+def test_an_update_by_key_is_planned_at_every_run_never_prepared(db: Database) -> None:
+    """psycopg prepares a statement on its fifth run, and PostgreSQL keeps the generic plan it makes then, for the
+    table as it was (young: a scan of every row), until the table is analysed again."""
+    user_id, account_id = _user_and_account(db)
+    order = _market_order(user_id, account_id)
+    db.run_sync(lambda s: bulk.insert_rows(s.connection(), ORDERS, [order]))
+
+    def update_eight_times_then_count_prepared(session: Session) -> int:
+        connection = session.connection()
+        for n in range(8):
+            update = {"_key": order["id"], "status": "OPEN", "updated_at": n}
+            bulk.update_rows(connection, ORDERS, "id", ("status", "updated_at"), [update])
+        prepared = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %(start)s", {"start": "UPDATE%"}
+        )
+        return int(prepared.scalar_one())
+
+    assert db.run_sync(update_eight_times_then_count_prepared) == 0
+    assert db.run_sync(lambda s: s.get(Order, order["id"])).updated_at == 7
+
+
 def _sql_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sent: list[str] = []
     original = bulk._execute_many
