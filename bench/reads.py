@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from order_pipeline import (
+from bench_servers import (
     Load,
     Server,
     closed_loop,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import secrets
 import sys
@@ -30,13 +29,14 @@ import aiohttp
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from order_pipeline import (
+from bench_servers import (
     ROOT,
     Load,
+    LoadJob,
     Server,
-    _load_process,
     database_url,
     drop_database,
+    load_in_processes,
     percentile,
     register,
     until_no_open_orders,
@@ -83,19 +83,11 @@ def spread_load(servers: list[Server], tokens: list[str], count: int, connection
     """Closed-loop order POSTs, one generator process per replica, connections and orders split evenly."""
     n = len(servers)
     start_at = time.time() + 2.0
-    jobs = [
+    jobs: list[LoadJob] = [
         (s.url, "/api/trading/orders", list(tokens), count // n, max(1, connections // n), i, start_at)
         for i, s in enumerate(servers)
     ]
-    with multiprocessing.get_context("spawn").Pool(n) as pool:
-        parts = pool.map(_load_process, jobs)
-    return Load(
-        sum(p.ok for p in parts),
-        sum(p.errors for p in parts),
-        min(p.start for p in parts),
-        max(p.end for p in parts),
-        sum(p.cpu for p in parts),
-    )
+    return load_in_processes(jobs)
 
 
 async def fill_latency(first: Server, last: Server, token: str, count: int = 200, rate: int = 100) -> list[float]:
