@@ -40,7 +40,8 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
     404 if the order is not the user's; 409 `ORDER_NOT_OPEN` unless it is working at the venue (OPEN or
     PARTIALLY_FILLED, no cancel requested); 422 for a type that cannot be modified (MARKET, an OCO leg,
     an order placed outside Tradewind) or a change that a new order of that type would not pass. A repeated
-    `client_order_id` answers with the replacement it already created (200)."""
+    `client_order_id` answers with the replacement it already created (200); one that names any other order of the
+    account is 409 `CLIENT_ORDER_ID_IN_USE`."""
     client_order_id = check_client_order_id(change.client_order_id)
     old = await service.db.read(lambda s: _owned(s, user_id, order_id))
     if client_order_id is not None:
@@ -48,6 +49,8 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
         if existing is not None and existing.replaces == old.id:
             return Submitted(order_data(existing), created=False)
         refuse_made_client_order_id(client_order_id)
+        if existing is not None:
+            raise _client_order_id_in_use()
     _check_replaceable(old)
     if all(v is None for v in (change.price, change.quantity, change.stop_price, change.trailing_delta_bps)):
         raise ValidationFailed("send at least one of price, quantity, stop_price and trailing_delta_bps", field="price")
@@ -71,7 +74,20 @@ async def replace_order(service: OrderService, user_id: str, order_id: str, chan
     )
     replacement = service._build(user_id, account, request, await service.rules_for(account))
     replacement.replaces = old.id
-    return await service.journal(account, replacement)
+    submitted = await service.journal(account, replacement)
+    if not submitted.created and submitted.order.get("replaces") != old.id:
+        raise _client_order_id_in_use()  # another order took the id between the check above and the journal
+    return submitted
+
+
+def _client_order_id_in_use() -> Conflict:
+    """A replacement's client_order_id that names some other order of the account: answering with that order (as a
+    repeated new order is answered) would tell the caller its change was made."""
+    return Conflict(
+        "This client_order_id already names another order of this account.",
+        code="CLIENT_ORDER_ID_IN_USE",
+        field="client_order_id",
+    )
 
 
 def _owned(session: Session, user_id: str, order_id: str) -> Order:

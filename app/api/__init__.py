@@ -19,14 +19,16 @@ from app.api import (
     webhooks,
     ws,
 )
-from app.api.errors import BodySizeLimit, install_error_handlers
+from app.api.errors import BodySizeLimit, RefuseNulInUrl, install_error_handlers
 
 
 def mount_api(app: FastAPI, *, with_order_lane: bool = True) -> None:
-    """Add every API route, the error mapping and the body-size limit to `app`. `with_order_lane=False` serves
-    order placement through its FastAPI route only (tests compare the two; benches measure the difference)."""
+    """Add every API route, the error mapping, the body-size limit and the URL's NUL check to `app`.
+    `with_order_lane=False` serves order placement through its FastAPI route only (tests compare the two; benches
+    measure the difference)."""
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RefuseNulInUrl)
     lanes = {(order_lane.METHOD, order_lane.PATH): order_lane.place_order} if with_order_lane else {}
     fast_lane.install(app, lanes)
     # FastAPI wraps the app's lifespan in one more layer for every router it includes, and NiceGUI's app object

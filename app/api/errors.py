@@ -17,11 +17,15 @@ from app.errors import Throttled, TradewindError
 
 log = logging.getLogger(__name__)
 
+NUL = "\x00"
+
 API_PREFIXES = ("/api", "/auth", "/health", "/ws", "/openapi.json", "/docs")
 MAX_BODY_BYTES = 1_000_000
 
 HTTP_CODES = {
-    400: "BAD_REQUEST",
+    # FastAPI's only 400 (HTTPException): a body it could not parse other than as bad JSON (bytes that are not
+    # UTF-8, nesting too deep, an integer of thousands of digits). The API's other 400s are MALFORMED_JSON too.
+    400: "MALFORMED_JSON",
     401: "NOT_AUTHENTICATED",
     403: "FORBIDDEN",
     404: "NOT_FOUND",
@@ -67,9 +71,12 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {"type": "", "loc": (), "msg": "invalid request"}
         if first.get("type") == "json_invalid":
             return error_response(400, "MALFORMED_JSON", "The request body is not valid JSON.")
-        # The top-level field name: deeper parts are union member names ("str", "float") or list indexes.
+        context = first.get("ctx")
         location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-        field = location[0] if location else None
+        if isinstance(context, dict) and "field" in context:  # a check over the whole body (StrictBody) names it
+            field: str | None = str(context["field"])
+        else:
+            field = _top_level_field(location, exc.body)
         message = str(first.get("msg", "invalid value"))
         if first.get("type") == "extra_forbidden":
             message = "unknown field"
@@ -94,6 +101,16 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(404, on_http_error)
     app.add_exception_handler(405, on_http_error)
+
+
+def _top_level_field(location: list[str], body: object) -> str | None:
+    """The request field an error's location points at. Deeper parts are union member names ("str", "float") or
+    list indexes; a body that is a tagged union (POST /api/accounts: `venue`) puts the tag ("paper") first."""
+    if not location:
+        return None
+    if isinstance(body, dict) and location[0] not in body and len(location) > 1:
+        return location[1]
+    return location[0]
 
 
 def allowed_methods(request: Request) -> str:
@@ -148,3 +165,28 @@ class BodySizeLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class RefuseNulInUrl:
+    """422 for an API request whose path or query string carries a NUL character (`%00`; pages keep theirs). Ids
+    and filters from the URL reach the database, and PostgreSQL's text cannot hold NUL: the statement would fail, a
+    500 (SQLite would answer 404). No id, symbol or filter has a use for it. Bodies are checked by their models
+    (app/api/schemas.py, StrictBody)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _nul_in_url(scope) and is_api_path(scope["path"]):
+            response = error_response(422, "VALIDATION_ERROR", "The URL must not contain NUL characters (%00).")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _nul_in_url(scope: Scope) -> bool:
+    return NUL in scope["path"] or b"%00" in scope.get("query_string", b"")
+
+
+# The API's own middleware: the fast lane (app/api/fast_lane.py) builds the API's stack with these only.
+API_MIDDLEWARE = (BodySizeLimit, RefuseNulInUrl)

@@ -3,7 +3,8 @@
 NiceGUI's app carries page middleware (sessions and request tracking for `app.storage.user`, cache control,
 prefix redirects, gzip, our login redirect); most of it is `BaseHTTPMiddleware`, which costs several times what
 a small JSON request itself costs. API calls authenticate with bearer tokens and need none of it, so they take a
-second stack that Starlette builds the same way with only the API's own middleware (the body-size limit);
+second stack that Starlette builds the same way with only the API's own middleware (the body-size limit, NUL
+characters refused in the URL);
 pages, NiceGUI's routes and the lifespan keep the full stack.
 
 A lane may also take one route off the API stack entirely (`lanes`: method and path -> a handler that gets the
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.errors import BodySizeLimit, is_api_path
+from app.api.errors import API_MIDDLEWARE, is_api_path
 
 _ORIGINAL_BUILD = "_tradewind_original_build_middleware_stack"
 
@@ -53,7 +54,7 @@ def install(app: FastAPI, lanes: Mapping[tuple[str, str], Lane] | None = None) -
     def build_both() -> ASGIApp:
         full = build_full()
         every = app.user_middleware
-        app.user_middleware = [m for m in every if m.cls is BodySizeLimit]  # type: ignore[comparison-overlap]
+        app.user_middleware = [m for m in every if m.cls in API_MIDDLEWARE]  # type: ignore[comparison-overlap]
         try:
             api = build_full()
         finally:

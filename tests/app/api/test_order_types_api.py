@@ -103,6 +103,36 @@ async def test_patch_cannot_give_the_replacement_a_client_order_id_tradewind_mad
     assert [(o["id"], o["status"]) for o in orders] == [(old["id"], "OPEN")]
 
 
+@pytest.mark.parametrize("whose", ["another order's", "its own"])
+async def test_patch_with_a_client_order_id_that_names_another_order_is_409_and_replaces_nothing(
+    client: httpx.AsyncClient, running: Services, trader: dict[str, str], whose: str
+) -> None:
+    # Answering with the order that holds the id (as a repeated new order is answered) would tell the caller that
+    # its change was made.
+    old = await resting_limit(client, running, trader)
+    bid, _ = best(running)
+    other = (await place(client, trader, type="LIMIT", price=str(bid - 200), client_order_id="other-1")).json()
+    other = await wait_for_status(client, trader, other["id"], "OPEN")
+    taken = "other-1" if whose == "another order's" else "mine-1"
+    if whose == "its own":  # the order was placed under a chosen id; its replacement cannot take it
+        old = (await place(client, trader, type="LIMIT", price=str(bid - 300), client_order_id="mine-1")).json()
+        old = await wait_for_status(client, trader, old["id"], "OPEN")
+    before = sorted(
+        (o["id"], o["status"], o["price"]) for o in (await client.get("/api/trading/orders", headers=trader)).json()
+    )
+    body = {"price": str(bid - 400), "client_order_id": taken}
+    response = await client.patch(f"/api/trading/orders/{old['id']}", json=body, headers=trader)
+    assert response.status_code == 409, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (
+        "CLIENT_ORDER_ID_IN_USE",
+        "client_order_id",
+    )
+    after = sorted(
+        (o["id"], o["status"], o["price"]) for o in (await client.get("/api/trading/orders", headers=trader)).json()
+    )
+    assert after == before
+
+
 async def test_patch_of_a_market_terminal_or_foreign_order_is_refused(
     client: httpx.AsyncClient, running: Services, trader: dict[str, str]
 ) -> None:
