@@ -50,6 +50,11 @@ def new_timed_id() -> tuple[str, int]:
     return _encode(millis, randomness), millis
 
 
+def id_floor(millis: int) -> str:
+    """The smallest id of that millisecond: every id made before it sorts below it."""
+    return _encode(millis, 0)
+
+
 def _encode(millis: int, randomness: int) -> str:
     """The 26-character ULID of a 48-bit millisecond and 80 random bits (Crockford base32, most significant first:
     10 characters of time, 16 of randomness)."""

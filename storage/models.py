@@ -330,6 +330,17 @@ class LeaseRow(SQLModel, table=True):
     expires_at_ms: int = millis()
 
 
+class EngineWrite(SQLModel, table=True):
+    """An execution engine write's token, stored in that write's own transaction (PostgreSQL): when the connection
+    is lost before the commit's answer, the engine reads it to tell a write that committed from one that did not,
+    and does not write (and number events) twice. Ids are ULIDs: old tokens are pruned by id
+    (storage/repositories/engine_writes.py)."""
+
+    __tablename__ = "engine_writes"
+
+    id: str = Field(primary_key=True, max_length=26)
+
+
 class ClusterMember(SQLModel, table=True):
     """A replica's heartbeat: replicas seen within a lease ttl are live and share the partitions."""
 

@@ -113,9 +113,9 @@ def count_calls(monkeypatch: Any, owner: object, name: str) -> list[int]:
     calls: list[int] = []
     original = getattr(owner, name)
 
-    async def counted(*args: Any) -> Any:
+    async def counted(*args: Any, **options: Any) -> Any:
         calls.append(1)
-        return await original(*args)
+        return await original(*args, **options)
 
     monkeypatch.setattr(owner, name, counted)
     return calls

@@ -13,7 +13,7 @@ from app.events import UserEvent
 from app.execution.records import EXECUTION_COLUMNS, OrderRecord
 from app.portfolio import PositionState
 from storage.db import Database
-from storage.repositories import engine_statement, writes
+from storage.repositories import engine_statement, engine_writes, writes
 from storage.repositories import events as event_log
 
 
@@ -61,19 +61,33 @@ def fits_one_statement(changes: Changes) -> bool:
     return not changes.inserted and not changes.removed_balances
 
 
-async def write_statement(db: Database, changes: Changes) -> None:
+# An engine write's token and the floor below which older tokens are pruned (storage/repositories/engine_writes.py).
+WriteToken = tuple[str, str]
+
+
+async def write_statement(db: Database, changes: Changes, token: WriteToken) -> None:
     """Store the batch with one statement on PostgreSQL (see `fits_one_statement`); number its events."""
     updated = [{"id": o.id, **{c: getattr(o, c) for c in EXECUTION_COLUMNS}} for o in changes.updated.values()]
     events = [(e.user_id, e.type, e.payload, e.ts) for e in changes.events]
     seqs = await engine_statement.write_outputs(
-        db, updated, EXECUTION_COLUMNS, changes.fills, _position_rows(changes), _balance_rows(changes), events
+        db,
+        updated,
+        EXECUTION_COLUMNS,
+        changes.fills,
+        _position_rows(changes),
+        _balance_rows(changes),
+        events,
+        token=token,
     )
     for event, seq in zip(changes.events, seqs, strict=True):
         event.numbered(seq)
 
 
-def write(session: Session, changes: Changes) -> None:
-    """Write everything in the caller's transaction (numbers the events at its commit)."""
+def write(session: Session, changes: Changes, token: WriteToken | None = None) -> None:
+    """Write everything in the caller's transaction (numbers the events at its commit), with the write's `token`
+    when it has one."""
+    if token is not None:
+        engine_writes.store(session, *token)
     if changes.inserted:
         writes.insert_orders(session, [order.as_row() for order in changes.inserted.values()])
     if changes.updated:

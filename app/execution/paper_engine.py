@@ -246,7 +246,8 @@ class PaperExecutor:
         await write_changes(self.db, changes, view, self.sleep)
         self.processed += len(held.commands)
         for event in changes.events:
-            self.publish(event)
+            if event.seq:  # unnumbered: its write committed unanswered (write_changes); the log has it
+                self.publish(event)
         for command in held.commands:
             if isinstance(command, ResetAccount) and not command.done.done():
                 command.done.set_result(None)

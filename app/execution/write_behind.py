@@ -33,9 +33,10 @@ from app.cluster.scope import ScopeView
 from app.execution import changes as batch_writes
 from app.execution.changes import Changes
 from app.execution.commands import PaperCommand, ResetAccount
+from app.ids import id_floor, new_id, now_ms
 from app.retry import RetryPolicy, retry
 from storage.db import Database, is_transient
-from storage.repositories import journal
+from storage.repositories import engine_writes, journal
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 # target is p99 < 15 ms, and a paced order is written at once anyway).
 HOLD_SECONDS = 0.005
 HOLD_COMMANDS = 1000
+# How long an engine write's token is kept (PostgreSQL): far longer than a write's retries take to find it.
+TOKENS_KEPT_MS = 3_600_000
 # Forever: the batch's commands are journaled, so waiting is safe; giving up would reject accepted orders.
 DATABASE_RETRY = RetryPolicy(initial=0.05, maximum=5.0)
 
@@ -93,10 +96,15 @@ async def write_changes(db: Database, changes: Changes, view: ScopeView | None, 
     if view is not None:  # a partition dropped since memory was loaded: none of its fills is written here
         view.require(changes.accounts())
 
+    # PostgreSQL: a lost connection can leave a commit's outcome unknown, so the write carries a token that a retry
+    # looks for first (storage/repositories/engine_writes.py). SQLite's commit either happened or raised.
+    token = None if db.is_sqlite else (new_id(), id_floor(now_ms() - TOKENS_KEPT_MS))
+    attempts = 0
+
     def write(session: Session) -> None:
         if view is not None:
             view.fence(session)
-        batch_writes.write(session, changes)
+        batch_writes.write(session, changes, token)
 
     # On SQLite (one writer, the loop) the batch joins the next intake group: the pages both touch (the orders'
     # leaves, the users' event numbers) are then written by one commit instead of two. Not on PostgreSQL: its
@@ -104,9 +112,16 @@ async def write_changes(db: Database, changes: Changes, view: ScopeView | None, 
     write_batch = db.grouped.write if db.inline else db.write
 
     async def write_once() -> None:
+        nonlocal attempts
+        attempts += 1
+        if token is not None and attempts > 1 and await db.read(lambda s: engine_writes.committed(s, token[0])):
+            # Its events are in the log, unnumbered here: they are not published, and sockets read them from the
+            # log at the next event (app/api/ws.py).
+            log.warning("an engine write whose commit went unanswered had committed; not written again")
+            return
         # PostgreSQL outside a cluster: one statement awaited on the loop, no writer thread holding the GIL.
-        if view is None and journal.available(db) and batch_writes.fits_one_statement(changes):
-            await batch_writes.write_statement(db, changes)
+        if token is not None and view is None and journal.available(db) and batch_writes.fits_one_statement(changes):
+            await batch_writes.write_statement(db, changes, token)
         else:
             await write_batch(write)
 

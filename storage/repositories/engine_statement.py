@@ -20,6 +20,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from storage import bulk
+from storage.repositories import engine_writes
 from storage.repositories.journal import events_json, numbered_in_order, rows_json
 from storage.repositories.writes import BALANCES, FILLS, ORDERS, POSITIONS
 
@@ -37,16 +38,20 @@ async def write_outputs(
     positions: list[dict[str, Any]],
     balances: list[dict[str, Any]],
     events: Sequence[Event],
+    *,
+    token: tuple[str, str] | None = None,
 ) -> list[int]:
     """Store a batch's outputs in one committed statement; the events' seqs, in `events`' order. `updated` rows
     carry `id` and `update_columns`; positions carry account_id, symbol, quantity, cost, realized_pnl; balances
-    account_id, asset, free, locked."""
+    account_id, asset, free, locked. `token`: (the write's token, the floor below which old tokens are pruned),
+    stored with the outputs (storage/repositories/engine_writes.py)."""
     assert db.async_reads is not None, "PostgreSQL only (see journal.available)"
     for table, rows in ((ORDERS, updated), (FILLS, fills), (POSITIONS, positions), (BALANCES, balances)):
         for row in rows:
             bulk.check_money(table, row)
-    params = (rows_json(updated), rows_json(fills), rows_json(positions), rows_json(balances), events_json(events))
-    sql = _sql(tuple(update_columns), _columns(fills), _columns(positions), _columns(balances))
+    texts = (rows_json(updated), rows_json(fills), rows_json(positions), rows_json(balances))
+    params = (*texts, *(token or ()), events_json(events))
+    sql = _sql(tuple(update_columns), _columns(fills), _columns(positions), _columns(balances), token is not None)
     # Planned for every batch, never prepared: psycopg prepares a statement on its fifth run and PostgreSQL then
     # keeps one generic plan, made for the orders table of that moment, until the table's statistics change. Made
     # on a young table it scans every order; under the load bench that scan grew to ~1.7 ms a batch within a minute
@@ -64,6 +69,7 @@ def _sql(
     fill_columns: tuple[str, ...],
     position_columns: tuple[str, ...],
     balance_columns: tuple[str, ...],
+    with_token: bool,
 ) -> str:
     """The statement for these column lists (an empty list: that part reads an empty array and writes nothing).
     Names from the models' metadata, values bound: nothing from a request is spliced into the text."""
@@ -78,6 +84,7 @@ def _sql(
         _insert(FILLS.name, fill_columns, "fills_in", ()),
         _insert(POSITIONS.name, position_columns, "positions_up", ("account_id", "symbol")),
         _insert(BALANCES.name, balance_columns, "balances_up", ("account_id", "asset")),
+        *(engine_writes.STATEMENT_PARTS if with_token else ()),
     ]
     return f"WITH {', '.join(parts)} SELECT numbered_user, base_seq FROM tw_number_events(%s::json)"  # noqa: S608
 

@@ -16,12 +16,12 @@ from sqlalchemy.exc import DBAPIError
 
 import storage.read_pool
 from app.execution.records import EXECUTION_COLUMNS
-from app.ids import new_id
+from app.ids import id_floor, new_id
 from app.orders import OrderRequest
 from app.services import Services
 from storage.db import Database
 from storage.models import Balance, Event, Fill, Order, Position, User
-from storage.repositories import engine_statement, journal
+from storage.repositories import engine_statement, engine_writes, journal
 from tests.factories import PASSWORD, count_calls, unique_email
 from tests.storage.test_client_order_ids import order_row, user_account_rows
 
@@ -239,3 +239,24 @@ async def test_the_paper_executor_writes_its_batches_as_one_statement(
         lambda session: session.execute(select(Event.seq).where(Event.user_id == user_id).order_by(Event.seq)).all()
     )
     assert [seq for (seq,) in events] == list(range(1, len(events) + 1))  # gap-free across intake and the engine
+
+
+async def test_a_batch_stores_its_token_with_its_outputs_and_prunes_older_tokens(db: Database) -> None:
+    """A retry after a lost connection asks for the token (storage/repositories/engine_writes.py): it must be
+    committed with the outputs or not at all, and the same token twice stores nothing the second time."""
+    user_id, account_id = user_account_rows(db.engine)
+    order_id = await pending_order(db, user_id, account_id)
+    old, token = id_floor(1_000), new_id()
+    db.run_sync(lambda session: engine_writes.store(session, old, id_floor(0)))  # an old token
+    events = [(user_id, "X", "{}", 9)]
+    await engine_statement.write_outputs(
+        db, [filled(order_id)], EXECUTION_COLUMNS, [], [], [], events, token=(token, id_floor(2_000))
+    )
+    assert await db.read(lambda s: engine_writes.committed(s, token))
+    assert not await db.read(lambda s: engine_writes.committed(s, old))  # pruned below the floor
+    before = stored(db, user_id, account_id)
+    with pytest.raises(DBAPIError):  # written again: the token's key refuses the whole statement
+        await engine_statement.write_outputs(
+            db, [filled(order_id)], EXECUTION_COLUMNS, [], [], [], events, token=(token, id_floor(2_000))
+        )
+    assert stored(db, user_id, account_id) == before

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from app.cluster.leases import LeaseStore
@@ -97,13 +97,31 @@ class FlakyWrites:
             self.failed += 1
             raise self.error
 
-    def write(self, session: Session, changes: Any) -> None:
+    def write(self, session: Session, changes: Any, token: Any = None) -> None:
         self._fail_now()
-        self.original(session, changes)
+        self.original(session, changes, token)
 
-    async def write_statement(self, db: Any, changes: Any) -> None:
+    async def write_statement(self, db: Any, changes: Any, token: Any) -> None:
         self._fail_now()
-        await self.original_statement(db, changes)
+        await self.original_statement(db, changes, token)
+
+
+class UnansweredCommits(FlakyWrites):
+    """The next `failures` batch writes commit, then their connection is lost before the answer arrives: the
+    engine sees the error of a lost connection and cannot know the write committed (PostgreSQL)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
+        lost = DBAPIError("COMMIT", {}, Exception("server closed the connection"), connection_invalidated=True)
+        super().__init__(monkeypatch, lost, failures)
+
+    def write(self, session: Session, changes: Any, token: Any = None) -> None:
+        self.original(session, changes, token)
+        session.commit()  # the session's commit is the caller's; committed here so that only the answer is lost
+        self._fail_now()
+
+    async def write_statement(self, db: Any, changes: Any, token: Any) -> None:
+        await self.original_statement(db, changes, token)
+        self._fail_now()
 
 
 async def submit_many(services: Services, user_id: str, count: int) -> list[str]:
@@ -121,6 +139,32 @@ async def test_a_transient_database_error_retries_the_batch_instead_of_rejecting
     assert flaky.failed == 2
     for order_id in ids:
         assert (await running.orders.get(user, order_id))["status"] == "FILLED"
+
+
+async def test_a_write_whose_commit_went_unanswered_is_not_written_twice(
+    running: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if running.db.is_sqlite:
+        pytest.skip("a SQLite commit either happened or raised: no lost connection leaves it unknown")
+    user = await new_user(running)
+    bid, _ = book(running)
+    lost = UnansweredCommits(monkeypatch, failures=1)
+    request = OrderRequest("BTCUSDT", "BUY", "LIMIT", quantity="0.001", price=str(bid - 100))
+    ids = [(await running.orders.submit(user, request)).order["id"] for _ in range(3)]
+    await running.engine.drain()
+    assert lost.failed == 1
+    for order_id in ids:
+        assert (await running.orders.get(user, order_id))["status"] == "OPEN"
+
+    def statuses(session: Session) -> list[tuple[str, str]]:
+        rows = session.exec(select(Event).where(Event.user_id == user, Event.type == "ORDER_UPDATE"))
+        return sorted((json.loads(e.payload)["id"], json.loads(e.payload)["status"]) for e in rows)
+
+    # Written again, the accepted orders' events would be in the log twice (OPEN, OPEN), under new numbers.
+    assert running.db.run_sync(statuses) == sorted([(i, "OPEN") for i in ids] + [(i, "PENDING") for i in ids])
+    await check_gap_free_log(running, user)
+    # Found committed by its token, not replayed from rebuilt memory (which would run a batch's fills again).
+    assert "had committed" in caplog.text and "replaying" not in caplog.text
 
 
 async def test_a_batch_that_fails_to_commit_is_replayed_one_by_one_and_loses_nothing(

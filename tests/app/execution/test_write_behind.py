@@ -49,9 +49,9 @@ def filled_by_commit() -> Iterator[list[set[str]]]:
 
     original = engine_statement.write_outputs
 
-    async def one_statement(*args: Any) -> list[int]:
+    async def one_statement(*args: Any, **options: Any) -> list[int]:
         record([(type_, payload) for _, type_, payload, _ in args[-1]])
-        return await original(*args)
+        return await original(*args, **options)
 
     event.listen(Session, "before_commit", committing, insert=True)
     engine_statement.write_outputs = one_statement  # type: ignore[assignment]
