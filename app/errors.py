@@ -7,6 +7,7 @@ TradewindError                      code, message, field
 ├── NotFound                404     unknown, or not owned by the caller (never reveals which)
 ├── Conflict                409     the object's state forbids the request
 ├── Throttled               429     too many attempts; carries retry_after seconds
+├── Unavailable             503     the database did not answer (after retries): try again later
 └── VenueError                      raised by venues, never reaches the API as a 5xx
     ├── VenueRejected               a definite refusal: the order becomes REJECTED
     │   └── VenueKeyRejected        the API key itself is refused: the account needs a new key
@@ -63,6 +64,11 @@ class Throttled(TradewindError):
     def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class Unavailable(TradewindError):
+    status = 503
+    code = "DATABASE_UNAVAILABLE"
 
 
 class VenueError(TradewindError):

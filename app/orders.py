@@ -25,7 +25,7 @@ from app.domain import (
     normalize_symbol,
     parse_decimal,
 )
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from app.events import UserEvent
 from app.execution.commands import CancelOrder, SubmitOrder
 from app.execution.records import OrderRecord
@@ -158,8 +158,13 @@ class OrderService:
             )
         except Exception as error:  # (not a cancelled request: its order may still commit)
             existing = None
-            if isinstance(error, IntegrityError):
-                existing = await self.db.fetch_in(lambda r: orders.with_client_order_id(r, account.id, client_order_id))
+            if isinstance(error, IntegrityError) or is_transient(error):  # transient: the last answer may be lost
+                try:
+                    existing = await self.db.fetch_in(
+                        lambda r: orders.with_client_order_id(r, account.id, client_order_id)
+                    )
+                except Exception:  # stored or not is unknown: its slot stays taken, the sweepers find it if stored
+                    raise Unavailable("The database is not answering; send the order again later.") from error
             if existing is not None and existing.id == order.id:
                 # Our own commit, whose answer the lost connection took: stored once, so it runs. Its event is
                 # in the log but not published (the failed retry renumbered it): sockets fill the gap from the log.
@@ -168,6 +173,8 @@ class OrderService:
             if rests:
                 self.open_orders.release(account.id, order.symbol)
             if existing is None:
+                if is_transient(error):
+                    raise Unavailable("The database is not answering; nothing was stored.") from error
                 raise
             # A concurrent request with the same client_order_id won the race: answer with its order.
             return Submitted(order_data(existing), created=False)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from psycopg_pool import PoolTimeout
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -219,7 +220,8 @@ def _again_if_lost(work: Callable[[], T]) -> T:
 
 
 def is_transient(error: BaseException) -> bool:
-    """A database error worth retrying as it is: locked/busy, or a lost connection."""
-    return isinstance(error, OperationalError) or (
+    """A database error worth retrying as it is: locked/busy, a lost connection, or no connection free in time
+    (PostgreSQL's async pool raises psycopg_pool's PoolTimeout as it is: nothing was sent)."""
+    return isinstance(error, OperationalError | PoolTimeout) or (
         isinstance(error, DBAPIError) and bool(getattr(error, "connection_invalidated", False))
     )

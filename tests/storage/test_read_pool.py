@@ -15,7 +15,7 @@ from psycopg_pool import PoolTimeout
 from sqlalchemy import func, literal_column, select
 
 import storage.read_pool
-from storage.db import Database
+from storage.db import Database, is_transient
 from storage.driver_reads import DriverRead, ReadPlan
 from tests.factories import count_calls
 
@@ -156,3 +156,17 @@ async def test_an_unreachable_database_fails_a_read_soon_and_the_next_read_tries
 def _source_of(task: asyncio.Task[Any]) -> str:
     code = getattr(task.get_coro(), "cr_code", None)
     return code.co_filename if code is not None else ""
+
+
+async def test_no_connection_free_in_time_is_a_transient_error(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg_pool raises PoolTimeout as it is (nothing was sent): intake and the engine must retry it, not take it
+    for a refused write (an engine write taken as failed for good rejected accepted orders)."""
+    monkeypatch.setattr(storage.read_pool, "MAX_CONNECTIONS", 1)
+    monkeypatch.setattr(storage.read_pool, "WAIT_SECONDS", 0.2)
+    assert db.async_reads is not None
+    busy = asyncio.create_task(db.async_reads.write_once("SELECT pg_sleep(1)", ()))
+    await asyncio.sleep(0.1)  # the only connection is taken
+    with pytest.raises(PoolTimeout) as waited:
+        await db.async_reads.write_once("SELECT 1", ())
+    assert is_transient(waited.value)
+    await busy
