@@ -28,7 +28,7 @@ from app.domain import OrderStatus, OrderType, SymbolRules
 from app.errors import VenueKeyRejected, VenueRejected, VenueThrottled, VenueUnavailable
 from app.execution.exchange_replace import Replacements, order_spec
 from app.execution.records import OrderRecord
-from app.ids import venue_client_order_id
+from app.ids import now_ms, venue_client_order_id
 from app.retry import RetryPolicy, retry
 from app.venues.base import ExternalVenue, OcoSpec, VenueBalance, VenueOrder
 from storage.models import Account, Order
@@ -44,6 +44,10 @@ T = TypeVar("T")
 # 30 s) asks again; the order stays in flight meanwhile, never re-sent blindly.
 VENUE_ANSWER_RETRY = RetryPolicy(initial=0.5, maximum=30.0, deadline=120.0)
 VENUE_FORGOT = "The venue no longer knows this order (Spot Testnet is reset from time to time)."
+# A PENDING order never sent this long after it was stored lost its submit job (a database error while marking it
+# sent, a request cancelled between intake's commit and the hand-over): reconciliation sends it. Younger ones may
+# still have their job queued; a second submit finds the order sent and does nothing.
+UNSENT_AFTER_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,10 +284,13 @@ class AccountWorker:
     async def _reconcile(self) -> None:
         """Compare with the venue: every order of ours that may be there, every open order it has, balances. An
         open order the venue no longer knows (a testnet wipe) ends EXPIRED with the reason; one that never arrived
-        is sent again."""
+        is sent again, and so is one never sent whose submit job was lost (UNSENT_AFTER_MS)."""
         ours = await self.host.db.read(lambda s: orders.open_for_account(s, self.account.id))
+        unsent_before = now_ms() - UNSENT_AFTER_MS
         for order in ours:
             if order.status == OrderStatus.PENDING and order.sent_at is None:
+                if order.created_at <= unsent_before:  # its submit job was lost: send it (a repeat is a no-op)
+                    await self.jobs.put(Job("submit", order.id))
                 continue
             client_id = order.client_order_id if order.external else venue_client_order_id(order.id)
             report = await self.venue.fetch_order(order.symbol, client_id)

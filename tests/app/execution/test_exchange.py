@@ -16,6 +16,7 @@ from app.cluster.partitions import partition_lease_name, partition_of
 from app.cluster.scope import PartitionScope
 from app.errors import Conflict
 from app.events import UserEvent
+from app.execution import exchange_worker
 from app.orders import OrderRequest
 from app.services import Services
 from app.venues.binance_testnet import BinanceTestnetVenue
@@ -151,6 +152,30 @@ async def test_orders_placed_outside_tradewind_are_imported(
         while not (rows := await services.orders.list_orders(user, status="open", account_id=account)):
             await asyncio.sleep(0.05)
     assert rows[0]["client_order_id"] == "manual-1" and rows[0]["status"] == "OPEN"
+
+
+async def test_an_order_whose_submit_job_was_lost_is_sent_by_the_next_reconciliation(
+    testnet: tuple[Services, str, str], fake: FakeBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stored PENDING, never sent, its job gone (a database error while marking it sent, a request cancelled before
+    # the hand-over): until now only a restart sent it.
+    services, user, account = testnet
+    router = services.orders.queue
+    monkeypatch.setattr(services.orders, "queue", type("Lost", (), {"submit": lambda self, c: None})())
+    order = await place(services, user, account)
+    monkeypatch.setattr(services.orders, "queue", router)
+    external = services.engine.external
+    assert external is not None
+    await asyncio.sleep(0.1)
+    assert (await services.orders.get(user, order["id"]))["status"] == "PENDING" and fake.orders(API_KEY) == []
+    monkeypatch.setattr(exchange_worker, "UNSENT_AFTER_MS", 0)
+    external.reconcile_all()  # what the periodic job does
+    await until(services, user, order["id"], "FILLED")
+    [at_exchange] = fake.orders(API_KEY)
+    assert at_exchange.client_order_id == f"tw{order['id']}"
+    external.reconcile_all()  # again: sent once, never twice
+    await asyncio.sleep(0.3)
+    assert len(fake.orders(API_KEY)) == 1
 
 
 async def test_two_users_with_two_keys_never_see_each_others_orders(
