@@ -180,7 +180,8 @@ class ExecutionCore:
 
     async def sweep_pending(self, older_than_ms: int = SWEEP_AFTER_MS) -> int:
         """Re-queue PENDING paper orders at least `older_than_ms` old that no command carries (a command lost
-        without a restart, e.g. a request cancelled between its commit and its enqueue). Returns how many."""
+        without a restart, e.g. a request cancelled between its commit and its enqueue), and cancels asked for at
+        least that long ago of orders still open. Returns how many."""
         executor = self.paper_executor
         before = now_ms() - older_than_ms
         found = await executor.db.read(lambda s: order_repo.pending_ids_before(s, Venue.PAPER, before))
@@ -191,4 +192,12 @@ class ExecutionCore:
                 requeued += 1
         if requeued:
             log.warning("re-queued %d PENDING paper orders that no command carried", requeued)
-        return requeued
+        # A cancel whose command failed twice was dropped (app/execution/paper_failures.py): its request stays
+        # stored on the open order, and is queued again here (a repeated cancel of a closed order does nothing).
+        asked = await executor.db.read(lambda s: order_repo.cancel_requests_before(s, Venue.PAPER, before))
+        asked = [(order_id, account_id) for order_id, account_id in asked if executor.owns(account_id)]
+        for order_id, account_id in asked:
+            executor.cancel(CancelOrder(order_id, account_id, Venue.PAPER))
+        if asked:
+            log.warning("re-queued %d cancels of paper orders still open", len(asked))
+        return requeued + len(asked)

@@ -358,12 +358,17 @@ def rows_in_statuses_for_venue(session: Session, venue: str, statuses: Sequence[
 def pending_ids_before(session: Session, venue: str, created_before: int) -> list[tuple[str, str]]:
     """(order id, account id) of the venue's PENDING orders created at or before `created_before` (ms): an age of 0
     includes the current millisecond (a sweep right after a lost command finds it however fast it runs)."""
-    query = (
-        sa_select(_ORDERS.c.id, _ORDERS.c.account_id)
-        .join(_ACCOUNTS, _ACCOUNTS.c.id == _ORDERS.c.account_id)
-        .where(_ACCOUNTS.c.venue == venue, status_in(("PENDING",)), _ORDERS.c.created_at <= created_before)
-        .order_by(_ORDERS.c.id)
-    )
+    return _ids_where(session, venue, status_in(("PENDING",)), _ORDERS.c.created_at <= created_before)
+
+
+def cancel_requests_before(session: Session, venue: str, requested_before: int) -> list[tuple[str, str]]:
+    """(order id, account id) of the venue's open orders whose cancel was asked for at or before `requested_before`."""
+    return _ids_where(session, venue, status_in(OPEN_STATUSES), _ORDERS.c.cancel_requested_at <= requested_before)
+
+
+def _ids_where(session: Session, venue: str, *where: ColumnElement[bool]) -> list[tuple[str, str]]:
+    query = sa_select(_ORDERS.c.id, _ORDERS.c.account_id).join(_ACCOUNTS, _ACCOUNTS.c.id == _ORDERS.c.account_id)
+    query = query.where(_ACCOUNTS.c.venue == venue, *where).order_by(_ORDERS.c.id)
     return [(row.id, row.account_id) for row in session.execute(query)]
 
 

@@ -232,6 +232,26 @@ async def test_the_sweeper_requeues_a_pending_order_whose_command_was_lost(runni
     assert await running.engine.sweep_pending(older_than_ms=0) == 0  # nothing left, nothing doubled
 
 
+async def test_the_sweeper_requeues_a_cancel_whose_command_was_lost(running: Services) -> None:
+    # A cancel command that failed twice is dropped; its request stays stored on the order, still open.
+    user = await new_user(running)
+    bid, _ = book(running)
+    resting = await submit(running, user, type="LIMIT", price=str(bid - 100))
+    router = running.orders.queue
+    running.orders.queue = type("Lost", (), {"submit": router.submit, "cancel": lambda self, c: None})()
+    try:
+        await running.orders.cancel(user, resting["id"])
+    finally:
+        running.orders.queue = router
+    await running.engine.drain()
+    assert (await running.orders.get(user, resting["id"]))["status"] == "OPEN"
+    assert await running.engine.sweep_pending(older_than_ms=0) == 1
+    await running.engine.drain()
+    assert (await running.orders.get(user, resting["id"]))["status"] == "CANCELED"
+    assert await running.engine.sweep_pending(older_than_ms=0) == 0  # nothing left, nothing doubled
+    await check_gap_free_log(running, user)
+
+
 async def test_at_most_200_open_orders_per_account_and_symbol(running: Services) -> None:
     user = await new_user(running)
     bid, _ = book(running)
