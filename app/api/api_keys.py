@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from app.api.deps import ClientAddress, LoginUser, ServicesDep
-from app.api.schemas import ERROR_RESPONSES, StrictBody
+from app.api.schemas import ERROR_RESPONSES
+from app.api.strict_body import StrictBody
 from app.api_keys import MAX_ADDRESSES, MAX_LABEL, ApiKeyView
 
 router = APIRouter(prefix="/api/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES)

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response, status
 from pydantic import Field
 
 from app.api.deps import ClientAddress, LoginUser, ServicesDep
-from app.api.schemas import ERROR_RESPONSES, AuthResponse, Credentials, StrictBody, UserPublic
+from app.api.schemas import ERROR_RESPONSES, AuthResponse, Credentials, UserPublic
+from app.api.strict_body import StrictBody
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
 

@@ -171,7 +171,7 @@ class RefuseNulInUrl:
     """422 for an API request whose path or query string carries a NUL character (`%00`; pages keep theirs). Ids
     and filters from the URL reach the database, and PostgreSQL's text cannot hold NUL: the statement would fail, a
     500 (SQLite would answer 404). No id, symbol or filter has a use for it. Bodies are checked by their models
-    (app/api/schemas.py, StrictBody)."""
+    (app/api/strict_body.py)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.api.schemas import StrictBody
+from app.api.strict_body import StrictBody
 
 
 class EquityPoint(BaseModel):

@@ -1,5 +1,5 @@
-"""app/api/schemas.py: request bodies refuse NUL characters in any text (naming the field) and match enums in ASCII
-only; over HTTP, so the order lane and the FastAPI routes are both held to it."""
+"""app/api/strict_body.py and app/api/schemas.py: request bodies refuse NUL characters in any text (naming the
+field) and match enums in ASCII only; over HTTP, so the order lane and the FastAPI routes are both held to it."""
 
 from __future__ import annotations
 
